@@ -1,0 +1,114 @@
+"""One place for every setting. Environment variables prefixed ``ADP_`` (or a ``.env`` file) fill it.
+
+Unknown ``ADP_*`` keys are rejected so that a typo fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ADP_"
+
+
+class Settings(BaseSettings):
+    """adpipeline settings. Every field is listed, with a comment, in ``.env.sample``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=os.environ.get("ADP_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # --- where things live -------------------------------------------------------------------
+    home: Path = Field(Path(".local"), description="Folder for the local warehouse file, bucket and caches.")
+    warehouse_backend: Literal["duckdb", "bigquery"] = "duckdb"
+    duckdb_path: Path | None = Field(None, description="DuckDB file; defaults to <home>/warehouse.duckdb.")
+    bq_project: str | None = None
+    bq_dataset: str = "adpipeline"
+    bq_location: str = "US"
+    bucket_url: str | None = Field(None, description="fsspec URL of the bucket; defaults to <home>/bucket.")
+
+    # --- source table ------------------------------------------------------------------------
+    source_table: str = Field("raw_ads", description="Raw ads table (name in the warehouse, or project.dataset.table).")
+    source_ad_id_column: str = "ad_id"
+    source_date_column: str = "date"
+    source_image_url_column: str = "image_url"
+    source_video_url_column: str = "video_url"
+    source_campaign_column: str = "campaign"
+    metrics: list[str] = Field(default_factory=lambda: ["impressions", "clicks", "spend", "conversions"])
+
+    # --- media -------------------------------------------------------------------------------
+    allow_local_paths: bool = False
+    fetch_allowlist: list[str] = Field(default_factory=list, description="Hosts/CIDRs exempt from the address block.")
+    fetch_concurrency: int = Field(16, ge=1, le=256)
+    fetch_per_host: int = Field(4, ge=1, le=64)
+    fetch_connect_timeout_s: float = Field(5.0, gt=0)
+    fetch_read_timeout_s: float = Field(15.0, gt=0)
+    fetch_total_timeout_s: float = Field(60.0, gt=0)
+    fetch_max_retries: int = Field(3, ge=0, le=10)
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
+    max_image_bytes: int = Field(25 * 2**20, gt=0)
+    max_video_bytes: int = Field(500 * 2**20, gt=0)
+    max_image_pixels: int = Field(50_000_000, gt=0)
+    refresh_media: bool = False
+    dhash_threshold: int = Field(8, ge=0, le=32)
+    max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
+
+    # --- features ----------------------------------------------------------------------------
+    feature_provider: Literal["offline", "gemini", "langchain"] = "offline"
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    langchain_model: str | None = Field(None, description="init_chat_model spec, e.g. azure_openai:gpt-4o.")
+    run_budget_usd: float = Field(5.0, ge=0)
+    ocr_enabled: bool = True
+
+    # --- faces -------------------------------------------------------------------------------
+    face_backend: Literal["dlib", "insightface"] = "dlib"
+    insightface_model_dir: Path | None = None
+    face_sample_fps: float = Field(1.0, gt=0, le=30)
+    face_max_frames: int = Field(120, ge=1)
+    face_min_size_px: int = Field(40, ge=8)
+    face_match_threshold: float | None = Field(None, gt=0, description="Distance to join a face; backend default.")
+    face_workers: int = Field(2, ge=1, le=64)
+
+    @field_validator("bq_dataset")
+    @classmethod
+    def _dataset_name(cls, value: str) -> str:
+        if not value.replace("_", "").isalnum():
+            raise ValueError("bq_dataset may hold only letters, digits and underscores")
+        return value
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> Settings:
+        if self.warehouse_backend == "bigquery" and not self.bq_project:
+            raise ValueError("ADP_WAREHOUSE_BACKEND=bigquery needs ADP_BQ_PROJECT")
+        if self.feature_provider == "gemini" and self.gemini_api_key is None and self.gemini_base_url is None:
+            raise ValueError("ADP_FEATURE_PROVIDER=gemini needs ADP_GEMINI_API_KEY")
+        if self.feature_provider == "langchain" and not self.langchain_model:
+            raise ValueError("ADP_FEATURE_PROVIDER=langchain needs ADP_LANGCHAIN_MODEL")
+        if self.face_backend == "insightface" and self.insightface_model_dir is None:
+            raise ValueError("ADP_FACE_BACKEND=insightface needs ADP_INSIGHTFACE_MODEL_DIR")
+        return self
+
+    @property
+    def resolved_duckdb_path(self) -> Path:
+        return self.duckdb_path or self.home / "warehouse.duckdb"
+
+    @property
+    def resolved_bucket_url(self) -> str:
+        return self.bucket_url or str((self.home / "bucket").resolve())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once). Tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()

@@ -1,0 +1,302 @@
+"""Row models: the single source of truth for every warehouse table.
+
+Each table is a Pydantic model plus a :class:`TableSpec` (key columns, partition column, write verb). The warehouse
+DDL, the load schema and the MERGE statements are all derived from these models; no schema is written twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Row(BaseModel):
+    """Base of all row models: strict field set, no extras."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- source ---------------------------------------------------------------------------------------
+class RawAd(Row):
+    """One ad on one day, as the source table holds it (the demo writes this table locally)."""
+
+    ad_id: str
+    date: dt.date
+    campaign: str | None = None
+    image_url: str | None = None
+    video_url: str | None = None
+    impressions: int = 0
+    clicks: int = 0
+    spend: float = 0.0
+    conversions: int = 0
+
+
+# --- import ---------------------------------------------------------------------------------------
+class Creative(Row):
+    """One distinct creative URL. Key: creative_id (sha256 of the URL, first 32 hex)."""
+
+    creative_id: str
+    url: str
+    media_type: Literal["image", "video"]
+    first_seen_date: dt.date
+    last_seen_date: dt.date
+
+
+# --- media ----------------------------------------------------------------------------------------
+class MediaFetch(Row):
+    """Fetch status per creative: ``ok`` or the reason it failed. Key: creative_id."""
+
+    creative_id: str
+    url: str
+    media_type: Literal["image", "video"]
+    status: str
+    reason: str | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    size_bytes: int | None = None
+    blob_path: str | None = None
+    attempts: int = 0
+
+
+class ImageHash(Row):
+    """dHash and geometry of one fetched image. Key: creative_id."""
+
+    creative_id: str
+    sha256: str
+    dhash: int = Field(description="64-bit dHash as a signed INT64 (two's complement).")
+    dhash_hex: str
+    width: int
+    height: int
+    aspect_ratio: float
+    orientation: str
+    aspect_label: str | None = None
+    image_format: str | None = None
+
+
+class DuplicateGroup(Row):
+    """Near-duplicate membership. Key: creative_id. The canonical member is the group's earliest creative."""
+
+    creative_id: str
+    group_id: str
+    canonical_creative_id: str
+    hamming_to_canonical: int
+    is_canonical: bool
+    group_size: int
+
+
+class VideoMetadata(Row):
+    """Container/stream facts of one video, read without decoding it. Key: creative_id."""
+
+    creative_id: str
+    sha256: str | None = None
+    status: str
+    reason: str | None = None
+    duration_s: float | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+    width: int | None = None
+    height: int | None = None
+    aspect_ratio: float | None = None
+    orientation: str | None = None
+    codec: str | None = None
+    bit_rate: int | None = None
+    has_audio: bool | None = None
+    audio_codec: str | None = None
+    rotation: int | None = None
+
+
+# --- features -------------------------------------------------------------------------------------
+class ImageFeatureRow(Row):
+    """Features of one canonical image. Key: creative_id."""
+
+    creative_id: str
+    provider: str
+    model: str
+    prompt_version: str
+    status: str
+    reason: str | None = None
+    has_text: bool | None = None
+    text: str | None = None
+    promotions: list[str] = Field(default_factory=list)
+    call_to_action: str | None = None
+    dominant_colors: list[str] = Field(default_factory=list)
+    brightness: float | None = None
+    colorfulness: float | None = None
+    face_count: int | None = None
+    layout: str | None = None
+    visual_style: str | None = None
+    product_category: str | None = None
+    language: str | None = None
+
+
+class VideoFeatureRow(Row):
+    """Features of one video. Key: creative_id."""
+
+    creative_id: str
+    provider: str
+    model: str
+    prompt_version: str
+    status: str
+    reason: str | None = None
+    dominant_colors: list[str] = Field(default_factory=list)
+    brightness: float | None = None
+    scene_count: int | None = None
+    face_count: int | None = None
+    has_audio: bool | None = None
+    first_3s_summary: str | None = None
+    visual_style: str | None = None
+    product_category: str | None = None
+
+
+class GenAIUsage(Row):
+    """One row per model call (offline calls too, at zero cost). Key: call_id."""
+
+    call_id: str
+    creative_id: str
+    provider: str
+    model: str
+    mode: str
+    prompt_version: str
+    input_text_tokens: int = 0
+    input_image_tokens: int = 0
+    input_video_tokens: int = 0
+    input_audio_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: int | None = None
+    attempts: int = 1
+    status: str
+    run_id: str
+    called_at: dt.datetime
+
+
+# --- faces ----------------------------------------------------------------------------------------
+class FaceDetection(Row):
+    """One tracked face in one video (a track = detections of one person joined across samples). Key: track_id."""
+
+    track_id: str
+    creative_id: str
+    face_id: str | None = None
+    backend: str
+    model_id: str
+    first_time_s: float
+    last_time_s: float
+    best_time_s: float
+    n_frames: int
+    det_score: float
+    box_size_px: int
+    embedding: list[float]
+    crop_path: str | None = None
+
+
+class Face(Row):
+    """One unique person across all videos. Key: face_id."""
+
+    face_id: str
+    backend: str
+    model_id: str
+    centroid: list[float]
+    n_tracks: int
+    n_videos: int
+    first_creative_id: str
+    best_crop_path: str | None = None
+
+
+class FaceVideoStatus(Row):
+    """Per-video result of the faces stage (ok / no_faces / failed + reason). Key: creative_id."""
+
+    creative_id: str
+    status: str
+    reason: str | None = None
+    frames_sampled: int = 0
+    tracks: int = 0
+    backend: str
+    model_id: str
+
+
+class FacePerformance(Row):
+    """Per unique face (plus one ``__no_face__`` baseline row): the ads it appears in and their metrics."""
+
+    face_id: str
+    n_videos: int
+    n_ads: int
+    impressions: int
+    clicks: int
+    spend: float
+    conversions: int
+    ctr: float | None = None
+    cvr: float | None = None
+    cpa: float | None = None
+    avg_ad_ctr: float | None = None
+    median_ad_ctr: float | None = None
+    stddev_ad_ctr: float | None = None
+    best_crop_path: str | None = None
+
+
+class AdEnriched(Row):
+    """The final joined table: one row per raw ad row. Key: (ad_id, date)."""
+
+    ad_id: str
+    date: dt.date
+    campaign: str | None = None
+    media_type: str | None = None
+    creative_id: str | None = None
+    url: str | None = None
+    fetch_status: str | None = None
+    duplicate_group_id: str | None = None
+    canonical_creative_id: str | None = None
+    impressions: int = 0
+    clicks: int = 0
+    spend: float = 0.0
+    conversions: int = 0
+    ctr: float | None = None
+    width: int | None = None
+    height: int | None = None
+    aspect_label: str | None = None
+    duration_s: float | None = None
+    has_audio: bool | None = None
+    feature_provider: str | None = None
+    has_text: bool | None = None
+    ocr_text: str | None = None
+    promotions: list[str] = Field(default_factory=list)
+    call_to_action: str | None = None
+    dominant_colors: list[str] = Field(default_factory=list)
+    face_ids: list[str] = Field(default_factory=list)
+    n_faces: int = 0
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How a table is keyed and written."""
+
+    name: str
+    model: type[Row]
+    key: tuple[str, ...]
+    write: Literal["merge", "rebuild", "source"]
+    doc: str = ""
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("raw_ads", RawAd, ("ad_id", "date"), "source", "source rows (demo/local only)"),
+        TableSpec("creatives", Creative, ("creative_id",), "merge"),
+        TableSpec("media_fetches", MediaFetch, ("creative_id",), "merge"),
+        TableSpec("image_hashes", ImageHash, ("creative_id",), "merge"),
+        TableSpec("duplicate_groups", DuplicateGroup, ("creative_id",), "merge"),
+        TableSpec("video_metadata", VideoMetadata, ("creative_id",), "merge"),
+        TableSpec("image_features", ImageFeatureRow, ("creative_id",), "merge"),
+        TableSpec("video_features", VideoFeatureRow, ("creative_id",), "merge"),
+        TableSpec("genai_usage", GenAIUsage, ("call_id",), "merge"),
+        TableSpec("face_detections", FaceDetection, ("track_id",), "merge"),
+        TableSpec("faces", Face, ("face_id",), "merge"),
+        TableSpec("face_video_status", FaceVideoStatus, ("creative_id",), "merge"),
+        TableSpec("face_performance", FacePerformance, ("face_id",), "rebuild"),
+        TableSpec("ads_enriched", AdEnriched, ("ad_id", "date"), "rebuild"),
+    )
+}

@@ -1,0 +1,151 @@
+"""The warehouse interface. SQL is BigQuery's dialect everywhere; a backend runs it natively or transpiles it."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from adpipeline.tables import TABLES, Row, TableSpec
+from adpipeline.warehouse import schema
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def sql_path(name: str) -> Path:
+    """``media/merge_into_x`` → ``sql/media/merge_into_x.sql``."""
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise FileNotFoundError(f"no SQL file {path}")
+    return path
+
+
+class Warehouse(ABC):
+    """A warehouse that runs BigQuery-dialect SQL and writes rows idempotently.
+
+    Implementations: :class:`~adpipeline.warehouse.duckdb.DuckDBWarehouse` (embedded default) and
+    :class:`~adpipeline.warehouse.bigquery.BigQueryWarehouse` (production).
+    """
+
+    name: str
+
+    # --- backend primitives ---------------------------------------------------------------------
+    @abstractmethod
+    def table_ref(self, table: str) -> str:
+        """A table reference valid in BigQuery-dialect SQL for this backend."""
+
+    @abstractmethod
+    def _run(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
+        """Run one BigQuery-dialect statement; return its rows (empty frame for DDL/DML)."""
+
+    @abstractmethod
+    def _load_stage(self, spec: TableSpec, rows: Sequence[Row]) -> str:
+        """Write rows into a fresh staging table shaped like ``spec.model``; return its reference."""
+
+    @abstractmethod
+    def _drop(self, table_ref: str) -> None:
+        """Drop a (staging) table if it exists."""
+
+    @abstractmethod
+    def table_exists(self, table: str) -> bool:
+        """Whether the table exists."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    # --- shared behaviour -----------------------------------------------------------------------
+    def render(self, sql: str) -> str:
+        """Replace ``{{ table }}`` placeholders with this backend's table references."""
+        return _TEMPLATE.sub(lambda m: self.table_ref(m.group(1)), sql)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run a templated BigQuery-dialect query and return a DataFrame."""
+        return self._run(self.render(sql), params)
+
+    def query_file(self, name: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run ``sql/<name>.sql``."""
+        return self.query(sql_path(name).read_text(), params)
+
+    def execute_file(self, name: str, params: Mapping[str, Any] | None = None) -> None:
+        self.query_file(name, params)
+
+    def ensure_tables(self, names: Sequence[str] | None = None) -> None:
+        """Create the named tables (all by default) from their row models, if missing."""
+        for name in names or list(TABLES):
+            spec = TABLES[name]
+            self._run(schema.create_table_sql(self.table_ref(spec.name), spec.model), None)
+
+    def merge_rows(
+        self,
+        table: str,
+        rows: Sequence[Row],
+        *,
+        update: Mapping[str, str] | None = None,
+    ) -> int:
+        """MERGE rows into ``table`` on its key: update matched rows, insert new ones. Idempotent.
+
+        ``update`` overrides the SET expression of some columns (``T`` is the target, ``S`` the new row), e.g.
+        ``{"first_seen_date": "LEAST(T.first_seen_date, S.first_seen_date)"}``.
+        """
+        spec = TABLES[table]
+        if not rows:
+            return 0
+        self.ensure_tables([table])
+        rows = _dedupe_on_key(spec, rows)
+        stage = self._load_stage(spec, rows)
+        try:
+            self._run(merge_sql(spec, self.table_ref(table), stage, update or {}), None)
+        finally:
+            self._drop(stage)
+        return len(rows)
+
+    def rebuild_from_file(self, table: str, name: str, params: Mapping[str, Any] | None = None) -> None:
+        """CREATE OR REPLACE ``table`` from the SELECT in ``sql/<name>.sql``, cast to the table's row model."""
+        spec = TABLES[table]
+        inner = self.render(sql_path(name).read_text()).strip().rstrip(";")
+        select = schema.select_as_model_sql(spec.model, inner)
+        self._run(f"CREATE OR REPLACE TABLE {self.table_ref(table)} AS\n{select}", params)
+
+    def delete_where(self, table: str, condition: str, params: Mapping[str, Any] | None = None) -> None:
+        """DELETE rows matching a BigQuery-dialect condition (used by deletion of a person)."""
+        if self.table_exists(table):
+            self._run(f"DELETE FROM {self.table_ref(table)} WHERE {condition}", params)
+
+    def read_table(self, table: str, order_by: str | None = None) -> pd.DataFrame:
+        order = f" ORDER BY {order_by}" if order_by else ""
+        return self._run(f"SELECT * FROM {self.table_ref(table)}{order}", None)
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _dedupe_on_key(spec: TableSpec, rows: Sequence[Row]) -> list[Row]:
+    """Last row wins per key, so a MERGE never sees two source rows for one target row."""
+    by_key: dict[tuple[Any, ...], Row] = {}
+    for row in rows:
+        if not isinstance(row, spec.model):
+            raise TypeError(f"{spec.name} expects {spec.model.__name__}, got {type(row).__name__}")
+        by_key[tuple(getattr(row, k) for k in spec.key)] = row
+    return list(by_key.values())
+
+
+def merge_sql(spec: TableSpec, target: str, stage: str, update: Mapping[str, str]) -> str:
+    """A BigQuery MERGE from the staging table into the target on the spec's key."""
+    cols = [c.name for c in schema.columns(spec.model)]
+    on = " AND ".join(f"T.{k} = S.{k}" for k in spec.key)
+    sets = ", ".join(f"{c} = {update.get(c, f'S.{c}')}" for c in cols if c not in spec.key)
+    insert_cols = ", ".join(cols)
+    insert_vals = ", ".join(f"S.{c}" for c in cols)
+    matched = f"WHEN MATCHED THEN UPDATE SET {sets}\n" if sets else ""
+    return (
+        f"MERGE {target} AS T\nUSING {stage} AS S\nON {on}\n{matched}"
+        f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
+    )

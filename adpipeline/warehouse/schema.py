@@ -1,0 +1,121 @@
+"""Derive warehouse schemas from the Pydantic row models (BigQuery types are the lingua franca)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, get_args, get_origin
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: BigQuery scalar type, whether it is REPEATED, and whether it may be NULL."""
+
+    name: str
+    bq_type: str
+    repeated: bool
+    nullable: bool
+
+    @property
+    def sql_type(self) -> str:
+        return f"ARRAY<{self.bq_type}>" if self.repeated else self.bq_type
+
+    @property
+    def mode(self) -> str:
+        if self.repeated:
+            return "REPEATED"
+        return "NULLABLE" if self.nullable else "REQUIRED"
+
+
+_SCALARS: dict[Any, str] = {
+    str: "STRING",
+    int: "INT64",
+    float: "FLOAT64",
+    bool: "BOOL",
+    dt.date: "DATE",
+    dt.datetime: "TIMESTAMP",
+}
+
+_ARROW: dict[str, pa.DataType] = {
+    "STRING": pa.string(),
+    "INT64": pa.int64(),
+    "FLOAT64": pa.float64(),
+    "BOOL": pa.bool_(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _scalar(annotation: Any) -> str:
+    if get_origin(annotation) is typing.Literal:
+        values = get_args(annotation)
+        return _SCALARS[type(values[0])]
+    if annotation in _SCALARS:
+        return _SCALARS[annotation]
+    raise TypeError(f"no warehouse type for {annotation!r}")
+
+
+def columns(model: type[BaseModel]) -> list[Column]:
+    """The model's columns in declaration order."""
+    result = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        nullable = False
+        origin = get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            nullable = len(args) < len(get_args(annotation))
+            if len(args) != 1:
+                raise TypeError(f"{model.__name__}.{name}: unions other than Optional are not supported")
+            annotation = args[0]
+            origin = get_origin(annotation)
+        if origin is list:
+            (item,) = get_args(annotation)
+            result.append(Column(name, _scalar(item), repeated=True, nullable=True))
+        else:
+            result.append(Column(name, _scalar(annotation), repeated=False, nullable=nullable))
+    return result
+
+
+def create_table_sql(table_ref: str, model: type[BaseModel]) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` in BigQuery's dialect."""
+    cols = ",\n  ".join(
+        f"{c.name} {c.sql_type}{'' if c.nullable or c.repeated else ' NOT NULL'}" for c in columns(model)
+    )
+    return f"CREATE TABLE IF NOT EXISTS {table_ref} (\n  {cols}\n)"
+
+
+def arrow_schema(model: type[BaseModel]) -> pa.Schema:
+    fields = []
+    for c in columns(model):
+        base = _ARROW[c.bq_type]
+        fields.append(pa.field(c.name, pa.list_(base) if c.repeated else base, nullable=c.nullable or c.repeated))
+    return pa.schema(fields)
+
+
+def rows_to_arrow(model: type[BaseModel], rows: typing.Sequence[BaseModel]) -> pa.Table:
+    """Rows (validated models) to an Arrow table with exactly the model's schema."""
+    schema = arrow_schema(model)
+    data = {f.name: [getattr(r, f.name) for r in rows] for f in schema}
+    for c in columns(model):
+        if c.bq_type == "TIMESTAMP":
+            data[c.name] = [
+                (v if v.tzinfo else v.replace(tzinfo=dt.UTC)) if v is not None else None for v in data[c.name]
+            ]
+    return pa.table(data, schema=schema)
+
+
+def select_as_model_sql(model: type[BaseModel], inner_sql: str) -> str:
+    """Wrap a SELECT so that its output has exactly the model's columns and types (BigQuery dialect)."""
+    projections = []
+    for c in columns(model):
+        if c.repeated:
+            projections.append(c.name)
+        else:
+            projections.append(f"CAST({c.name} AS {c.bq_type}) AS {c.name}")
+    return "SELECT " + ", ".join(projections) + f" FROM (\n{inner_sql}\n)"
