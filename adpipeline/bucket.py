@@ -1,0 +1,86 @@
+"""The bucket: media bytes, face crops and exports, through fsspec (a local folder by default, ``gs://`` in production)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+
+import fsspec
+
+# gcsfs probes for hierarchical-namespace buckets over gRPC and stalls about a minute per bucket when that endpoint is
+# unreachable (emulators, locked-down networks); the flag must be set before gcsfs is imported.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+
+class Bucket:
+    """Keys are ``/``-separated paths under the bucket root URL."""
+
+    def __init__(self, url: str, **storage_options: object) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options)
+        self.root = self.root.rstrip("/")
+        if "file" in _protocols(self.fs):
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        key = key.lstrip("/")
+        if ".." in key.split("/"):
+            raise ValueError(f"bad bucket key {key!r}")
+        return f"{self.root}/{key}"
+
+    def uri(self, key: str) -> str:
+        """The full URL of a key (what tables store)."""
+        return f"{self.url}/{key.lstrip('/')}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        parent = path.rsplit("/", 1)[0]
+        if "file" in _protocols(self.fs):
+            self.fs.makedirs(parent, exist_ok=True)
+        with self.fs.open(path, "wb") as fh:
+            fh.write(data)
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.fs.open(self._path(key), "rb") as fh:
+            return fh.read()
+
+    def delete(self, key: str) -> bool:
+        path = self._path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+            return True
+        return False
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not self.fs.exists(base):
+            return
+        for path in sorted(self.fs.find(base)):
+            yield path[len(self.root) + 1 :]
+
+    def local_path(self, key: str) -> str | None:
+        """A filesystem path for libraries that need one (PyAV, OpenCV), when the bucket is local."""
+        return self._path(key) if "file" in _protocols(self.fs) else None
+
+    # content-addressed media
+    @staticmethod
+    def blob_key(sha256: str) -> str:
+        return f"blobs/sha256/{sha256[:2]}/{sha256}"
+
+    def put_blob(self, data: bytes) -> tuple[str, str]:
+        """Store bytes once under their sha256; return (sha256, key)."""
+        digest = hashlib.sha256(data).hexdigest()
+        key = self.blob_key(digest)
+        if not self.exists(key):
+            self.put_bytes(key, data)
+        return digest, key
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
