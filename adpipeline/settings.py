@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     source_image_url_column: str = "image_url"
     source_video_url_column: str = "video_url"
     source_campaign_column: str = "campaign"
-    metrics: list[str] = Field(default_factory=lambda: ["impressions", "clicks", "spend", "conversions"])
+    source_impressions_column: str = "impressions"
+    source_clicks_column: str = "clicks"
+    source_spend_column: str = "spend"
+    source_conversions_column: str = "conversions"
 
     # --- media -------------------------------------------------------------------------------
     allow_local_paths: bool = False
@@ -59,7 +62,14 @@ class Settings(BaseSettings):
     max_video_bytes: int = Field(500 * 2**20, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
     refresh_media: bool = False
-    dhash_threshold: int = Field(8, ge=0, le=32)
+    fetch_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt, with jitter.")
+    fetch_max_retry_after_s: float = Field(
+        30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."
+    )
+    dhash_threshold: int = Field(10, ge=0, le=32, description="dHash Hamming distance that makes a candidate pair.")
+    fine_hash_threshold: int = Field(
+        28, ge=0, le=256, description="Finer 256-bit hash distance that confirms a candidate pair (see media README)."
+    )
     max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
 
     # --- features ----------------------------------------------------------------------------
@@ -79,6 +89,27 @@ class Settings(BaseSettings):
     face_min_size_px: int = Field(40, ge=8)
     face_match_threshold: float | None = Field(None, gt=0, description="Distance to join a face; backend default.")
     face_workers: int = Field(2, ge=1, le=64)
+    # Frames are converted at most this size (longest side, px); crops and aligned chips come from it.
+    face_frame_max_side: int = Field(1280, ge=160, le=8192)
+    # Frames are downscaled to this longest side before detection: dlib HOG time grows with pixels (640: ~27 ms,
+    # 1280: ~95 ms a frame) and its window is ~80 px, so 640 finds faces from ~80 px in 720p (~160 px in 1080p).
+    face_detect_max_side: int = Field(640, ge=160, le=8192)
+    # dlib only: times the detection image is doubled (each ~4x slower, halves the smallest face found).
+    face_detect_upsample: int = Field(0, ge=0, le=2)
+    # Detector score under which detections are dropped; None = the backend's default (dlib 0.3, insightface 0.5).
+    face_min_det_score: float | None = None
+    # Embeddings computed per track (best-quality samples); dlib embeds cost ~100 ms each, so tracks reuse them.
+    face_embeds_per_track: int = Field(3, ge=1, le=50)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_env(cls, data: object) -> object:
+        """pydantic-settings ignores unknown variables; a misspelt ADP_ variable must fail instead."""
+        known = {f"{ENV_PREFIX}{name}".upper() for name in cls.model_fields} | {"ADP_ENV_FILE"}
+        unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; see .env.sample for the valid names")
+        return data
 
     @field_validator("bq_dataset")
     @classmethod

@@ -15,6 +15,15 @@ from adpipeline.warehouse import schema
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUALIFIED = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_]+){0,2}")
+
+
+def identifier(name: str) -> str:
+    """A column name from a setting, checked and quoted for SQL."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"bad column name {name!r}")
+    return f"`{name}`"
 
 
 def sql_path(name: str) -> Path:
@@ -59,20 +68,30 @@ class Warehouse(ABC):
         """Release connections."""
 
     # --- shared behaviour -----------------------------------------------------------------------
-    def render(self, sql: str) -> str:
-        """Replace ``{{ table }}`` placeholders with this backend's table references."""
-        return _TEMPLATE.sub(lambda m: self.table_ref(m.group(1)), sql)
+    def render(self, sql: str, names: Mapping[str, str] | None = None) -> str:
+        """Replace ``{{ x }}`` placeholders: ``names[x]`` if given (already a valid SQL reference), else the
+        backend's reference to table ``x``."""
+        names = names or {}
+        return _TEMPLATE.sub(lambda m: names.get(m.group(1)) or self.table_ref(m.group(1)), sql)
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def source_ref(self, table: str) -> str:
+        """Reference to a source table given by a setting: a bare name lives in our dataset; ``project.dataset.table``
+        (BigQuery) is used as given."""
+        if not _QUALIFIED.fullmatch(table):
+            raise ValueError(f"bad table name {table!r}")
+        return f"`{table}`" if "." in table else self.table_ref(table)
+
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None
+    ) -> pd.DataFrame:
         """Run a templated BigQuery-dialect query and return a DataFrame."""
-        return self._run(self.render(sql), params)
+        return self._run(self.render(sql, names), params)
 
-    def query_file(self, name: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def query_file(
+        self, name: str, params: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None
+    ) -> pd.DataFrame:
         """Run ``sql/<name>.sql``."""
-        return self.query(sql_path(name).read_text(), params)
-
-    def execute_file(self, name: str, params: Mapping[str, Any] | None = None) -> None:
-        self.query_file(name, params)
+        return self.query(sql_path(name).read_text(), params, names)
 
     def ensure_tables(self, names: Sequence[str] | None = None) -> None:
         """Create the named tables (all by default) from their row models, if missing."""
@@ -104,10 +123,16 @@ class Warehouse(ABC):
             self._drop(stage)
         return len(rows)
 
-    def rebuild_from_file(self, table: str, name: str, params: Mapping[str, Any] | None = None) -> None:
+    def rebuild_from_file(
+        self,
+        table: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
         """CREATE OR REPLACE ``table`` from the SELECT in ``sql/<name>.sql``, cast to the table's row model."""
         spec = TABLES[table]
-        inner = self.render(sql_path(name).read_text()).strip().rstrip(";")
+        inner = self.render(sql_path(name).read_text(), names).strip().rstrip(";")
         select = schema.select_as_model_sql(spec.model, inner)
         self._run(f"CREATE OR REPLACE TABLE {self.table_ref(table)} AS\n{select}", params)
 

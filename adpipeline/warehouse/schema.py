@@ -119,3 +119,43 @@ def select_as_model_sql(model: type[BaseModel], inner_sql: str) -> str:
         else:
             projections.append(f"CAST({c.name} AS {c.bq_type}) AS {c.name}")
     return "SELECT " + ", ".join(projections) + f" FROM (\n{inner_sql}\n)"
+
+
+def _plain(value: Any) -> Any:
+    """A value read back through pandas as plain Python: NULL/NaN → None, arrays → lists, numpy → Python."""
+    if value is None:
+        return None
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        converted = value.tolist()
+        if isinstance(converted, list):
+            return [_plain(v) for v in converted]
+        value = converted
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NaT or value is pd.NA:
+            return None
+        if isinstance(value, pd.Timestamp):
+            return value.to_pydatetime()
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    return value
+
+
+def rows_from_frame(model: type[BaseModel], frame: Any) -> list[Any]:
+    """DataFrame rows (from any backend) back into validated row models; extra columns are ignored."""
+    names = set(model.model_fields)
+    rows = []
+    for record in frame.to_dict("records"):
+        clean = {k: _plain(v) for k, v in record.items() if k in names}
+        for c in columns(model):
+            if c.repeated and clean.get(c.name) is None:
+                clean[c.name] = []
+            if c.bq_type == "DATE" and isinstance(clean.get(c.name), dt.datetime):
+                clean[c.name] = clean[c.name].date()
+        rows.append(model.model_validate(clean))
+    return rows

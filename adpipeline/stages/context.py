@@ -1,0 +1,69 @@
+"""What every stage gets: settings, warehouse, bucket and the data window."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from adpipeline.bucket import Bucket
+from adpipeline.settings import Settings
+from adpipeline.warehouse import Warehouse, get_warehouse
+from adpipeline.warehouse.base import identifier
+from adpipeline.window import Window
+
+log = logging.getLogger("adpipeline")
+
+
+class StageFailed(RuntimeError):
+    """A stage's per-item failure share passed ``max_failure_share``; the good rows were written before this."""
+
+
+@dataclass
+class StageContext:
+    settings: Settings
+    window: Window
+    run_id: str = "manual"
+    warehouse: Warehouse = field(init=False)
+    bucket: Bucket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.warehouse = get_warehouse(self.settings)
+        self.bucket = Bucket(self.settings.resolved_bucket_url)
+
+    def close(self) -> None:
+        self.warehouse.close()
+
+    def __enter__(self) -> StageContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def source_names(self) -> dict[str, str]:
+        """Template names for the source table and its configured columns."""
+        s = self.settings
+        return {
+            "source": self.warehouse.source_ref(s.source_table),
+            "col_ad_id": identifier(s.source_ad_id_column),
+            "col_date": identifier(s.source_date_column),
+            "col_campaign": identifier(s.source_campaign_column),
+            "col_image_url": identifier(s.source_image_url_column),
+            "col_video_url": identifier(s.source_video_url_column),
+            "col_impressions": identifier(s.source_impressions_column),
+            "col_clicks": identifier(s.source_clicks_column),
+            "col_spend": identifier(s.source_spend_column),
+            "col_conversions": identifier(s.source_conversions_column),
+        }
+
+
+def check_failure_share(stage: str, failed: int, total: int, limit: float) -> None:
+    """Fail the task only when too many items failed (each failure is already a status row)."""
+    if total and failed / total > limit:
+        raise StageFailed(f"{stage}: {failed} of {total} items failed (limit {limit:.0%}); see the status rows")
+
+
+def summary(stage: str, window: Window, **counts: Any) -> dict[str, Any]:
+    result = {"stage": stage, "window": window.to_json(), **counts}
+    log.info("%s done for %s: %s", stage, window, counts)
+    return result

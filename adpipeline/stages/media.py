@@ -1,0 +1,110 @@
+"""media: fetch → analyse (dHash / video probe) → near-duplicate groups. Three Airflow tasks, three functions."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from adpipeline.stages.context import StageContext, check_failure_share, log, summary
+from adpipeline.tables import MediaFetch
+from adpipeline.warehouse.schema import rows_from_frame
+
+MEDIA_TABLES = ["creatives", "media_fetches", "image_hashes", "video_metadata", "duplicate_groups"]
+
+
+def fetch(ctx: StageContext) -> dict[str, Any]:
+    """Fetch every creative of the window that has no good fetch yet; MERGE one status row per creative."""
+    from adpipeline.media.fetch import FetchRequest, fetch_all
+
+    wh = ctx.warehouse
+    wh.ensure_tables(MEDIA_TABLES)
+    params = {**ctx.window.params(), "refresh": ctx.settings.refresh_media}
+    pending = wh.query_file("media/select_pending_fetches", params)
+    cached = {
+        r.url: (r.sha256, r.blob_path) for r in wh.query_file("media/select_cached_blobs").itertuples(index=False)
+    }
+    requests = [FetchRequest(r.creative_id, r.url, r.media_type) for r in pending.itertuples(index=False)]
+    results = fetch_all(requests, ctx.settings, ctx.bucket, cached=cached)
+    wh.merge_rows("media_fetches", [r.to_row() for r in results])
+    failed = [r for r in results if r.status != "ok"]
+    by_status: dict[str, int] = {}
+    for r in results:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+    check_failure_share("media.fetch", len(failed), len(results), ctx.settings.max_failure_share)
+    return summary("media.fetch", ctx.window, requested=len(requests), by_status=by_status)
+
+
+def analyse(ctx: StageContext) -> dict[str, Any]:
+    """dHash + geometry for new images, container metadata for new videos. Undecodable images turn their fetch
+    row into a status (``corrupt``, ``not_an_image``, ``too_many_pixels`` ...); bad videos get a status row."""
+    from adpipeline.media.images import MediaError, analyse_image
+    from adpipeline.media.videos import probe_video
+
+    wh = ctx.warehouse
+    wh.ensure_tables(MEDIA_TABLES)
+    todo = wh.query_file("media/select_unanalysed_media", ctx.window.params())
+    hashes, videos, image_failures = [], [], {}
+    for item in todo.itertuples(index=False):
+        key = _blob_key(ctx, item.blob_path)
+        if item.media_type == "image":
+            try:
+                facts = analyse_image(ctx.bucket.get_bytes(key), ctx.settings)
+            except MediaError as exc:
+                image_failures[item.creative_id] = (exc.status, exc.reason)
+                continue
+            hashes.append(facts.to_row(item.creative_id, item.sha256))
+        else:
+            local = ctx.bucket.local_path(key)
+            if local is not None:
+                facts = probe_video(local, ctx.settings)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / "video"
+                    path.write_bytes(ctx.bucket.get_bytes(key))
+                    facts = probe_video(str(path), ctx.settings)
+            videos.append(facts.to_row(item.creative_id, item.sha256))
+    wh.merge_rows("image_hashes", hashes)
+    wh.merge_rows("video_metadata", videos)
+    if image_failures:
+        _mark_fetch_failures(ctx, image_failures)
+    bad_videos = sum(v.status != "ok" for v in videos)
+    failed = len(image_failures) + bad_videos
+    check_failure_share("media.analyse", failed, len(todo), ctx.settings.max_failure_share)
+    return summary(
+        "media.analyse", ctx.window, images=len(hashes), videos=len(videos), failed_images=len(image_failures),
+        failed_videos=bad_videos,
+    )
+
+
+def group(ctx: StageContext) -> dict[str, Any]:
+    """Recompute near-duplicate groups over ALL hashes (a deterministic function of the set, so daily runs and one
+    run over many days agree) and MERGE them; canonical = earliest-seen member."""
+    from adpipeline.media.dedupe import group_duplicates, hashed_image_from_row
+
+    wh = ctx.warehouse
+    wh.ensure_tables(MEDIA_TABLES)
+    frame = wh.query_file("media/select_all_image_hashes")
+    images = [hashed_image_from_row(r) for r in frame.to_dict("records")]
+    groups = group_duplicates(images, ctx.settings.dhash_threshold)
+    wh.merge_rows("duplicate_groups", groups)
+    n_groups = len({g.group_id for g in groups})
+    multi = len({g.group_id for g in groups if g.group_size > 1})
+    return summary("media.group", ctx.window, images=len(images), groups=n_groups, groups_with_duplicates=multi)
+
+
+def _blob_key(ctx: StageContext, blob_path: str) -> str:
+    """Tables store the bucket key; accept a full URI too."""
+    prefix = ctx.bucket.url + "/"
+    return blob_path[len(prefix) :] if blob_path.startswith(prefix) else blob_path
+
+
+def _mark_fetch_failures(ctx: StageContext, failures: dict[str, tuple[str, str | None]]) -> None:
+    frame = ctx.warehouse.query(
+        "SELECT * FROM {{ media_fetches }} WHERE creative_id IN UNNEST(@ids)", {"ids": sorted(failures)}
+    )
+    rows = rows_from_frame(MediaFetch, frame)
+    for row in rows:
+        row.status, row.reason = failures[row.creative_id]
+    ctx.warehouse.merge_rows("media_fetches", rows)
+    log.info("%d fetched images could not be decoded", len(rows))

@@ -1,0 +1,31 @@
+"""### adp_final — rebuild `ads_enriched`
+
+Triggered when both `adpipeline.features` and `adpipeline.faces` have new events. Rebuilds **`ads_enriched`**
+(CREATE OR REPLACE from `sql/final/select_ads_enriched.sql`; grain one row per source `(ad_id, date)`), then checks
+that its row count equals the source rows it covers and that the key is unique. Emits `adpipeline.ads_enriched`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, task
+
+from adpipeline.airflow_adapter import ASSETS, DEFAULT_ARGS, START_DATE, run_stage, window_params
+
+with DAG(
+    dag_id="adp_final",
+    schedule=(ASSETS["features"] & ASSETS["faces"]),
+    start_date=START_DATE,
+    max_active_runs=1,
+    params=window_params(),
+    default_args=DEFAULT_ARGS,
+    tags=["adpipeline"],
+    doc_md=__doc__,
+):
+
+    @task(outlets=[ASSETS["ads_enriched"]])
+    def rebuild_ads_enriched(**context):
+        from adpipeline.stages import final
+
+        return run_stage(final.run, context, ASSETS["ads_enriched"])
+
+    rebuild_ads_enriched()

@@ -1,0 +1,69 @@
+-- ads_enriched: every source ad row up to the last imported date, with its creative, duplicate group, features
+-- (through the group's canonical creative), video metadata and face summary. Grain: one row per (ad_id, date).
+-- Rebuilt whole (CREATE OR REPLACE) by the final DAG; the bound is data-driven, so a backfill never shrinks it.
+WITH ads AS (
+  SELECT
+    CAST({{ col_ad_id }} AS STRING) AS ad_id,
+    CAST({{ col_date }} AS DATE) AS date,
+    CAST({{ col_campaign }} AS STRING) AS campaign,
+    NULLIF(TRIM({{ col_image_url }}), '') AS image_url,
+    NULLIF(TRIM({{ col_video_url }}), '') AS video_url,
+    COALESCE(CAST({{ col_impressions }} AS INT64), 0) AS impressions,
+    COALESCE(CAST({{ col_clicks }} AS INT64), 0) AS clicks,
+    COALESCE(CAST({{ col_spend }} AS FLOAT64), 0) AS spend,
+    COALESCE(CAST({{ col_conversions }} AS INT64), 0) AS conversions
+  FROM {{ source }}
+  WHERE CAST({{ col_date }} AS DATE) <= (SELECT MAX(last_seen_date) FROM {{ creatives }})
+),
+ad_creative AS (
+  SELECT
+    ads.*,
+    CASE WHEN ads.video_url IS NOT NULL THEN 'video' WHEN ads.image_url IS NOT NULL THEN 'image' END AS media_type,
+    COALESCE(ads.video_url, ads.image_url) AS url
+  FROM ads
+),
+face_summary AS (
+  SELECT
+    creative_id,
+    ARRAY_AGG(DISTINCT face_id IGNORE NULLS ORDER BY face_id) AS face_ids,
+    COUNT(DISTINCT face_id) AS n_faces
+  FROM {{ face_detections }}
+  GROUP BY creative_id
+)
+SELECT
+  a.ad_id,
+  a.date,
+  a.campaign,
+  a.media_type,
+  c.creative_id,
+  a.url,
+  f.status AS fetch_status,
+  g.group_id AS duplicate_group_id,
+  COALESCE(g.canonical_creative_id, c.creative_id) AS canonical_creative_id,
+  a.impressions,
+  a.clicks,
+  a.spend,
+  a.conversions,
+  SAFE_DIVIDE(a.clicks, a.impressions) AS ctr,
+  COALESCE(h.width, vm.width) AS width,
+  COALESCE(h.height, vm.height) AS height,
+  h.aspect_label,
+  vm.duration_s,
+  vm.has_audio,
+  COALESCE(fi.provider, fv.provider) AS feature_provider,
+  fi.has_text,
+  fi.text AS ocr_text,
+  COALESCE(fi.promotions, []) AS promotions,
+  fi.call_to_action,
+  COALESCE(fi.dominant_colors, fv.dominant_colors, []) AS dominant_colors,
+  COALESCE(fs.face_ids, []) AS face_ids,
+  COALESCE(fs.n_faces, 0) AS n_faces
+FROM ad_creative AS a
+LEFT JOIN {{ creatives }} AS c ON c.url = a.url AND c.media_type = a.media_type
+LEFT JOIN {{ media_fetches }} AS f ON f.creative_id = c.creative_id
+LEFT JOIN {{ duplicate_groups }} AS g ON g.creative_id = c.creative_id
+LEFT JOIN {{ image_hashes }} AS h ON h.creative_id = c.creative_id
+LEFT JOIN {{ video_metadata }} AS vm ON vm.creative_id = c.creative_id
+LEFT JOIN {{ image_features }} AS fi ON fi.creative_id = COALESCE(g.canonical_creative_id, c.creative_id)
+LEFT JOIN {{ video_features }} AS fv ON fv.creative_id = c.creative_id
+LEFT JOIN face_summary AS fs ON fs.creative_id = c.creative_id
