@@ -98,7 +98,7 @@ def run_chain(window: Window, dags_folder: str, dag_ids: tuple[str, ...] = CHAIN
     first DAG that does not succeed."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=dags_folder, include_examples=False)
+    bag = DagBag(dag_folder=dags_folder)
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     states = []

@@ -74,6 +74,10 @@ class ImageHash(Row):
     orientation: str
     aspect_label: str | None = None
     image_format: str | None = None
+    fine_thumb: str | None = Field(
+        None, description="Finer near-duplicate check: 32x32 8-bit grey thumbnail, base64 (1,368 characters)."
+    )
+    is_animated: bool | None = None
 
 
 class DuplicateGroup(Row):
@@ -110,7 +114,11 @@ class VideoMetadata(Row):
 
 # --- features -------------------------------------------------------------------------------------
 class ImageFeatureRow(Row):
-    """Features of one canonical image. Key: creative_id."""
+    """Features of one canonical image. Key: creative_id.
+
+    Columns mirror ``adpipeline.features.schema.FEATURES`` (a test keeps them in step). Null means "not known by
+    this provider", never a guess; list columns are empty when unknown or absent.
+    """
 
     creative_id: str
     provider: str
@@ -118,22 +126,37 @@ class ImageFeatureRow(Row):
     prompt_version: str
     status: str
     reason: str | None = None
+    raw_response: str | None = Field(None, description="Model output kept when it failed validation.")
+    product_type: str | None = None
+    product_category: str | None = None
+    brands: list[str] = Field(default_factory=list)
+    has_logo: bool | None = None
+    automotive_brand: str | None = None
     has_text: bool | None = None
     text: str | None = None
-    promotions: list[str] = Field(default_factory=list)
+    language: str | None = None
+    promotions: list[str] = Field(default_factory=list, description="Promotion kinds, in order of appearance.")
+    discount_percent: float | None = Field(None, description="Largest percent discount offered.")
+    discount_amount: float | None = Field(None, description="Largest money discount offered (currency as written).")
+    promotion_texts: list[str] = Field(default_factory=list)
     call_to_action: str | None = None
+    cta_kind: str | None = None
+    visual_style: str | None = None
+    people_count: int | None = None
+    setting: str | None = None
     dominant_colors: list[str] = Field(default_factory=list)
+    dominant_colors_hex: list[str] = Field(default_factory=list)
     brightness: float | None = None
     colorfulness: float | None = None
+    orientation: str | None = None
+    ocr_confidence: float | None = None
     face_count: int | None = None
-    layout: str | None = None
-    visual_style: str | None = None
-    product_category: str | None = None
-    language: str | None = None
+    text_area_share: float | None = None
+    text_position: str | None = None
 
 
 class VideoFeatureRow(Row):
-    """Features of one video. Key: creative_id."""
+    """Features of one video. Key: creative_id. Columns mirror ``adpipeline.features.schema.FEATURES``."""
 
     creative_id: str
     provider: str
@@ -141,14 +164,39 @@ class VideoFeatureRow(Row):
     prompt_version: str
     status: str
     reason: str | None = None
-    dominant_colors: list[str] = Field(default_factory=list)
-    brightness: float | None = None
-    scene_count: int | None = None
-    face_count: int | None = None
-    has_audio: bool | None = None
-    first_3s_summary: str | None = None
-    visual_style: str | None = None
+    raw_response: str | None = Field(None, description="Model output kept when it failed validation.")
+    product_type: str | None = None
     product_category: str | None = None
+    brands: list[str] = Field(default_factory=list)
+    has_logo: bool | None = None
+    automotive_brand: str | None = None
+    has_text: bool | None = None
+    text: str | None = None
+    language: str | None = None
+    promotions: list[str] = Field(default_factory=list, description="Promotion kinds, in order of appearance.")
+    discount_percent: float | None = None
+    discount_amount: float | None = None
+    promotion_texts: list[str] = Field(default_factory=list)
+    call_to_action: str | None = None
+    cta_kind: str | None = None
+    visual_style: str | None = None
+    people_count: int | None = None
+    setting: str | None = None
+    dominant_colors: list[str] = Field(default_factory=list)
+    dominant_colors_hex: list[str] = Field(default_factory=list)
+    brightness: float | None = None
+    colorfulness: float | None = None
+    orientation: str | None = None
+    ocr_confidence: float | None = None
+    first_3s_summary: str | None = None
+    brand_first_seen_s: float | None = None
+    product_on_screen: bool | None = None
+    voice_over: bool | None = None
+    music: bool | None = None
+    on_screen_text: list[str] = Field(default_factory=list)
+    on_screen_text_times_s: list[float] = Field(default_factory=list, description="Parallel to on_screen_text.")
+    scene_count: int | None = None
+    has_audio: bool | None = None
 
 
 class GenAIUsage(Row):
@@ -204,6 +252,8 @@ class Face(Row):
     n_tracks: int
     n_videos: int
     first_creative_id: str
+    best_track_id: str | None = None
+    best_quality: float | None = None
     best_crop_path: str | None = None
 
 

@@ -1,0 +1,54 @@
+"""Helpers for the end-to-end tests: settings per home, sample loading, table checksums."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+from adpipeline.settings import Settings
+from adpipeline.tables import TABLES
+
+START = dt.date(2026, 10, 1)
+
+
+def make_settings(home: Path) -> Settings:
+    return Settings(home=home, allow_local_paths=True, face_workers=1)
+
+
+def load_sample(settings: Settings, manifest) -> int:
+    from adpipeline.sample_load import load_ads_csv
+
+    return load_ads_csv(settings, manifest.raw_ads_csv)
+
+
+def table_checksums(settings: Settings, placeholder_for: str | None = None) -> dict[str, tuple[int, str]]:
+    """(row count, content hash) per table; rows sorted by key, floats rounded, the home folder masked so two
+    homes with the same data compare equal."""
+    from adpipeline.warehouse import get_warehouse
+    from adpipeline.warehouse.schema import _plain
+
+    out = {}
+    with get_warehouse(settings) as wh:
+        for name, spec in TABLES.items():
+            if not wh.table_exists(name):
+                continue
+            frame = wh.read_table(name, order_by=", ".join(spec.key))
+            records = []
+            for record in frame.to_dict("records"):
+                clean = {k: _round(_plain(v)) for k, v in record.items()}
+                records.append(clean)
+            text = json.dumps(records, sort_keys=True, default=str)
+            if placeholder_for:
+                text = text.replace(placeholder_for, "<HOME>")
+            out[name] = (len(records), hashlib.sha256(text.encode()).hexdigest()[:16])
+    return out
+
+
+def _round(value):
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, list):
+        return [_round(v) for v in value]
+    return value
