@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -71,7 +72,9 @@ class DuckDBWarehouse(Warehouse):
 
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
         translated = to_duckdb(sql)
-        cursor = self.con.execute(translated, dict(params) if params else None)
+        # BigQuery ignores parameters a statement does not use; DuckDB rejects them, so pass only the used ones.
+        used = {k: v for k, v in (params or {}).items() if re.search(rf"\${re.escape(k)}\b", translated)}
+        cursor = self.con.execute(translated, used or None)
         if cursor.description is None:
             return pd.DataFrame()
         return cursor.fetchdf()

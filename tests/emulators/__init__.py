@@ -1,0 +1,1 @@
+"""Local emulators of cloud services for integration tests (each runs in its own venv/process)."""
