@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,7 +24,9 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_file=os.environ.get("ADP_ENV_FILE", ".env"),
         env_file_encoding="utf-8",
-        extra="forbid",
+        # Non-ADP_ lines in .env (docker-compose reads the same file) are ignored; unknown ADP_ names are
+        # rejected by _no_unknown_names below, whether they come from the environment or from .env.
+        extra="ignore",
         validate_default=True,
     )
 
@@ -67,8 +70,8 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."
     )
     dhash_threshold: int = Field(10, ge=0, le=32, description="dHash Hamming distance that makes a candidate pair.")
-    fine_hash_threshold: int = Field(
-        28, ge=0, le=256, description="Finer 256-bit hash distance that confirms a candidate pair (see media README)."
+    fine_diff_threshold: float = Field(
+        12.0, ge=0, le=255, description="Largest aligned thumbnail difference (grey levels) that confirms a pair."
     )
     max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
 
@@ -80,6 +83,13 @@ class Settings(BaseSettings):
     langchain_model: str | None = Field(None, description="init_chat_model spec, e.g. azure_openai:gpt-4o.")
     run_budget_usd: float = Field(5.0, ge=0)
     ocr_enabled: bool = True
+    # Offline extractor. Downscaling before OCR keeps banner text readable and OCR near 0.5 s an image on 2 cores.
+    ocr_max_side_px: int = Field(1280, ge=320, le=4096, description="Longest side an image/frame is OCRed at.")
+    ocr_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for OCR; 0 lets onnxruntime choose.")
+    # Videos: frames are sampled by seeking (never a full decode); scene cuts are counted between samples.
+    offline_video_sample_fps: float = Field(2.0, gt=0, le=30, description="Sampled frames per second of video.")
+    offline_video_max_frames: int = Field(48, ge=1, le=600, description="Cap on sampled frames per video.")
+    offline_video_ocr_frames: int = Field(3, ge=0, le=10, description="Sampled frames OCRed (spread, last included).")
 
     # --- faces -------------------------------------------------------------------------------
     face_backend: Literal["dlib", "insightface"] = "dlib"
@@ -103,10 +113,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_unknown_env(cls, data: object) -> object:
+    def _no_unknown_names(cls, data: object) -> object:
         """pydantic-settings ignores unknown variables; a misspelt ADP_ variable must fail instead."""
         known = {f"{ENV_PREFIX}{name}".upper() for name in cls.model_fields} | {"ADP_ENV_FILE"}
-        unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+        names = set(os.environ)
+        env_file = Path(os.environ.get("ADP_ENV_FILE", ".env"))
+        if env_file.is_file():
+            names |= {k for k in dotenv_values(env_file) if k}
+        unknown = sorted(k for k in names if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; see .env.sample for the valid names")
         return data
