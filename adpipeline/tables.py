@@ -238,6 +238,7 @@ class FaceDetection(Row):
     n_frames: int
     det_score: float
     box_size_px: int
+    quality: float = 0.0  # best sample's quality (0..1); the face keeps the crop of its best-quality track
     embedding: list[float]
     crop_path: str | None = None
 

@@ -1,0 +1,1 @@
+"""Tests of the feature schema and the offline extractor."""
