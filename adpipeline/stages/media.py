@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -80,17 +81,30 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
 def group(ctx: StageContext) -> dict[str, Any]:
     """Recompute near-duplicate groups over ALL hashes (a deterministic function of the set, so daily runs and one
     run over many days agree) and MERGE them; canonical = earliest-seen member."""
-    from adpipeline.media.dedupe import group_duplicates, hashed_image_from_row
+    from adpipeline.media.dedupe import HashedImage, group_duplicates
 
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
     frame = wh.query_file("media/select_all_image_hashes")
-    images = [hashed_image_from_row(r) for r in frame.to_dict("records")]
-    groups = group_duplicates(images, ctx.settings.dhash_threshold)
+    images = [
+        HashedImage(
+            creative_id=r.creative_id, sha256=r.sha256, dhash=int(r.dhash),
+            first_seen=_as_date(r.first_seen_date), fine_thumb=r.fine_thumb if isinstance(r.fine_thumb, str) else None,
+        )
+        for r in frame.itertuples(index=False)
+    ]
+    groups = group_duplicates(
+        images, ctx.settings.dhash_threshold, fine_threshold=ctx.settings.fine_diff_threshold
+    )
     wh.merge_rows("duplicate_groups", groups)
     n_groups = len({g.group_id for g in groups})
     multi = len({g.group_id for g in groups if g.group_size > 1})
     return summary("media.group", ctx.window, images=len(images), groups=n_groups, groups_with_duplicates=multi)
+
+
+def _as_date(value: Any) -> dt.date:
+    """DuckDB hands DATE back as a pandas Timestamp, BigQuery as a date."""
+    return value.date() if isinstance(value, dt.datetime) else value
 
 
 def _blob_key(ctx: StageContext, blob_path: str) -> str:

@@ -1,0 +1,1 @@
+"""Media: safe fetching, image facts and near-duplicates, video metadata."""

@@ -1,0 +1,179 @@
+"""A labelled near-duplicate set: banners from templates, template siblings, and transformed copies.
+
+Each template (background, product shape, headline, price, offer, button) yields *siblings* that differ in price,
+headline, offer or product colour: different creatives a person would not call duplicates. Each sibling yields
+*copies*: resized, recompressed, 2-5 % cropped, a small badge, a border, or two of these at once: the same creative.
+``label`` of an image is ``template-sibling``; two images are duplicates exactly when their labels are equal.
+
+Deterministic for a seed. Used by ``bench/bench_dedupe.py --quality`` and by the dedupe tests (a small seed).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw, ImageFont
+
+SIZES = [(1200, 628), (1080, 1080), (1080, 1350), (1080, 1920), (1280, 720)]
+HEADLINES = [
+    "Summer Sale",
+    "New Arrivals",
+    "Fresh Picks",
+    "Free Shipping",
+    "Back to School",
+    "Weekend Deals",
+    "Limited Edition",
+    "Spring Collection",
+    "Best Sellers",
+    "Just Landed",
+    "Holiday Gifts",
+    "Members Only",
+]
+OFFERS = ["10% OFF", "20% OFF", "30% OFF", "BUY 1 GET 1", "50% OFF", "FREE GIFT"]
+CTAS = ["Shop now", "Learn more", "Buy now", "Order today"]
+PALETTE = [
+    (231, 76, 60),
+    (46, 204, 113),
+    (52, 152, 219),
+    (155, 89, 182),
+    (241, 196, 15),
+    (230, 126, 34),
+    (26, 188, 156),
+    (52, 73, 94),
+    (236, 240, 241),
+    (149, 165, 166),
+    (192, 57, 43),
+    (41, 128, 185),
+]
+SIBLING_KINDS = ("price", "headline", "offer", "colour")
+COPY_KINDS = ("resize", "jpeg", "crop", "badge", "border", "resize+jpeg", "crop+jpeg")
+
+
+@dataclass(frozen=True)
+class Banner:
+    name: str  # unique file stem
+    label: str  # identity: template-sibling
+    kind: str  # "original", or the copy transform
+    sibling_kind: str  # "base" or what differs from the template's base sibling
+    data: bytes
+    image_format: str
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _draw_banner(size: tuple[int, int], spec: dict[str, object]) -> Image.Image:
+    width, height = size
+    unit = min(width, height)
+    top, bottom = spec["bg_top"], spec["bg_bottom"]
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    for y in range(height):  # vertical gradient background
+        t = y / max(1, height - 1)
+        colour = tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))  # type: ignore[arg-type]
+        draw.line([(0, y), (width, y)], fill=colour)
+    # the product: a shape in the product colour
+    cx, cy = int(width * spec["product_x"]), int(height * 0.55)  # type: ignore[operator]
+    r = int(unit * 0.22)
+    box = [cx - r, cy - r, cx + r, cy + r]
+    if spec["shape"] == "circle":
+        draw.ellipse(box, fill=spec["product"], outline=(20, 20, 20), width=max(2, unit // 200))
+    else:
+        draw.rounded_rectangle(
+            box, radius=r // 4, fill=spec["product"], outline=(20, 20, 20), width=max(2, unit // 200)
+        )
+    text_x = int(width * (0.06 if spec["product_x"] > 0.5 else 0.52))  # type: ignore[operator]
+    draw.text((text_x, int(height * 0.08)), str(spec["headline"]), font=_font(unit // 11), fill=spec["ink"])
+    draw.text((text_x, int(height * 0.30)), str(spec["offer"]), font=_font(unit // 9), fill=spec["accent"])
+    draw.text((text_x, int(height * 0.52)), str(spec["price"]), font=_font(unit // 8), fill=spec["ink"])
+    bx, by = text_x, int(height * 0.78)
+    draw.rounded_rectangle([bx, by, bx + unit * 0.36, by + unit * 0.1], radius=unit // 40, fill=spec["accent"])
+    draw.text((bx + unit * 0.03, by + unit * 0.015), str(spec["cta"]), font=_font(unit // 16), fill=(255, 255, 255))
+    return image
+
+
+def _encode(image: Image.Image, fmt: str, quality: int = 92) -> bytes:
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(out, "JPEG", quality=quality)
+    else:
+        image.save(out, fmt)
+    return out.getvalue()
+
+
+def _copy(image: Image.Image, kind: str, rng: random.Random) -> tuple[Image.Image, int]:
+    """Apply one copy transform; return the image and the JPEG quality to save with."""
+    quality = 92
+    for part in kind.split("+"):
+        width, height = image.size
+        if part == "resize":
+            scale = rng.choice([0.5, 0.66, 0.8, 1.25])
+            image = image.resize((max(16, int(width * scale)), max(16, int(height * scale))), Image.Resampling.BICUBIC)
+        elif part == "jpeg":
+            quality = rng.choice([45, 60, 75])
+        elif part == "crop":
+            share = rng.uniform(0.02, 0.05)  # of each dimension, split unevenly between the two sides
+            left = int(width * share * rng.uniform(0.2, 0.8))
+            top = int(height * share * rng.uniform(0.2, 0.8))
+            image = image.crop((left, top, width - int(width * share) + left, height - int(height * share) + top))
+        elif part == "badge":
+            draw = ImageDraw.Draw(image)
+            r = int(min(width, height) * 0.06)
+            corner = rng.choice(["tl", "tr", "br"])
+            cx = r + 8 if corner == "tl" else width - r - 8
+            cy = r + 8 if corner in ("tl", "tr") else height - r - 8
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(255, 255, 255), outline=(200, 0, 0), width=3)
+            draw.text((cx - r * 0.7, cy - r * 0.35), "NEW", font=_font(int(r * 0.6)), fill=(200, 0, 0))
+        elif part == "border":
+            pad = int(min(width, height) * rng.uniform(0.01, 0.03))
+            framed = Image.new("RGB", (width + 2 * pad, height + 2 * pad), rng.choice([(255, 255, 255), (0, 0, 0)]))
+            framed.paste(image, (pad, pad))
+            image = framed
+    return image, quality
+
+
+def generate(templates: int = 40, seed: int = 7, copies_per_sibling: int = 4) -> Iterator[Banner]:
+    """Yield ``templates`` x 5 siblings x (1 + ``copies_per_sibling``) labelled banners."""
+    rng = random.Random(seed)
+    for t in range(templates):
+        size = rng.choice(SIZES)
+        base: dict[str, object] = {
+            "bg_top": rng.choice(PALETTE),
+            "bg_bottom": rng.choice(PALETTE),
+            "product": rng.choice(PALETTE),
+            "product_x": rng.choice([0.25, 0.75]),
+            "shape": rng.choice(["circle", "box"]),
+            "headline": rng.choice(HEADLINES),
+            "offer": rng.choice(OFFERS),
+            "price": f"${rng.randint(5, 199)}.99",
+            "cta": rng.choice(CTAS),
+            "ink": rng.choice([(20, 20, 20), (255, 255, 255)]),
+            "accent": rng.choice([(200, 30, 30), (30, 30, 200), (20, 120, 40)]),
+        }
+        siblings: list[tuple[str, dict[str, object]]] = [("base", base)]
+        for kind in SIBLING_KINDS:
+            spec = dict(base)
+            if kind == "price":
+                spec["price"] = f"${rng.randint(5, 199)}.99"
+                while spec["price"] == base["price"]:
+                    spec["price"] = f"${rng.randint(5, 199)}.99"
+            elif kind == "headline":
+                spec["headline"] = rng.choice([h for h in HEADLINES if h != base["headline"]])
+            elif kind == "offer":
+                spec["offer"] = rng.choice([o for o in OFFERS if o != base["offer"]])
+            elif kind == "colour":
+                spec["product"] = rng.choice([c for c in PALETTE if c != base["product"]])
+            siblings.append((kind, spec))
+        for s, (sibling_kind, spec) in enumerate(siblings):
+            label = f"t{t:03d}-s{s}"
+            original = _draw_banner(size, spec)
+            fmt = rng.choice(["PNG", "JPEG"])
+            yield Banner(f"{label}-orig", label, "original", sibling_kind, _encode(original, fmt), fmt)
+            kinds = rng.sample(COPY_KINDS, k=min(copies_per_sibling, len(COPY_KINDS)))
+            for c, kind in enumerate(kinds):
+                copied, quality = _copy(original.copy(), kind, rng)
+                yield Banner(f"{label}-c{c}", label, kind, sibling_kind, _encode(copied, "JPEG", quality), "JPEG")

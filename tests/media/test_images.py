@@ -1,0 +1,125 @@
+"""Image decoding and facts: golden dHashes, the format allow-list, bombs, and the odd pixel formats."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pytest
+from PIL import Image
+
+from adpipeline.media import images
+from adpipeline.media.images import MediaError, analyse_image
+from adpipeline.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = json.loads((FIXTURES / "golden_dhash.json").read_text())
+
+
+@pytest.fixture()
+def plain() -> Settings:
+    return Settings(_env_file=None, max_image_pixels=5_000_000)  # type: ignore[call-arg]
+
+
+def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_dhash_matches_imagehash_golden(name: str, plain: Settings) -> None:
+    data = (FIXTURES / name).read_bytes()
+    facts = analyse_image(data, plain)
+    assert facts.dhash_hex == GOLDEN[name]
+    with Image.open(FIXTURES / name) as image:
+        assert facts.dhash_hex == str(imagehash.dhash(image.convert("RGB")))
+    assert facts.dhash == images.to_signed64(int(GOLDEN[name], 16))
+    assert -(2**63) <= facts.dhash < 2**63
+    row = facts.to_row("c1", "s" * 64)
+    assert row.dhash_hex == GOLDEN[name] and len(row.fine_thumb or "") == 1368
+
+
+def test_geometry_labels(plain: Settings) -> None:
+    facts = analyse_image((FIXTURES / "landscape.png").read_bytes(), plain)
+    assert (facts.width, facts.height, facts.orientation, facts.aspect_label) == (191, 100, "landscape", "1.91:1")
+    assert analyse_image((FIXTURES / "story.bmp").read_bytes(), plain).aspect_label == "9:16"
+    assert analyse_image((FIXTURES / "square.jpg").read_bytes(), plain).orientation == "square"
+    assert images.aspect_label_of(1080, 1350) == "4:5" and images.aspect_label_of(1000, 700) is None
+
+
+def test_webp_and_animated_gif_first_frame(plain: Settings) -> None:
+    assert analyse_image((FIXTURES / "portrait.webp").read_bytes(), plain).image_format == "WEBP"
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
+    frames[0].paste((0, 0, 0), (0, 0, 20, 30))
+    data = _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    facts = analyse_image(data, plain)
+    assert facts.is_animated and facts.image_format == "GIF"
+    assert facts.dhash_hex == str(imagehash.dhash(frames[0].convert("P").convert("RGB")))
+
+
+def test_cmyk_jpeg(plain: Settings) -> None:
+    data = _save(Image.new("CMYK", (40, 30), (0, 255, 255, 0)), "JPEG")
+    facts = analyse_image(data, plain)
+    assert (facts.width, facts.height) == (40, 30)
+
+
+def test_16_bit_png(plain: Settings) -> None:
+    ramp = (np.arange(64 * 32, dtype=np.uint16).reshape(32, 64) * 30).astype(np.uint16)
+    data = _save(Image.fromarray(ramp), "PNG")
+    facts = analyse_image(data, plain)
+    assert facts.width == 64 and facts.dhash_hex
+
+
+def test_alpha_is_flattened_on_white(plain: Settings) -> None:
+    rgba = Image.new("RGBA", (30, 30), (0, 0, 0, 0))
+    facts = analyse_image(_save(rgba, "PNG"), plain)
+    thumb = images.base64.b64decode(facts.fine_thumb)
+    assert set(thumb) == {255}  # transparent black is white, not black
+
+
+def test_exif_orientation_is_applied(plain: Settings) -> None:
+    image = Image.new("RGB", (60, 20), (10, 200, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    facts = analyse_image(_save(image, "JPEG", exif=exif), plain)
+    assert (facts.width, facts.height, facts.orientation) == (20, 60, "portrait")
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"", "empty"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>", "not_an_image"),
+        (b"<html>not an image</html>", "not_an_image"),
+        (bytes(range(256)) * 4, "not_an_image"),
+    ],
+)
+def test_not_images(data: bytes, status: str, plain: Settings) -> None:
+    with pytest.raises(MediaError) as caught:
+        analyse_image(data, plain)
+    assert caught.value.status == status
+
+
+def test_tiff_is_outside_the_allow_list(plain: Settings) -> None:
+    with pytest.raises(MediaError) as caught:
+        analyse_image(_save(Image.new("RGB", (8, 8)), "TIFF"), plain)
+    assert caught.value.status == "not_an_image"
+
+
+def test_truncated_jpeg_is_corrupt(plain: Settings) -> None:
+    data = (FIXTURES / "square.jpg").read_bytes()
+    with pytest.raises(MediaError) as caught:
+        analyse_image(data[: len(data) // 2], plain)
+    assert caught.value.status == "corrupt"
+
+
+def test_png_decompression_bomb_is_refused_before_decoding(plain: Settings) -> None:
+    bomb = _save(Image.new("1", (20_000, 20_000)), "PNG")  # 400 megapixels in a few tens of kB
+    assert len(bomb) < 100_000
+    with pytest.raises(MediaError) as caught:
+        analyse_image(bomb, plain)
+    assert caught.value.status == "too_large"
