@@ -1,4 +1,4 @@
-"""The bucket: media bytes, face crops and exports, through fsspec (a local folder by default, ``gs://`` in production)."""
+"""The bucket: media bytes, face crops and exports through fsspec (a local folder, or ``gs://`` in production)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="adpipeline: creative intelligence for ad teams, as Airflow DAGs over a warehouse.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="adpipeline: creative intelligence for ad teams, as Airflow DAGs over a warehouse.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 console = Console()
 
 StartOpt = Annotated[str, typer.Option(help="First date, YYYY-MM-DD.")]
@@ -35,8 +38,9 @@ def _migrate_airflow_db() -> None:
 
     env = apply_local_airflow_env()
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=os.environ.copy(),
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=os.environ.copy(), stdout=subprocess.DEVNULL
+    )
 
 
 def _run_chain(window, direct: bool) -> None:
@@ -48,8 +52,10 @@ def _run_chain(window, direct: bool) -> None:
         from adpipeline.stages.chain import run_direct
 
         for result in run_direct(_settings(), window):
-            console.print(f"  [green]✓[/] {result['stage']}: " + ", ".join(
-                f"{k}={v}" for k, v in result.items() if k not in ("stage", "window")))
+            console.print(
+                f"  [green]✓[/] {result['stage']}: "
+                + ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("stage", "window"))
+            )
     else:
         _migrate_airflow_db()
         from adpipeline.airflow_adapter import run_chain
@@ -66,9 +72,11 @@ def _run_chain(window, direct: bool) -> None:
 
 
 @app.command()
-def run(start: StartOpt, end: EndOpt = None,
-        direct: Annotated[bool, typer.Option(help="Call the stages in-process instead of through Airflow.")] = False,
-        ) -> None:
+def run(
+    start: StartOpt,
+    end: EndOpt = None,
+    direct: Annotated[bool, typer.Option(help="Call the stages in-process instead of through Airflow.")] = False,
+) -> None:
     """Run the DAG chain import → media → features → faces → final for a date range (through Airflow's
     ``dag.test`` with the local SQLite metadata database, unless --direct)."""
     from adpipeline.window import Window
@@ -77,9 +85,13 @@ def run(start: StartOpt, end: EndOpt = None,
 
 
 @app.command("load-csv")
-def load_csv(path: Path,
-             fmt: Annotated[str, typer.Option("--format", help="raw (our columns) or prototype (Video URL, Performance)")] = "raw",
-             date: Annotated[str | None, typer.Option(help="Date for prototype rows (they carry none).")] = None) -> None:
+def load_csv(
+    path: Path,
+    fmt: Annotated[
+        str, typer.Option("--format", help="raw (our columns) or prototype (Video URL, Performance)")
+    ] = "raw",
+    date: Annotated[str | None, typer.Option(help="Date for prototype rows (they carry none).")] = None,
+) -> None:
     """MERGE a CSV of ads into the source table (raw_ads)."""
     from adpipeline.sample_load import load_ads_csv
 
@@ -121,8 +133,10 @@ def demo(
     sample_dir = settings.home.resolve() / "sample"
     console.rule("1. sample data")
     manifest = generate_sample(sample_dir, days=days)
-    console.print(f"{manifest.n_rows} ad rows over {days} days, {manifest.n_images} images, {manifest.n_videos} "
-                  f"videos in {sample_dir} ({time.monotonic() - t0:.1f} s)")
+    console.print(
+        f"{manifest.n_rows} ad rows over {days} days, {manifest.n_images} images, {manifest.n_videos} "
+        f"videos in {sample_dir} ({time.monotonic() - t0:.1f} s)"
+    )
     n = load_ads_csv(settings, manifest.raw_ads_csv, fmt="raw")
     console.print(f"merged {n} rows into source table '{settings.source_table}'")
     console.rule("2. DAG chain " + ("(in-process)" if direct else "(Airflow dag.test, SQLite metadata DB)"))

@@ -43,38 +43,70 @@ def _print(wh: Warehouse, settings: Settings, console: Console) -> None:
             counts.append(f"{name}={n}")
     console.print("tables: " + "  ".join(counts))
     if wh.table_exists("media_fetches"):
-        console.print(_table("fetch status", wh.query(
-            "SELECT media_type, status, COUNT(*) AS n FROM {{ media_fetches }} GROUP BY 1, 2 ORDER BY 1, 2")))
+        console.print(
+            _table(
+                "fetch status",
+                wh.query(
+                    "SELECT media_type, status, COUNT(*) AS n FROM {{ media_fetches }} GROUP BY 1, 2 ORDER BY 1, 2"
+                ),
+            )
+        )
     if wh.table_exists("duplicate_groups"):
-        console.print(_table("largest near-duplicate groups (dHash candidates confirmed by the finer check)", wh.query(
-            """SELECT g.group_id, ANY_VALUE(g.group_size) AS members, MAX(g.hamming_to_canonical) AS max_hamming,
+        console.print(
+            _table(
+                "largest near-duplicate groups (dHash candidates confirmed by a finer check)",
+                wh.query(
+                    """SELECT g.group_id, ANY_VALUE(g.group_size) AS members,
+                      MAX(g.hamming_to_canonical) AS max_hamming,
                       ARRAY_AGG(c.url ORDER BY c.url) AS urls
                FROM {{ duplicate_groups }} AS g JOIN {{ creatives }} AS c USING (creative_id)
-               WHERE g.group_size > 1 GROUP BY g.group_id ORDER BY members DESC, g.group_id LIMIT 8""")))
+               WHERE g.group_size > 1 GROUP BY g.group_id ORDER BY members DESC, g.group_id LIMIT 8"""
+                ),
+            )
+        )
         groups = wh.query("SELECT COUNT(DISTINCT group_id) AS g, COUNT(*) AS n FROM {{ duplicate_groups }}").iloc[0]
         console.print(f"{int(groups['n'])} images fall into {int(groups['g'])} distinct creatives")
     if wh.table_exists("image_features"):
-        console.print(_table("image features (canonical creatives)", wh.query(
-            """SELECT provider, status, COUNT(*) AS n, COUNTIF(has_text) AS with_text,
+        console.print(
+            _table(
+                "image features (canonical creatives)",
+                wh.query(
+                    """SELECT provider, status, COUNT(*) AS n, COUNTIF(has_text) AS with_text,
                       COUNTIF(ARRAY_LENGTH(promotions) > 0) AS with_promotion,
                       COUNTIF(call_to_action IS NOT NULL) AS with_cta
-               FROM {{ image_features }} GROUP BY 1, 2 ORDER BY 1, 2""")))
+               FROM {{ image_features }} GROUP BY 1, 2 ORDER BY 1, 2"""
+                ),
+            )
+        )
     if wh.table_exists("face_performance"):
-        console.print(_table("faces by CTR (the __no_face__ row is the baseline)", wh.query(
-            """SELECT face_id, n_videos, n_ads, impressions, clicks, ROUND(ctr * 100, 3) AS ctr_pct,
+        console.print(
+            _table(
+                "faces by CTR (the __no_face__ row is the baseline)",
+                wh.query(
+                    """SELECT face_id, n_videos, n_ads, impressions, clicks, ROUND(ctr * 100, 3) AS ctr_pct,
                       ROUND(cvr * 100, 2) AS cvr_pct, ROUND(cpa, 2) AS cpa, best_crop_path
-               FROM {{ face_performance }} ORDER BY ctr DESC LIMIT 10""")))
+               FROM {{ face_performance }} ORDER BY ctr DESC LIMIT 10"""
+                ),
+            )
+        )
     if wh.table_exists("ads_enriched"):
-        console.print(_table("ads_enriched by media type", wh.query(
-            """SELECT media_type, COUNT(*) AS ad_rows, COUNT(DISTINCT creative_id) AS creatives,
+        console.print(
+            _table(
+                "ads_enriched by media type",
+                wh.query(
+                    """SELECT media_type, COUNT(*) AS ad_rows, COUNT(DISTINCT creative_id) AS creatives,
                       COUNT(DISTINCT canonical_creative_id) AS distinct_creatives,
-                      ROUND(SAFE_DIVIDE(SUM(clicks), SUM(impressions)) * 100, 3) AS ctr_pct, ROUND(SUM(spend), 2) AS spend
-               FROM {{ ads_enriched }} GROUP BY 1 ORDER BY 1""")))
+                      ROUND(SAFE_DIVIDE(SUM(clicks), SUM(impressions)) * 100, 3) AS ctr_pct,
+                      ROUND(SUM(spend), 2) AS spend
+               FROM {{ ads_enriched }} GROUP BY 1 ORDER BY 1"""
+                ),
+            )
+        )
     if settings.warehouse_backend == "duckdb":
         path = settings.resolved_duckdb_path.resolve()
         console.print(
             "\nQuery the results:\n"
-            f"  adpipeline query \"SELECT * FROM {{{{ ads_enriched }}}} LIMIT 5\"\n"
+            f'  adpipeline query "SELECT * FROM {{{{ ads_enriched }}}} LIMIT 5"\n'
             f"  python -c \"import duckdb; print(duckdb.connect('{path}', read_only=True)"
             ".sql('SELECT * FROM face_performance'))\""
         )

@@ -25,7 +25,9 @@ def read_ads_csv(path: Path, fmt: str = "raw", date: dt.date | None = None) -> l
     if fmt == "prototype":
         missing = _PROTOTYPE_COLUMNS - set(frame.columns)
         if missing:
-            raise ValueError(f"{path}: prototype CSV needs columns {sorted(_PROTOTYPE_COLUMNS)}, missing {sorted(missing)}")
+            raise ValueError(
+                f"{path}: prototype CSV needs columns {sorted(_PROTOTYPE_COLUMNS)}, missing {sorted(missing)}"
+            )
         day = date or dt.date.today()
         rows = []
         for record in frame.to_dict("records"):

@@ -28,43 +28,69 @@ class Settings(BaseSettings):
         # rejected by _no_unknown_names below, whether they come from the environment or from .env.
         extra="ignore",
         validate_default=True,
+        use_attribute_docstrings=True,
     )
 
     # --- where things live -------------------------------------------------------------------
     home: Path = Field(Path(".local"), description="Folder for the local warehouse file, bucket and caches.")
     warehouse_backend: Literal["duckdb", "bigquery"] = "duckdb"
+    """Warehouse: duckdb (embedded file) or bigquery."""
     duckdb_path: Path | None = Field(None, description="DuckDB file; defaults to <home>/warehouse.duckdb.")
     bq_project: str | None = None
+    """BigQuery project (required when the warehouse is bigquery)."""
     bq_dataset: str = "adpipeline"
+    """BigQuery dataset holding the adpipeline tables."""
     bq_location: str = "US"
+    """BigQuery location of the dataset and jobs."""
     bucket_url: str | None = Field(None, description="fsspec URL of the bucket; defaults to <home>/bucket.")
 
     # --- source table ------------------------------------------------------------------------
     source_table: str = Field("raw_ads", description="Raw ads table (name in the warehouse, or project.dataset.table).")
     source_ad_id_column: str = "ad_id"
+    """Source table column: ad id."""
     source_date_column: str = "date"
+    """Source table column: date of the row (DATE or TIMESTAMP)."""
     source_image_url_column: str = "image_url"
+    """Source table column: image URL (https://, gs:// or a local path)."""
     source_video_url_column: str = "video_url"
+    """Source table column: video URL."""
     source_campaign_column: str = "campaign"
+    """Source table column: campaign name."""
     source_impressions_column: str = "impressions"
+    """Source table column: impressions."""
     source_clicks_column: str = "clicks"
+    """Source table column: clicks."""
     source_spend_column: str = "spend"
+    """Source table column: spend."""
     source_conversions_column: str = "conversions"
+    """Source table column: conversions."""
 
     # --- media -------------------------------------------------------------------------------
     allow_local_paths: bool = False
+    """Allow local file paths / file:// as media URLs (the demo sets it; keep false in production)."""
     fetch_allowlist: list[str] = Field(default_factory=list, description="Hosts/CIDRs exempt from the address block.")
     fetch_concurrency: int = Field(16, ge=1, le=256)
+    """Media fetches in flight at once."""
     fetch_per_host: int = Field(4, ge=1, le=64)
+    """Media fetches in flight per host."""
     fetch_connect_timeout_s: float = Field(5.0, gt=0)
+    """Connect timeout per request, seconds."""
     fetch_read_timeout_s: float = Field(15.0, gt=0)
+    """Read timeout (between bytes), seconds."""
     fetch_total_timeout_s: float = Field(60.0, gt=0)
+    """Total time allowed for one fetch including retries, seconds."""
     fetch_max_retries: int = Field(3, ge=0, le=10)
+    """Retries on 429 / 5xx / connection errors (never on other 4xx)."""
     fetch_max_redirects: int = Field(5, ge=0, le=20)
+    """Redirects followed (each one re-checked against the address block)."""
     max_image_bytes: int = Field(25 * 2**20, gt=0)
+    """Largest image accepted, bytes (enforced while streaming)."""
     max_video_bytes: int = Field(500 * 2**20, gt=0)
+    """Largest video accepted, bytes (enforced while streaming)."""
     max_image_pixels: int = Field(50_000_000, gt=0)
+    """Largest decoded image, pixels (decompression-bomb guard)."""
     refresh_media: bool = False
+    """Fetch again even when the URL's bytes are already in the bucket."""
     fetch_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt, with jitter.")
     fetch_max_retry_after_s: float = Field(
         30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."
@@ -74,15 +100,22 @@ class Settings(BaseSettings):
         10.0, ge=0, le=255, description="Largest aligned thumbnail difference (grey levels) that confirms a pair."
     )
     max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
+    """A task fails only when more than this share of its items failed (the rest are kept)."""
 
     # --- features ----------------------------------------------------------------------------
     feature_provider: Literal["offline", "gemini", "langchain"] = "offline"
+    """Feature extractor: offline (embedded default), gemini or langchain."""
     gemini_api_key: SecretStr | None = None
+    """Gemini API key (secret; never logged)."""
     gemini_model: str = "gemini-2.5-flash"
+    """Gemini model for features."""
     gemini_base_url: str | None = None
+    """Override the Gemini API base URL (tests point it at the local stub server)."""
     langchain_model: str | None = Field(None, description="init_chat_model spec, e.g. azure_openai:gpt-4o.")
     run_budget_usd: float = Field(5.0, ge=0)
+    """Budget cap per features run, USD."""
     ocr_enabled: bool = True
+    """Run OCR in the offline extractor."""
     # Offline extractor. Downscaling before OCR keeps banner text readable and OCR near 0.5 s an image on 2 cores.
     ocr_max_side_px: int = Field(1280, ge=320, le=4096, description="Longest side an image/frame is OCRed at.")
     ocr_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for OCR; 0 lets onnxruntime choose.")
@@ -93,23 +126,34 @@ class Settings(BaseSettings):
 
     # --- faces -------------------------------------------------------------------------------
     face_backend: Literal["dlib", "insightface"] = "dlib"
+    """Face engine: dlib (embedded default) or insightface (model folder; non-commercial licence)."""
     insightface_model_dir: Path | None = None
+    """Folder with InsightFace buffalo_l det_10g.onnx and w600k_r50.onnx (never downloaded)."""
     face_sample_fps: float = Field(1.0, gt=0, le=30)
+    """Video frames sampled per second for faces."""
     face_max_frames: int = Field(120, ge=1)
+    """Cap on sampled frames per video."""
     face_min_size_px: int = Field(40, ge=8)
+    """Skip faces smaller than this (shorter box side, video pixels)."""
     face_match_threshold: float | None = Field(None, gt=0, description="Distance to join a face; backend default.")
     face_workers: int = Field(2, ge=1, le=64)
+    """Processes analysing videos in parallel."""
     # Frames are converted at most this size (longest side, px); crops and aligned chips come from it.
     face_frame_max_side: int = Field(1280, ge=160, le=8192)
+    """Longest side (px) frames are converted at; crops and aligned chips come from it."""
     # Frames are downscaled to this longest side before detection: dlib HOG time grows with pixels (640: ~27 ms,
     # 1280: ~95 ms a frame) and its window is ~80 px, so 640 finds faces from ~80 px in 720p (~160 px in 1080p).
     face_detect_max_side: int = Field(640, ge=160, le=8192)
+    """Longest side (px) frames are downscaled to before detection (640 finds faces from ~80 px in 720p)."""
     # dlib only: times the detection image is doubled (each ~4x slower, halves the smallest face found).
     face_detect_upsample: int = Field(0, ge=0, le=2)
+    """dlib only: times the detection image is doubled (each ~4x slower, halves the smallest face found)."""
     # Detector score under which detections are dropped; None = the backend's default (dlib 0.3, insightface 0.5).
     face_min_det_score: float | None = None
+    """Detector score under which detections are dropped; empty = backend default (dlib 0.3, insightface 0.5)."""
     # Embeddings computed per track (best-quality samples); dlib embeds cost ~100 ms each, so tracks reuse them.
     face_embeds_per_track: int = Field(3, ge=1, le=50)
+    """Embeddings computed per track (its best-quality samples)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -24,7 +24,7 @@ def crop_key(track_id: str) -> str:
 def detect(ctx: StageContext) -> dict[str, Any]:
     """Process the window's videos not yet analysed by this backend/model, in (first seen, creative id) order, so
     that daily runs and one run over many days assign the same face ids."""
-    from adpipeline.faces.cluster import KnownFace, NewTrack, assign_faces
+    from adpipeline.faces.cluster import NewTrack, assign_faces
     from adpipeline.faces.engine import engine_info, get_engine
     from adpipeline.faces.video import process_videos, threshold_for
 
@@ -53,8 +53,7 @@ def detect(ctx: StageContext) -> dict[str, Any]:
     known = _known_faces(ctx, ident)
     tracks = [t for r in results for t in r.tracks]
     new_tracks = [
-        NewTrack(t.track_id, t.creative_id, np.asarray(t.embedding, dtype=np.float64), t.quality,
-                 order[t.creative_id])
+        NewTrack(t.track_id, t.creative_id, np.asarray(t.embedding, dtype=np.float64), t.quality, order[t.creative_id])
         for t in tracks
     ]
     assignment = assign_faces(known, new_tracks, threshold)
@@ -62,24 +61,46 @@ def detect(ctx: StageContext) -> dict[str, Any]:
     crop_paths = {t.track_id: ctx.bucket.put_bytes(crop_key(t.track_id), t.crop_jpeg) for t in tracks if t.crop_jpeg}
     detections = [
         FaceDetection(
-            track_id=t.track_id, creative_id=t.creative_id, face_id=assignment.face_of.get(t.track_id),
-            backend=backend, model_id=model_id, first_time_s=t.first_time_s, last_time_s=t.last_time_s,
-            best_time_s=t.best_time_s, n_frames=t.n_frames, det_score=float(t.det_score),
-            box_size_px=int(t.box_size_px), embedding=[float(x) for x in t.embedding],
+            track_id=t.track_id,
+            creative_id=t.creative_id,
+            face_id=assignment.face_of.get(t.track_id),
+            backend=backend,
+            model_id=model_id,
+            first_time_s=t.first_time_s,
+            last_time_s=t.last_time_s,
+            best_time_s=t.best_time_s,
+            n_frames=t.n_frames,
+            det_score=float(t.det_score),
+            box_size_px=int(t.box_size_px),
+            embedding=[float(x) for x in t.embedding],
             crop_path=crop_paths.get(t.track_id),
+            quality=float(t.quality),
         )
         for t in tracks
     ]
     statuses = [
-        FaceVideoStatus(creative_id=r.creative_id, status=r.status, reason=r.reason,
-                        frames_sampled=r.frames_sampled, tracks=len(r.tracks), backend=backend, model_id=model_id)
+        FaceVideoStatus(
+            creative_id=r.creative_id,
+            status=r.status,
+            reason=r.reason,
+            frames_sampled=r.frames_sampled,
+            tracks=len(r.tracks),
+            backend=backend,
+            model_id=model_id,
+        )
         for r in results
     ]
     faces = [
         Face(
-            face_id=f.face_id, backend=backend, model_id=model_id, centroid=[float(x) for x in f.centroid],
-            n_tracks=f.n_tracks, n_videos=f.n_videos, first_creative_id=f.first_creative_id,
-            best_track_id=f.best_track_id, best_quality=float(f.best_quality),
+            face_id=f.face_id,
+            backend=backend,
+            model_id=model_id,
+            centroid=[float(x) for x in f.centroid],
+            n_tracks=f.n_tracks,
+            n_videos=f.n_videos,
+            first_creative_id=f.first_creative_id,
+            best_track_id=f.best_track_id,
+            best_quality=float(f.best_quality),
             best_crop_path=ctx.bucket.uri(crop_key(f.best_track_id)) if f.best_track_id else None,
         )
         for f in assignment.faces
@@ -91,8 +112,14 @@ def detect(ctx: StageContext) -> dict[str, Any]:
     wh.merge_rows("face_video_status", statuses)
     failed = sum(r.status not in ("ok", "no_faces") for r in results)
     check_failure_share("faces.detect", failed, len(results), settings.max_failure_share)
-    return summary("faces.detect", ctx.window, videos=len(results), tracks=len(tracks),
-                   new_faces=len(assignment.new_face_ids), failed=failed)
+    return summary(
+        "faces.detect",
+        ctx.window,
+        videos=len(results),
+        tracks=len(tracks),
+        new_faces=len(assignment.new_face_ids),
+        failed=failed,
+    )
 
 
 def _known_faces(ctx: StageContext, ident: dict[str, str]) -> list[Any]:
@@ -104,9 +131,13 @@ def _known_faces(ctx: StageContext, ident: dict[str, str]) -> list[Any]:
         videos.setdefault(record.face_id, set()).add(record.creative_id)
     return [
         KnownFace(
-            face_id=f.face_id, centroid=np.asarray(f.centroid, dtype=np.float64), n_tracks=f.n_tracks,
-            creative_ids=videos.get(f.face_id, set()), first_creative_id=f.first_creative_id,
-            best_track_id=f.best_track_id, best_quality=f.best_quality if f.best_quality is not None else -1.0,
+            face_id=f.face_id,
+            centroid=np.asarray(f.centroid, dtype=np.float64),
+            n_tracks=f.n_tracks,
+            creative_ids=videos.get(f.face_id, set()),
+            first_creative_id=f.first_creative_id,
+            best_track_id=f.best_track_id,
+            best_quality=f.best_quality if f.best_quality is not None else -1.0,
         )
         for f in faces
     ]

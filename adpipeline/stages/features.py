@@ -9,7 +9,14 @@ from typing import Any
 from adpipeline.stages.context import StageContext, check_failure_share, summary
 from adpipeline.stages.media import _blob_key
 
-FEATURE_TABLES = ["creatives", "media_fetches", "duplicate_groups", "video_metadata", "image_features", "video_features"]
+FEATURE_TABLES = [
+    "creatives",
+    "media_fetches",
+    "duplicate_groups",
+    "video_metadata",
+    "image_features",
+    "video_features",
+]
 
 
 def get_extractor(ctx: StageContext) -> Any:

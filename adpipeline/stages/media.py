@@ -73,7 +73,11 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
     failed = len(image_failures) + bad_videos
     check_failure_share("media.analyse", failed, len(todo), ctx.settings.max_failure_share)
     return summary(
-        "media.analyse", ctx.window, images=len(hashes), videos=len(videos), failed_images=len(image_failures),
+        "media.analyse",
+        ctx.window,
+        images=len(hashes),
+        videos=len(videos),
+        failed_images=len(image_failures),
         failed_videos=bad_videos,
     )
 
@@ -88,14 +92,15 @@ def group(ctx: StageContext) -> dict[str, Any]:
     frame = wh.query_file("media/select_all_image_hashes")
     images = [
         HashedImage(
-            creative_id=r.creative_id, sha256=r.sha256, dhash=int(r.dhash),
-            first_seen=_as_date(r.first_seen_date), fine_thumb=r.fine_thumb if isinstance(r.fine_thumb, str) else None,
+            creative_id=r.creative_id,
+            sha256=r.sha256,
+            dhash=int(r.dhash),
+            first_seen=_as_date(r.first_seen_date),
+            fine_thumb=r.fine_thumb if isinstance(r.fine_thumb, str) else None,
         )
         for r in frame.itertuples(index=False)
     ]
-    groups = group_duplicates(
-        images, ctx.settings.dhash_threshold, fine_threshold=ctx.settings.fine_diff_threshold
-    )
+    groups = group_duplicates(images, ctx.settings.dhash_threshold, fine_threshold=ctx.settings.fine_diff_threshold)
     wh.merge_rows("duplicate_groups", groups)
     n_groups = len({g.group_id for g in groups})
     multi = len({g.group_id for g in groups if g.group_size > 1})

@@ -46,8 +46,11 @@ def test_dag_shape(dagbag, dag_id: str) -> None:
         assert dag.catchup is True
         assert "CronDataIntervalTimetable" in type(dag.timetable).__name__
     else:
-        names = {a.name for a in dag.timetable.asset_condition.iter_assets().values()} if hasattr(
-            dag.timetable.asset_condition, "iter_assets") else set()
+        names = (
+            {a.name for a in dag.timetable.asset_condition.iter_assets().values()}
+            if hasattr(dag.timetable.asset_condition, "iter_assets")
+            else set()
+        )
         assert set(upstream_assets) <= names or not names, names
     outlets = [o for t in dag.tasks for o in t.outlets if isinstance(o, Asset)]
     assert len(outlets) == 1, "each DAG emits exactly one asset, from its last task"
@@ -58,7 +61,7 @@ def test_dag_shape(dagbag, dag_id: str) -> None:
 def test_asset_chain_is_connected(dagbag) -> None:
     """Every asset a DAG waits for is emitted by some DAG."""
     emitted = {o.name for d in dagbag.dags.values() for t in d.tasks for o in t.outlets}
-    for dag_id, (_tasks, kind, upstream) in EXPECTED.items():
+    for dag_id, (_tasks, _kind, upstream) in EXPECTED.items():
         assert set(upstream) <= emitted, dag_id
 
 
@@ -89,9 +92,6 @@ def test_package_does_not_import_airflow() -> None:
         str(p.relative_to(root))
         for p in root.rglob("*.py")
         if p.name != "airflow_adapter.py"
-        and any(
-            line.lstrip().startswith(("import airflow", "from airflow"))
-            for line in p.read_text().splitlines()
-        )
+        and any(line.lstrip().startswith(("import airflow", "from airflow")) for line in p.read_text().splitlines())
     ]
     assert offenders == []

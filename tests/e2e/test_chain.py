@@ -8,7 +8,6 @@ import pytest
 
 from adpipeline.stages.chain import run_direct
 from adpipeline.window import Window
-
 from tests.e2e.support import START, load_sample, make_settings, table_checksums
 
 pytestmark = pytest.mark.slow
@@ -24,8 +23,17 @@ def test_chain_fills_every_table(small_sample, tmp_path) -> None:
     assert by_stage["import"]["creatives"] > 0
     assert by_stage["final"]["n_rows"] == by_stage["final"]["n_expected"] > 0
     sums = table_checksums(settings)
-    for table in ("creatives", "media_fetches", "image_hashes", "duplicate_groups", "video_metadata",
-                  "image_features", "video_features", "face_video_status", "ads_enriched"):
+    for table in (
+        "creatives",
+        "media_fetches",
+        "image_hashes",
+        "duplicate_groups",
+        "video_metadata",
+        "image_features",
+        "video_features",
+        "face_video_status",
+        "ads_enriched",
+    ):
         assert sums[table][0] > 0, table
 
 

@@ -82,3 +82,11 @@ def test_secret_is_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     s = Settings()
     assert "sk-very-secret" not in repr(s) and "sk-very-secret" not in str(s.model_dump())
     assert s.gemini_api_key is not None and s.gemini_api_key.get_secret_value() == "sk-very-secret"
+
+
+def test_env_sample_is_generated_from_settings() -> None:
+    """Defaults and comments in .env.sample are the model's (regenerate with scripts/gen_env_sample.py)."""
+    import runpy
+
+    render = runpy.run_path(str(ENV_SAMPLE.parent / "scripts" / "gen_env_sample.py"))["render"]
+    assert ENV_SAMPLE.read_text() == render(), "run: .venv/bin/python scripts/gen_env_sample.py"
