@@ -7,10 +7,6 @@
 FROM python:3.11-slim-bookworm
 
 ARG UV_VERSION=0.13.9
-# requirements/lock.txt holds no PostgreSQL driver, and the metadata database in docker-compose.yaml is
-# PostgreSQL. Until a driver is added to the lock (pyproject + uv pip compile), this pinned one is added
-# after the sync. Set to "" to skip it (e.g. SQLite-only images).
-ARG POSTGRES_DRIVER=psycopg2-binary==2.9.13
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -37,14 +33,12 @@ WORKDIR /opt/adpipeline
 
 # Dependencies first (cached until the lock changes). The sync installs exactly the lock, compiled to .pyc.
 COPY requirements/lock.txt requirements/overrides.txt requirements/
-RUN uv pip sync --system --compile-bytecode requirements/lock.txt \
- && if [ -n "${POSTGRES_DRIVER}" ]; then \
-      uv pip install --system --no-deps --compile-bytecode "${POSTGRES_DRIVER}"; \
-    fi
+# (psycopg2-binary for the PostgreSQL metadata database is in the lock.)
+RUN uv pip sync --system --compile-bytecode requirements/lock.txt
 
 # The project. sql/ must sit next to adpipeline/ (adpipeline.warehouse.base finds it relative to the
 # package), which the editable install keeps true.
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY adpipeline/ adpipeline/
 COPY sql/ sql/
 COPY dags/ dags/

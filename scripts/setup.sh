@@ -4,13 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
+# uv lives in its own small venv: `uv pip sync` removes from .venv everything the lock does not list.
+if [ ! -x .venv-uv/bin/uv ]; then
+  "$PYTHON" -m venv .venv-uv
+  .venv-uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+fi
+UV="$PWD/.venv-uv/bin/uv"
 if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+  "$UV" venv --quiet --python "$PYTHON" .venv
 fi
-if [ ! -x .venv/bin/uv ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-fi
-UV=.venv/bin/uv
 # sync: install exactly the lock (no re-resolve), compiled to .pyc (Airflow imports twice as slowly without them).
 "$UV" pip sync --quiet --python .venv/bin/python --compile-bytecode requirements/lock.txt
 "$UV" pip install --quiet --python .venv/bin/python --no-deps --compile-bytecode -e .

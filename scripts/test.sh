@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-UV="$PWD/.venv/bin/uv" bash scripts/setup_bqemulator.sh
+UV="$PWD/.venv-uv/bin/uv" bash scripts/setup_bqemulator.sh
 .venv/bin/ruff check .
 .venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml
 exec .venv/bin/python -m pytest "$@"
