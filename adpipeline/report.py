@@ -26,8 +26,14 @@ def _fmt(value: object) -> str:
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, list):
-        return ", ".join(map(str, value[:4])) + (" …" if len(value) > 4 else "")
-    return "" if value is None else str(value)
+        return ", ".join(_tail(v) for v in value[:4]) + (" …" if len(value) > 4 else "")
+    return "" if value is None else _tail(value)
+
+
+def _tail(value: object) -> str:
+    """File names rather than long paths/URLs, so tables fit a terminal."""
+    text = str(value)
+    return text.rsplit("/", 1)[-1] if "/" in text else text
 
 
 def print_summary(settings: Settings, console: Console) -> None:
