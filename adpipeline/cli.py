@@ -117,6 +117,20 @@ def summary() -> None:
 
 
 @app.command()
+def report(
+    what: Annotated[str, typer.Argument(help="faces: face_performance as CSV plus a zip of each face's best crop")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports"),
+) -> None:
+    """Export a report to files."""
+    if what != "faces":
+        raise typer.BadParameter("only 'faces' is available", param_hint="WHAT")
+    from adpipeline.report import export_faces
+
+    csv_path, zip_path, n = export_faces(_settings(), out)
+    console.print(f"wrote {csv_path} and {zip_path} ({n} crops)")
+
+
+@app.command()
 def demo(
     days: Annotated[int, typer.Option(help="Days of sample ads.")] = 14,
     direct: Annotated[bool, typer.Option(help="Skip Airflow; call the stages in-process.")] = False,

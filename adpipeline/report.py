@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -116,3 +119,25 @@ def _print(wh: Warehouse, settings: Settings, console: Console) -> None:
             f"  python -c \"import duckdb; print(duckdb.connect('{path}', read_only=True)"
             ".sql('SELECT * FROM face_performance'))\""
         )
+
+
+def export_faces(settings: Settings, out_dir: Path) -> tuple[Path, Path, int]:
+    """Write ``faces.csv`` (face_performance) and ``face_crops.zip`` (each face's best crop) into ``out_dir``."""
+    from adpipeline.bucket import Bucket
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bucket = Bucket(settings.resolved_bucket_url)
+    with get_warehouse(settings) as wh:
+        frame = wh.query("SELECT * FROM {{ face_performance }} ORDER BY ctr DESC, face_id")
+    csv_path, zip_path = out_dir / "faces.csv", out_dir / "face_crops.zip"
+    frame.to_csv(csv_path, index=False)
+    n = 0
+    prefix = bucket.url + "/"
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for record in frame.itertuples(index=False):
+            path = record.best_crop_path
+            if not isinstance(path, str) or not path.startswith(prefix):
+                continue
+            archive.writestr(f"{record.face_id}.jpg", bucket.get_bytes(path[len(prefix) :]))
+            n += 1
+    return csv_path, zip_path, n

@@ -36,6 +36,15 @@ def test_chain_fills_every_table(small_sample, tmp_path) -> None:
     ):
         assert sums[table][0] > 0, table
 
+    # `adpipeline report faces`: the CSV has one line per face_performance row, the zip one crop per face.
+    import zipfile
+
+    from adpipeline.report import export_faces
+
+    csv_path, zip_path, n_crops = export_faces(settings, tmp_path / "report")
+    assert len(csv_path.read_text().strip().splitlines()) == sums["face_performance"][0] + 1
+    assert len(zipfile.ZipFile(zip_path).namelist()) == n_crops == sums["faces"][0]
+
 
 def test_running_twice_changes_nothing(small_sample, tmp_path) -> None:
     settings = make_settings(tmp_path / "home")
