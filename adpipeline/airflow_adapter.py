@@ -38,6 +38,19 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+def dag_defaults(doc: str | None) -> dict[str, Any]:
+    """The DAG arguments every adpipeline DAG shares: start date, one run at a time, the window Params, retries,
+    tag, and the module docstring as ``doc_md``."""
+    return {
+        "start_date": START_DATE,
+        "max_active_runs": 1,
+        "params": window_params(),
+        "default_args": DEFAULT_ARGS,
+        "tags": ["adpipeline"],
+        "doc_md": doc,
+    }
+
+
 def daily() -> CronDataIntervalTimetable:
     """Daily runs whose data interval is the previous day (``[D, D+1)``)."""
     return CronDataIntervalTimetable("@daily", timezone="UTC")

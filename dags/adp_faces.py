@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, task
 
-from adpipeline.airflow_adapter import ASSETS, DEFAULT_ARGS, START_DATE, run_stage, window_params
+from adpipeline.airflow_adapter import ASSETS, dag_defaults, run_stage
 
 with DAG(
     dag_id="adp_faces",
     schedule=[ASSETS["media"]],
-    start_date=START_DATE,
-    max_active_runs=1,
-    params=window_params(),
-    default_args=DEFAULT_ARGS,
-    tags=["adpipeline"],
-    doc_md=__doc__,
+    **dag_defaults(__doc__),
 ):
 
     @task

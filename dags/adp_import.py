@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, task
 
-from adpipeline.airflow_adapter import ASSETS, DEFAULT_ARGS, START_DATE, daily, run_stage, window_params
+from adpipeline.airflow_adapter import ASSETS, dag_defaults, daily, run_stage
 
 with DAG(
     dag_id="adp_import",
     schedule=daily(),
-    start_date=START_DATE,
     catchup=True,
-    max_active_runs=1,
-    params=window_params(),
-    default_args=DEFAULT_ARGS,
-    tags=["adpipeline"],
-    doc_md=__doc__,
+    **dag_defaults(__doc__),
 ):
 
     @task(outlets=[ASSETS["creatives"]])

@@ -9,7 +9,7 @@ from typing import Any
 from adpipeline.bucket import Bucket
 from adpipeline.settings import Settings
 from adpipeline.warehouse import Warehouse, get_warehouse
-from adpipeline.warehouse.base import identifier
+from adpipeline.warehouse.base import identifier, sql_path
 from adpipeline.window import Window
 
 log = logging.getLogger("adpipeline")
@@ -43,7 +43,7 @@ class StageContext:
     def source_names(self) -> dict[str, str]:
         """Template names for the source table and its configured columns."""
         s = self.settings
-        return {
+        names = {
             "source": self.warehouse.source_ref(s.source_table),
             "col_ad_id": identifier(s.source_ad_id_column),
             "col_date": identifier(s.source_date_column),
@@ -55,6 +55,11 @@ class StageContext:
             "col_spend": identifier(s.source_spend_column),
             "col_conversions": identifier(s.source_conversions_column),
         }
+        # The source table in our column names, as a subquery every SQL file can select from.
+        names["source_ads"] = (
+            "(\n" + self.warehouse.render(sql_path("source/select_source_ads").read_text(), names) + ")"
+        )
+        return names
 
 
 def check_failure_share(stage: str, failed: int, total: int, limit: float) -> None:

@@ -2,8 +2,8 @@
 SELECT
   (SELECT COUNT(*) FROM {{ ads_enriched }}) AS n_rows,
   (
-    SELECT COUNT(*) FROM {{ source }}
-    WHERE CAST({{ col_date }} AS DATE) <= (SELECT MAX(last_seen_date) FROM {{ creatives }})
+    SELECT COUNT(*) FROM {{ source_ads }}
+    WHERE date <= (SELECT MAX(last_seen_date) FROM {{ creatives }})
   ) AS n_expected,
   (
     SELECT COUNT(*) FROM (

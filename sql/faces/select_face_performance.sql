@@ -1,16 +1,6 @@
 -- face_performance: per unique face, the ads whose video shows it and their metrics; plus one '__no_face__'
 -- baseline row for ads whose video was analysed and showed nobody. An ad's metrics are summed over its days first.
-WITH ads AS (
-  SELECT
-    CAST({{ col_ad_id }} AS STRING) AS ad_id,
-    NULLIF(TRIM({{ col_video_url }}), '') AS video_url,
-    COALESCE(CAST({{ col_impressions }} AS INT64), 0) AS impressions,
-    COALESCE(CAST({{ col_clicks }} AS INT64), 0) AS clicks,
-    COALESCE(CAST({{ col_spend }} AS FLOAT64), 0) AS spend,
-    COALESCE(CAST({{ col_conversions }} AS INT64), 0) AS conversions
-  FROM {{ source }}
-),
-per_ad AS (
+WITH per_ad AS (
   SELECT
     c.creative_id,
     a.ad_id,
@@ -18,7 +8,7 @@ per_ad AS (
     SUM(a.clicks) AS clicks,
     SUM(a.spend) AS spend,
     SUM(a.conversions) AS conversions
-  FROM ads AS a
+  FROM {{ source_ads }} AS a
   JOIN {{ creatives }} AS c ON c.url = a.video_url AND c.media_type = 'video'
   GROUP BY c.creative_id, a.ad_id
 ),

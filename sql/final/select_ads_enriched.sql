@@ -2,18 +2,9 @@
 -- (through the group's canonical creative), video metadata and face summary. Grain: one row per (ad_id, date).
 -- Rebuilt whole (CREATE OR REPLACE) by the final DAG; the bound is data-driven, so a backfill never shrinks it.
 WITH ads AS (
-  SELECT
-    CAST({{ col_ad_id }} AS STRING) AS ad_id,
-    CAST({{ col_date }} AS DATE) AS date,
-    CAST({{ col_campaign }} AS STRING) AS campaign,
-    NULLIF(TRIM({{ col_image_url }}), '') AS image_url,
-    NULLIF(TRIM({{ col_video_url }}), '') AS video_url,
-    COALESCE(CAST({{ col_impressions }} AS INT64), 0) AS impressions,
-    COALESCE(CAST({{ col_clicks }} AS INT64), 0) AS clicks,
-    COALESCE(CAST({{ col_spend }} AS FLOAT64), 0) AS spend,
-    COALESCE(CAST({{ col_conversions }} AS INT64), 0) AS conversions
-  FROM {{ source }}
-  WHERE CAST({{ col_date }} AS DATE) <= (SELECT MAX(last_seen_date) FROM {{ creatives }})
+  SELECT *
+  FROM {{ source_ads }}
+  WHERE date <= (SELECT MAX(last_seen_date) FROM {{ creatives }})
 ),
 ad_creative AS (
   SELECT

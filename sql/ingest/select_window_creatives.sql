@@ -6,15 +6,13 @@ SELECT
   MIN(ad_date) AS first_seen_date,
   MAX(ad_date) AS last_seen_date
 FROM (
-  SELECT TRIM({{ col_image_url }}) AS url, 'image' AS media_type, CAST({{ col_date }} AS DATE) AS ad_date
-  FROM {{ source }}
-  WHERE CAST({{ col_date }} AS DATE) BETWEEN @start AND @end
-    AND {{ col_image_url }} IS NOT NULL AND TRIM({{ col_image_url }}) != ''
+  SELECT image_url AS url, 'image' AS media_type, date AS ad_date
+  FROM {{ source_ads }}
+  WHERE date BETWEEN @start AND @end AND image_url IS NOT NULL
   UNION ALL
-  SELECT TRIM({{ col_video_url }}) AS url, 'video' AS media_type, CAST({{ col_date }} AS DATE) AS ad_date
-  FROM {{ source }}
-  WHERE CAST({{ col_date }} AS DATE) BETWEEN @start AND @end
-    AND {{ col_video_url }} IS NOT NULL AND TRIM({{ col_video_url }}) != ''
+  SELECT video_url AS url, 'video' AS media_type, date AS ad_date
+  FROM {{ source_ads }}
+  WHERE date BETWEEN @start AND @end AND video_url IS NOT NULL
 )
 GROUP BY url, media_type
 ORDER BY url, media_type
