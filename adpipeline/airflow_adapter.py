@@ -101,6 +101,26 @@ def run_stage(stage: Callable[[Any], dict[str, Any]], context: Mapping[str, Any]
     return result
 
 
+BATCH_POLL = dt.timedelta(minutes=2)
+"""How often the features DAG's sensor checks submitted batch jobs (it frees its worker slot in between)."""
+BATCH_WAIT = dt.timedelta(hours=49)
+"""How long the sensor waits in all; the collector itself gives up on a job after ``genai_batch_timeout_h``."""
+
+
+def run_check(stage: Callable[[Any], bool], context: Mapping[str, Any], outlet: Asset | None) -> bool:
+    """Sensor flavour of :func:`run_stage`: the stage answers whether the work is done; the outlet asset event
+    (with the window) is stamped only then."""
+    from adpipeline.settings import get_settings
+    from adpipeline.stages.context import StageContext
+
+    window = resolve_window(context)
+    with StageContext(get_settings(), window, run_id=str(context.get("run_id") or "manual")) as ctx:
+        done = bool(stage(ctx))
+    if done and outlet is not None:
+        context["outlet_events"][outlet].extra = window.to_json()
+    return done
+
+
 CHAIN = ("adp_import", "adp_media", "adp_features", "adp_faces", "adp_final")
 """DAG ids in dependency order (what the asset schedule runs one after another)."""
 

@@ -204,9 +204,10 @@ class GenAIUsage(Row):
 
     call_id: str
     creative_id: str
+    modality: str | None = Field(None, description="image or video.")
     provider: str
-    model: str
-    mode: str
+    model: str = Field(description="The model that answered (as the provider reports it), never empty.")
+    mode: str = Field(description="online, batch, or offline (no model API).")
     prompt_version: str
     input_text_tokens: int = 0
     input_image_tokens: int = 0
@@ -217,10 +218,31 @@ class GenAIUsage(Row):
     thinking_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: int | None = None
-    attempts: int = 1
+    attempts: int = Field(1, description="HTTP attempts this call took (retries on 429/5xx included).")
     status: str
+    reason: str | None = None
+    price_version: str | None = Field(None, description="Version of the price table cost_usd was computed with.")
+    batch_id: str | None = Field(None, description="The batch job that carried the call (mode batch).")
     run_id: str
     called_at: dt.datetime
+
+
+class GenAIBatch(Row):
+    """One row per submitted batch job (Gemini Batch mode). Key: batch_id."""
+
+    batch_id: str = Field(description="The provider's job name, e.g. batches/abc123.")
+    modality: str
+    provider: str
+    model: str
+    prompt_version: str
+    creative_ids: list[str] = Field(default_factory=list, description="Request order: response i is creative i.")
+    state: str = Field(description="submitted, collected, failed or expired.")
+    reason: str | None = None
+    estimated_cost_usd: float = 0.0
+    cost_usd: float | None = None
+    submitted_run_id: str
+    collected_run_id: str | None = None
+    submitted_at: dt.datetime
 
 
 # --- faces ----------------------------------------------------------------------------------------
@@ -344,6 +366,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("image_features", ImageFeatureRow, ("creative_id",), "merge"),
         TableSpec("video_features", VideoFeatureRow, ("creative_id",), "merge"),
         TableSpec("genai_usage", GenAIUsage, ("call_id",), "merge"),
+        TableSpec("genai_batches", GenAIBatch, ("batch_id",), "merge"),
         TableSpec("face_detections", FaceDetection, ("track_id",), "merge"),
         TableSpec("faces", Face, ("face_id",), "merge"),
         TableSpec("face_video_status", FaceVideoStatus, ("creative_id",), "merge"),

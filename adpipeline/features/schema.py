@@ -52,7 +52,16 @@ META_COLUMNS: tuple[str, ...] = (
 )
 """Row columns that describe the extraction rather than the creative."""
 
-STATUSES: tuple[str, ...] = ("ok", "corrupt", "failed", "invalid_response", "skipped_budget")
+STATUSES: tuple[str, ...] = (
+    "ok",
+    "corrupt",
+    "failed",
+    "invalid_response",
+    "blocked",
+    "rate_limited",
+    "skipped_budget",
+    "submitted",
+)
 
 COLOR_NAMES: tuple[str, ...] = (
     "black",

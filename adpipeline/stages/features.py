@@ -1,80 +1,366 @@
-"""features: structured features for canonical images and for videos, with the configured provider."""
+"""features: structured features for canonical images and for videos, with the configured provider.
+
+Offline (default): the embedded extractor, one zero-cost ledger row per creative. Gemini / LangChain: the
+:class:`~adpipeline.features.llm.Runner` (cache, budget, rate limit, retries, one repair), or Gemini Batch mode for
+large runs (:func:`collect_batches` finishes those later, from a sensor that frees its worker between checks).
+Results are written in chunks while the calls go on, so a killed task keeps what it paid for.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+import logging
 import tempfile
+import time
+import uuid
+from collections.abc import Generator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from adpipeline import tables
+from adpipeline.features import schema
+from adpipeline.features.llm import (
+    Budget,
+    FeatureCache,
+    LLMProvider,
+    MediaItem,
+    Outcome,
+    ProviderError,
+    RateLimiter,
+    Runner,
+    task_share,
+)
+from adpipeline.features.pricing import load_prices
+from adpipeline.settings import Settings
 from adpipeline.stages.context import StageContext, check_failure_share, summary
 from adpipeline.stages.media import _blob_key
+from adpipeline.warehouse.schema import rows_from_frame
+
+log = logging.getLogger("adpipeline")
+
+Modality = Literal["image", "video"]
 
 FEATURE_TABLES = [
     "creatives",
     "media_fetches",
+    "image_hashes",
     "duplicate_groups",
     "video_metadata",
     "image_features",
     "video_features",
+    "genai_usage",
+    "genai_batches",
 ]
+FLUSH_EVERY = 25
+"""Outcomes buffered before they are MERGEd (a killed task loses at most this many paid answers)."""
+
+_IMAGE_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-def get_extractor(ctx: StageContext) -> Any:
-    """The configured feature provider. Only the offline extractor ships in this release; asking for another one
-    is a clear error, not a silent fallback."""
-    if ctx.settings.feature_provider != "offline":
-        raise NotImplementedError(
-            f"feature provider {ctx.settings.feature_provider!r} is not available yet; use ADP_FEATURE_PROVIDER=offline"
-        )
-    from adpipeline.features.offline import OfflineExtractor
+def get_provider(settings: Settings) -> LLMProvider:
+    """The configured model provider (Gemini or LangChain); the offline extractor is not one of them."""
+    if settings.feature_provider == "gemini":
+        from adpipeline.features.gemini import GeminiProvider
 
-    return OfflineExtractor(ctx.settings)
+        return GeminiProvider(settings)
+    if settings.feature_provider == "langchain":
+        from adpipeline.features.langchain_chat import LangChainProvider
 
-
-def _pending_params(ctx: StageContext, extractor: Any) -> dict[str, Any]:
-    return {
-        **ctx.window.params(),
-        "provider": extractor.name,
-        "model": extractor.model,
-        "prompt_version": extractor.prompt_version,
-    }
+        return LangChainProvider(settings)
+    raise ValueError(f"{settings.feature_provider!r} is not a model provider")
 
 
 def images(ctx: StageContext) -> dict[str, Any]:
-    """MERGE ``image_features`` for the window's canonical images that lack them."""
-    wh = ctx.warehouse
-    wh.ensure_tables(FEATURE_TABLES)
-    extractor = get_extractor(ctx)
-    todo = wh.query_file("features/select_pending_images", _pending_params(ctx, extractor))
-    rows = [
-        extractor.extract_image(ctx.bucket.get_bytes(_blob_key(ctx, item.blob_path)), item.creative_id)
-        for item in todo.itertuples(index=False)
-    ]
-    wh.merge_rows("image_features", rows)
-    failed = sum(r.status != "ok" for r in rows)
-    check_failure_share("features.images", failed, len(rows), ctx.settings.max_failure_share)
-    return summary("features.images", ctx.window, extracted=len(rows), failed=failed, provider=extractor.name)
+    """MERGE ``image_features`` (and ``genai_usage``) for the window's canonical images that lack them."""
+    return _extract(ctx, "image")
 
 
 def videos(ctx: StageContext) -> dict[str, Any]:
-    """MERGE ``video_features`` for the window's videos that lack them."""
-    wh = ctx.warehouse
-    wh.ensure_tables(FEATURE_TABLES)
-    extractor = get_extractor(ctx)
-    todo = wh.query_file("features/select_pending_videos", _pending_params(ctx, extractor))
-    rows = []
+    """MERGE ``video_features`` (and ``genai_usage``) for the window's videos that lack them."""
+    return _extract(ctx, "video")
+
+
+def _extract(ctx: StageContext, modality: Modality) -> dict[str, Any]:
+    ctx.warehouse.ensure_tables(FEATURE_TABLES)
+    if ctx.settings.feature_provider == "offline":
+        return _offline(ctx, modality)
+    return _with_model(ctx, modality, get_provider(ctx.settings))
+
+
+def _pending(ctx: StageContext, modality: Modality, provider: str, model: str, prompt_version: str) -> Any:
+    params = {**ctx.window.params(), "provider": provider, "model": model, "prompt_version": prompt_version}
+    return ctx.warehouse.query_file(f"features/select_pending_{modality}s", params)
+
+
+class _Writer:
+    """Buffers feature rows and ledger rows and MERGEs them every ``FLUSH_EVERY`` outcomes."""
+
+    def __init__(self, ctx: StageContext, modality: Modality) -> None:
+        self.ctx, self.table = ctx, f"{modality}_features"
+        self.rows: list[Any] = []
+        self.usage: list[tables.GenAIUsage] = []
+        self.counts: dict[str, int] = {}
+
+    def add(self, row: Any, usage: list[tables.GenAIUsage] = ()) -> None:  # type: ignore[assignment]
+        self.rows.append(row)
+        self.usage.extend(usage)
+        self.counts[row.status] = self.counts.get(row.status, 0) + 1
+        if len(self.rows) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.usage:
+            self.ctx.warehouse.merge_rows("genai_usage", self.usage)
+        if self.rows:
+            self.ctx.warehouse.merge_rows(self.table, self.rows)
+        self.rows, self.usage = [], []
+
+
+# --- offline ------------------------------------------------------------------------------------------------------
+def _offline(ctx: StageContext, modality: Modality) -> dict[str, Any]:
+    from adpipeline.features.offline import OfflineExtractor
+
+    extractor = OfflineExtractor(ctx.settings)
+    todo = _pending(ctx, modality, extractor.name, extractor.model, extractor.prompt_version)
+    writer = _Writer(ctx, modality)
     for item in todo.itertuples(index=False):
-        key = _blob_key(ctx, item.blob_path)
-        has_audio = None if item.has_audio is None or item.has_audio != item.has_audio else bool(item.has_audio)
-        local = ctx.bucket.local_path(key)
-        if local is not None:
-            rows.append(extractor.extract_video(local, item.creative_id, has_audio=has_audio))
+        started = time.monotonic()
+        if modality == "image":
+            row = extractor.extract_image(ctx.bucket.get_bytes(_blob_key(ctx, item.blob_path)), item.creative_id)
+        else:
+            has_audio = None if item.has_audio is None or item.has_audio != item.has_audio else bool(item.has_audio)
+            with _local_file(ctx, item.blob_path) as path:
+                row = extractor.extract_video(path, item.creative_id, has_audio=has_audio)
+        writer.add(row, [_offline_ledger(ctx, modality, row, started)])
+    writer.flush()
+    return _finish(ctx, modality, writer, provider=extractor.name, model=extractor.model)
+
+
+def _offline_ledger(ctx: StageContext, modality: Modality, row: Any, started: float) -> tables.GenAIUsage:
+    return tables.GenAIUsage(
+        call_id=uuid.uuid4().hex,
+        creative_id=row.creative_id,
+        modality=modality,
+        provider=row.provider,
+        model=row.model,
+        mode="offline",
+        prompt_version=row.prompt_version,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        status=row.status,
+        reason=row.reason,
+        run_id=ctx.run_id,
+        called_at=dt.datetime.now(dt.UTC),
+    )
+
+
+# --- model providers ----------------------------------------------------------------------------------------------
+def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) -> dict[str, Any]:
+    s = ctx.settings
+    prices = load_prices(s.price_table)
+    prices.price(provider.model)  # an unknown model is an error before any call
+    todo = _pending(ctx, modality, provider.name, provider.model, schema.PROMPT_VERSION)
+    spent = float(
+        ctx.warehouse.query_file("features/select_run_spend", {"run_id": ctx.run_id, "modality": modality}).iloc[0, 0]
+        or 0.0
+    )
+    runner = Runner(
+        provider=provider,
+        prices=prices,
+        run_id=ctx.run_id,
+        limiter=RateLimiter(task_share(s.genai_rpm, s.genai_pool_slots), task_share(s.genai_tpm, s.genai_pool_slots)),
+        budget=Budget(s.run_budget_usd, spent),
+        cache=FeatureCache(ctx.bucket, provider.name, provider.model, schema.PROMPT_VERSION) if s.genai_cache else None,
+        max_retries=s.genai_max_retries,
+        backoff_s=s.genai_backoff_s,
+        concurrency=s.genai_concurrency,
+    )
+    writer = _Writer(ctx, modality)
+    with ExitStack() as stack:
+        items = [_media_item(ctx, stack, modality, row) for row in todo.itertuples(index=False)]
+        to_call: list[MediaItem] = []
+        for item in items:
+            hit = runner.from_cache(item)
+            if hit is None:
+                to_call.append(item)
+            else:
+                writer.add(hit.row)
+        batched = 0
+        if _use_batch(s, provider, len(to_call)):
+            batched, to_call = _submit_batches(ctx, runner, provider, to_call, writer)
+
+        def done(outcome: Outcome) -> None:
+            writer.add(outcome.row, outcome.usage)
+
+        runner.run(to_call, on_done=done, cache_checked=True)
+        writer.flush()
+    cached = len(items) - len(to_call) - batched
+    return _finish(ctx, modality, writer, provider=provider.name, model=provider.model, batched=batched, cached=cached)
+
+
+def _use_batch(s: Settings, provider: LLMProvider, count: int) -> bool:
+    if not provider.supports_batch or count == 0:
+        return False
+    return s.genai_mode == "batch" or (s.genai_mode == "auto" and count >= s.genai_batch_min_items)
+
+
+def _submit_batches(
+    ctx: StageContext, runner: Runner, provider: Any, items: list[MediaItem], writer: _Writer
+) -> tuple[int, list[MediaItem]]:
+    """Submit what fits the budget and the inline size as batch jobs; returns (submitted, items left for online)."""
+    from adpipeline.features import batch
+
+    s = ctx.settings
+    online = [i for i in items if i.modality == "video" and i.size_bytes > s.gemini_inline_max_bytes]
+    chosen: list[MediaItem] = []
+    for item in items:
+        if item in online:
             continue
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "video"
-            path.write_bytes(ctx.bucket.get_bytes(key))
-            rows.append(extractor.extract_video(str(path), item.creative_id, has_audio=has_audio))
-    wh.merge_rows("video_features", rows)
-    failed = sum(r.status != "ok" for r in rows)
-    check_failure_share("features.videos", failed, len(rows), ctx.settings.max_failure_share)
-    return summary("features.videos", ctx.window, extracted=len(rows), failed=failed, provider=extractor.name)
+        cost = runner.estimate(item, "batch")[1]
+        if runner.budget.reserve(cost):
+            chosen.append(item)
+        else:
+            writer.add(
+                runner.status_row(
+                    item,
+                    "skipped_budget",
+                    f"estimated ${cost:.4f} (batch) does not fit the run budget (${s.run_budget_usd:.2f})",
+                )
+            )
+    if not chosen:
+        return 0, online
+    try:
+        jobs = batch.submit(
+            provider,
+            chosen,
+            prices=runner.prices,
+            estimate=lambda item: runner.estimate(item, "batch")[1],
+            run_id=ctx.run_id,
+            max_bytes=s.genai_batch_max_bytes,
+            now=dt.datetime.now(dt.UTC),
+        )
+    except ProviderError as exc:
+        log.warning("batch submission failed (%s); calling online instead", exc.reason)
+        for item in chosen:
+            runner.budget.settle(runner.estimate(item, "batch")[1], 0.0)
+        return 0, online + chosen
+    ctx.warehouse.merge_rows("genai_batches", jobs)
+    for job in jobs:
+        for creative_id in job.creative_ids:
+            writer.add(
+                schema.status_row(
+                    job.modality,
+                    creative_id=creative_id,
+                    provider=provider.name,  # type: ignore[call-overload]
+                    model=provider.model,
+                    status="submitted",
+                    reason=f"in {job.batch_id}",
+                )
+            )
+    writer.flush()
+    return sum(len(j.creative_ids) for j in jobs), online
+
+
+def collect_batches(ctx: StageContext) -> bool:
+    """Collect every finished batch job of the configured provider; True when none is left running."""
+    if ctx.settings.feature_provider != "gemini":
+        return True
+    from adpipeline.features import batch
+
+    ctx.warehouse.ensure_tables(FEATURE_TABLES)
+    open_jobs = rows_from_frame(tables.GenAIBatch, ctx.warehouse.query_file("features/select_open_batches", {}))
+    if not open_jobs:
+        return True
+    provider = get_provider(ctx.settings)
+    prices = load_prices(ctx.settings.price_table)
+    timeout = dt.timedelta(hours=ctx.settings.genai_batch_timeout_h)
+    waiting = 0
+    for job in open_jobs:
+        done = batch.collect(
+            provider, job, prices=prices, run_id=ctx.run_id, now=dt.datetime.now(dt.UTC), timeout=timeout
+        )
+        if done is None:
+            waiting += 1
+            continue
+        ctx.warehouse.merge_rows("genai_usage", done.usage)
+        ctx.warehouse.merge_rows(f"{job.modality}_features", done.rows)
+        ctx.warehouse.merge_rows("genai_batches", [done.batch])
+        log.info(
+            "collected %s: %s, %d rows, $%.4f",
+            job.batch_id,
+            done.batch.state,
+            len(done.rows),
+            done.batch.cost_usd or 0.0,
+        )
+    return waiting == 0
+
+
+# --- inputs -------------------------------------------------------------------------------------------------------
+def _media_item(ctx: StageContext, stack: ExitStack, modality: Modality, row: Any) -> MediaItem:
+    key = _blob_key(ctx, row.blob_path)
+    size = int(row.size_bytes) if row.size_bytes == row.size_bytes and row.size_bytes is not None else 0
+    if modality == "image":
+        data, mime = _image_payload(ctx.bucket.get_bytes(key), row.image_format)
+        return MediaItem(
+            creative_id=row.creative_id,
+            modality="image",
+            sha256=row.sha256,
+            mime_type=mime,
+            data=data,
+            size_bytes=len(data),
+            width=_int(row.width),
+            height=_int(row.height),
+        )
+    has_audio = None if row.has_audio is None or row.has_audio != row.has_audio else bool(row.has_audio)
+    return MediaItem(
+        creative_id=row.creative_id,
+        modality="video",
+        sha256=row.sha256,
+        mime_type="video/mp4",
+        path=stack.enter_context(_local_file(ctx, row.blob_path)),
+        size_bytes=size,
+        width=_int(row.width),
+        height=_int(row.height),
+        duration_s=float(row.duration_s) if row.duration_s == row.duration_s and row.duration_s is not None else None,
+        has_audio=has_audio,
+    )
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None and value == value else None
+
+
+def _image_payload(data: bytes, image_format: str | None) -> tuple[bytes, str]:
+    """Bytes and MIME type a model accepts: JPEG, PNG and WebP as they are; GIF (first frame) and BMP as PNG."""
+    fmt = (image_format or "").upper()
+    if fmt in _IMAGE_MIME:
+        return data, _IMAGE_MIME[fmt]
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        out = io.BytesIO()
+        image.convert("RGBA" if "A" in image.getbands() else "RGB").save(out, format="PNG")
+    return out.getvalue(), "image/png"
+
+
+@contextmanager
+def _local_file(ctx: StageContext, blob_path: str) -> Generator[str, None, None]:
+    """A local path for a bucket blob: the blob itself on a local bucket, else a temp copy removed on exit."""
+    key = _blob_key(ctx, blob_path)
+    local = ctx.bucket.local_path(key)
+    if local is not None:
+        yield local
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "media"
+        path.write_bytes(ctx.bucket.get_bytes(key))
+        yield str(path)
+
+
+def _finish(ctx: StageContext, modality: Modality, writer: _Writer, **extra: Any) -> dict[str, Any]:
+    counts = writer.counts
+    failed = sum(n for status, n in counts.items() if status not in ("ok", "submitted", "skipped_budget", "blocked"))
+    total = sum(counts.values())
+    check_failure_share(f"features.{modality}s", failed, total, ctx.settings.max_failure_share)
+    return summary(f"features.{modality}s", ctx.window, extracted=total, failed=failed, statuses=counts, **extra)

@@ -1,5 +1,6 @@
--- Videos used in the window, fetched and probed fine, with no good features yet from this provider/model/prompt.
-SELECT v.creative_id, f.sha256, f.blob_path, v.has_audio
+-- Videos used in the window, fetched and probed fine, that still need features from this provider, model and
+-- prompt version (no row, or a failed one; ok, blocked and submitted rows are left alone).
+SELECT v.creative_id, f.sha256, f.blob_path, f.size_bytes, v.has_audio, v.duration_s, v.width, v.height
 FROM {{ video_metadata }} AS v
 JOIN {{ creatives }} AS c ON c.creative_id = v.creative_id
 JOIN {{ media_fetches }} AS f ON f.creative_id = v.creative_id AND f.status = 'ok'
@@ -8,7 +9,7 @@ LEFT JOIN {{ video_features }} AS x
   AND x.provider = @provider
   AND x.model = @model
   AND x.prompt_version = @prompt_version
-  AND x.status = 'ok'
+  AND x.status IN ('ok', 'blocked', 'submitted')
 WHERE v.status = 'ok'
   AND c.last_seen_date >= @start
   AND c.first_seen_date <= @end

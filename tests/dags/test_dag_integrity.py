@@ -14,7 +14,11 @@ pytestmark = pytest.mark.airflow
 EXPECTED = {
     "adp_import": (["merge_into_creatives"], "timetable", []),
     "adp_media": (["fetch_media", "analyse_media", "merge_duplicate_groups"], "asset", ["adpipeline.creatives"]),
-    "adp_features": (["extract_image_features", "extract_video_features"], "asset", ["adpipeline.media"]),
+    "adp_features": (
+        ["extract_image_features", "extract_video_features", "collect_batches"],
+        "asset",
+        ["adpipeline.media"],
+    ),
     "adp_faces": (["detect_and_cluster_faces", "rebuild_face_performance"], "asset", ["adpipeline.media"]),
     "adp_final": (["rebuild_ads_enriched"], "asset", ["adpipeline.features", "adpipeline.faces"]),
 }
@@ -69,6 +73,11 @@ def test_external_api_tasks_use_pools(dagbag) -> None:
     pools = {t.task_id: t.pool for d in dagbag.dags.values() for t in d.tasks}
     assert pools["fetch_media"] == "media_fetch"
     assert pools["extract_image_features"] == pools["extract_video_features"] == "genai_api"
+
+
+def test_batch_collector_frees_its_worker(dagbag) -> None:
+    sensor = dagbag.get_dag("adp_features").get_task("collect_batches")
+    assert sensor.mode == "reschedule"
 
 
 def test_dag_files_do_no_heavy_imports() -> None:
