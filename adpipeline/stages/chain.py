@@ -20,6 +20,7 @@ CHAIN: list[tuple[str, str, StageFn]] = [
     ("adp_media", "merge_duplicate_groups", media.group),
     ("adp_features", "extract_image_features", features.images),
     ("adp_features", "extract_video_features", features.videos),
+    ("adp_features", "collect_batches", features.batches),
     ("adp_faces", "detect_and_cluster_faces", faces.detect),
     ("adp_faces", "rebuild_face_performance", faces.performance),
     ("adp_final", "rebuild_ads_enriched", final.run),

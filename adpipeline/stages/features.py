@@ -263,37 +263,42 @@ def _submit_batches(
 
 
 def collect_batches(ctx: StageContext) -> bool:
-    """Collect every finished batch job of the configured provider; True when none is left running."""
+    """Sensor: collect every finished batch job of the configured provider; True when none is left running."""
+    return _collect(ctx) == 0
+
+
+def batches(ctx: StageContext) -> dict[str, Any]:
+    """One collection pass (direct runs): what is finished is written, what still runs is left for later."""
+    waiting = _collect(ctx)
+    return summary("features.batches", ctx.window, still_running=waiting)
+
+
+def _collect(ctx: StageContext) -> int:
+    """Collect the finished batch jobs; returns how many are still running."""
     if ctx.settings.feature_provider != "gemini":
-        return True
+        return 0
     from adpipeline.features import batch
 
     ctx.warehouse.ensure_tables(FEATURE_TABLES)
     open_jobs = rows_from_frame(tables.GenAIBatch, ctx.warehouse.query_file("features/select_open_batches", {}))
     if not open_jobs:
-        return True
-    provider = get_provider(ctx.settings)
+        return 0
+    provider: Any = get_provider(ctx.settings)
     prices = load_prices(ctx.settings.price_table)
     timeout = dt.timedelta(hours=ctx.settings.genai_batch_timeout_h)
     waiting = 0
     for job in open_jobs:
-        done = batch.collect(
-            provider, job, prices=prices, run_id=ctx.run_id, now=dt.datetime.now(dt.UTC), timeout=timeout
-        )
+        now = dt.datetime.now(dt.UTC)
+        done = batch.collect(provider, job, prices=prices, run_id=ctx.run_id, now=now, timeout=timeout)
         if done is None:
             waiting += 1
             continue
         ctx.warehouse.merge_rows("genai_usage", done.usage)
         ctx.warehouse.merge_rows(f"{job.modality}_features", done.rows)
         ctx.warehouse.merge_rows("genai_batches", [done.batch])
-        log.info(
-            "collected %s: %s, %d rows, $%.4f",
-            job.batch_id,
-            done.batch.state,
-            len(done.rows),
-            done.batch.cost_usd or 0.0,
-        )
-    return waiting == 0
+        cost = done.batch.cost_usd or 0.0
+        log.info("collected %s: %s, %d rows, $%.4f", job.batch_id, done.batch.state, len(done.rows), cost)
+    return waiting
 
 
 # --- inputs -------------------------------------------------------------------------------------------------------

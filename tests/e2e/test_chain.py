@@ -31,10 +31,13 @@ def test_chain_fills_every_table(small_sample, tmp_path) -> None:
         "video_metadata",
         "image_features",
         "video_features",
+        "genai_usage",
         "face_video_status",
         "ads_enriched",
     ):
         assert sums[table][0] > 0, table
+    # The ledger has one (zero-cost, offline) row per extraction.
+    assert sums["genai_usage"][0] == sums["image_features"][0] + sums["video_features"][0]
 
     # `adpipeline report faces`: the CSV has one line per face_performance row, the zip one crop per face.
     import zipfile
