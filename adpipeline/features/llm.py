@@ -123,8 +123,9 @@ def classify(exc: Exception) -> ProviderError:
 
     The message keeps the status and the provider's short message only: request bodies (media, prompts) and keys
     never reach a status row or a log line."""
-    code = getattr(exc, "code", None) or getattr(exc, "status_code", None)
-    if isinstance(code, int):
+    codes = (getattr(exc, "status_code", None), getattr(exc, "code", None))  # openai's `code` is a string
+    code = next((c for c in codes if isinstance(c, int) and not isinstance(c, bool)), None)
+    if code is not None:
         message = str(getattr(exc, "message", None) or "").strip()[:200]
         reason = f"HTTP {code}" + (f": {message}" if message else "")
         if code == 429:
