@@ -43,6 +43,7 @@ from adpipeline.tables import (
     FaceDetection,
     FacePerformance,
     FaceVideoStatus,
+    GenAIBatch,
     GenAIUsage,
     ImageFeatureRow,
     ImageHash,
@@ -280,12 +281,18 @@ def fixture_rows() -> dict[str, list[Row]]:
                             on_screen_text=["Sale", "Now"], on_screen_text_times_s=[0.5, 2.0], voice_over=True),
         ],
         "genai_usage": [
-            make(GenAIUsage, call_id="call1", creative_id="vid_a", provider="gemini", model="gemini-2.5-flash",
-                       mode="sync",
+            make(GenAIUsage, call_id="call1", creative_id="vid_a", modality="video", provider="gemini",
+                       model="gemini-2.5-flash", mode="online", price_version="2026-11-01",
                        prompt_version="v1", input_text_tokens=120, input_video_tokens=4000, output_tokens=300,
                        cost_usd=0.0021, latency_ms=2300, status="ok", run_id="run1", called_at=t0),
             make(GenAIUsage, call_id="call2", creative_id="img_a", provider="offline", model="rapidocr", mode="offline",
                        prompt_version="v1", status="ok", run_id="run1", called_at=t0 + dt.timedelta(minutes=1)),
+        ],
+        "genai_batches": [
+            make(GenAIBatch, batch_id="batches/b1", modality="image", provider="gemini", model="gemini-2.5-flash",
+                       prompt_version="v1", creative_ids=["img_a", "img_b"], state="collected",
+                       estimated_cost_usd=0.002, cost_usd=0.0015, submitted_run_id="run1", collected_run_id="run2",
+                       submitted_at=t0),
         ],
         "face_detections": [
             make(FaceDetection, track_id="t1", creative_id="vid_a", face_id="f1", backend="dlib", model_id="hog-128",
