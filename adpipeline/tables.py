@@ -334,10 +334,21 @@ class AdEnriched(Row):
     duration_s: float | None = None
     has_audio: bool | None = None
     feature_provider: str | None = None
+    feature_model: str | None = None
+    feature_status: str | None = Field(None, description="ok, or why the features are missing (e.g. skipped_budget).")
+    product_type: str | None = None
+    product_category: str | None = None
+    brands: list[str] = Field(default_factory=list)
+    visual_style: str | None = None
+    people_count: int | None = None
+    setting: str | None = None
+    language: str | None = None
     has_text: bool | None = None
-    ocr_text: str | None = None
+    ocr_text: str | None = Field(None, description="Text in the creative (OCR offline, read by the model otherwise).")
     promotions: list[str] = Field(default_factory=list)
+    discount_percent: float | None = None
     call_to_action: str | None = None
+    cta_kind: str | None = None
     dominant_colors: list[str] = Field(default_factory=list)
     face_ids: list[str] = Field(default_factory=list)
     n_faces: int = 0

@@ -87,7 +87,7 @@ def throughput(n: int, rpm: float, latency: float, concurrency: int, sequential_
         seq = (time.perf_counter() - started) * n / max(len(seq_items), 1)
     sent = sorted(r.received_at for r in stub.requests if r.endpoint == "generate")[:n]
     window = sent[-1] - sent[0] if len(sent) > 1 else 0.0
-    busiest = max(bisect.bisect_right(sent, t + 60.0) - i for i, t in enumerate(sent)) if sent else 0
+    busiest = max(bisect.bisect_left(sent, t + 60.0) - i for i, t in enumerate(sent)) if sent else 0
     print(f"{n} images, stub latency {latency} s, limit {rpm:.0f} requests/min, {concurrency} in flight")
     print(
         f"  rate-limited runner : {took:7.1f} s wall ({ok}/{n} ok); floor {floor:.1f} s -> {took / floor:.2f}x floor;"
