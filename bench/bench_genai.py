@@ -98,6 +98,8 @@ def throughput(n: int, rpm: float, latency: float, concurrency: int, sequential_
 
 
 def cost(model: str, days: int) -> None:
+    import pandas as pd
+
     from adpipeline.demo.sample import generate_sample
     from adpipeline.features import pricing, schema
     from adpipeline.features.pricing import load_prices
@@ -126,24 +128,28 @@ def cost(model: str, days: int) -> None:
                    LEFT JOIN {{ video_metadata }} AS v ON v.creative_id = c.creative_id
                    LEFT JOIN {{ duplicate_groups }} AS g ON g.creative_id = c.creative_id
                    GROUP BY 1, 2, 3, 4, 5, 6, 7""",
+                {},
                 ctx.source_names(),
             )
+
+    def known(value):  # pandas NA / NaN -> None
+        return None if pd.isna(value) else value
 
     def price(row, mode: str = "online") -> float:
         video = row.media_type == "video"
         usage = pricing.estimate_usage(
             schema.render_prompt("video" if video else "image"),
-            width=None if video else row.width,
-            height=None if video else row.height,
-            duration_s=row.duration_s if video else None,
-            has_audio=None if row.has_audio != row.has_audio else row.has_audio,
+            width=None if video else known(row.width),
+            height=None if video else known(row.height),
+            duration_s=known(row.duration_s) if video else None,
+            has_audio=known(row.has_audio),
             video=video,
         )
         return prices.cost(model, usage, mode)  # type: ignore[arg-type]
 
     per_row = sum(price(r) * r.ad_rows for r in rows.itertuples())
     per_url = sum(price(r) for r in rows.itertuples())
-    ours_rows = [r for r in rows.itertuples() if r.media_type == "video" or r.is_canonical is True]
+    ours_rows = [r for r in rows.itertuples() if r.media_type == "video" or bool(known(r.is_canonical))]
     ours_online = sum(price(r) for r in ours_rows)
     ours_batch = sum(price(r, "batch") for r in ours_rows)
     n_rows = int(rows.ad_rows.sum())
