@@ -186,6 +186,18 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
                 to_call.append(item)
             else:
                 writer.add(hit.row)
+        estimated = sum(runner.estimate(item)[1] for item in to_call)
+        log.info(
+            "%s: %d %ss to call with %s/%s, estimated $%.4f online (budget $%.2f, $%.4f already spent by this run)",
+            ctx.run_id,
+            len(to_call),
+            modality,
+            provider.name,
+            provider.model,
+            estimated,
+            s.run_budget_usd,
+            spent,
+        )
         batched = 0
         if _use_batch(s, provider, len(to_call)):
             batched, to_call = _submit_batches(ctx, runner, provider, to_call, writer)
@@ -196,7 +208,16 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
         runner.run(to_call, on_done=done, cache_checked=True)
         writer.flush()
     cached = len(items) - len(to_call) - batched
-    return _finish(ctx, modality, writer, provider=provider.name, model=provider.model, batched=batched, cached=cached)
+    return _finish(
+        ctx,
+        modality,
+        writer,
+        provider=provider.name,
+        model=provider.model,
+        batched=batched,
+        cached=cached,
+        estimated_usd=round(estimated, 6),
+    )
 
 
 def _use_batch(s: Settings, provider: LLMProvider, count: int) -> bool:
