@@ -369,3 +369,18 @@ def test_langchain_openai_and_azure(openai_stub: OpenAIStub, video_bytes: bytes,
     assert max(u["attempts"] for u in usage) == 2
     if flavour == "azure_openai":
         assert all("/openai/deployments/gpt-4o-mini/" in r.path for r in openai_stub.requests)
+
+
+def test_the_api_key_never_reaches_logs_or_rows(
+    gemini: GeminiStub, video_bytes: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "AIza-test-secret-never-logged"
+    settings = build_home(tmp_path, video_bytes, **gemini_settings(gemini, gemini_api_key=secret, genai_max_retries=0))
+    gemini.fail("500", times=2, endpoint="generate")
+    gemini.fail("wrong_schema", times=2, endpoint="generate")
+    caplog.set_level("DEBUG")
+    run(settings, features.images)
+    assert secret not in caplog.text
+    for name in ("image_features", "genai_usage"):
+        assert secret not in str(table(settings, name))
+    assert secret not in repr(settings) and secret not in str(settings.model_dump())
