@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import TYPE_CHECKING
@@ -32,7 +34,7 @@ from adpipeline.faces.tracking import Detection, Track, Tracker, chip_signature,
 if TYPE_CHECKING:
     from adpipeline.settings import Settings
 
-__all__ = ["VideoFaces", "process_video", "process_videos", "sample_frames"]
+__all__ = ["VideoFaces", "process_video", "process_videos", "sample_frames", "shared_engine"]
 
 log = logging.getLogger(__name__)
 CROP_MAX_SIDE = 256
@@ -274,7 +276,7 @@ def threshold_for(engine: FaceEngine, settings: Settings) -> float:
 def process_video(creative_id: str, path: str, settings: Settings, engine: FaceEngine | None = None) -> VideoFaces:
     """Sample, detect, track and embed the faces of one video. Never raises for bad input (see the module doc)."""
     started = time.perf_counter()
-    engine = engine or _worker_engine(settings)
+    engine = engine or shared_engine(settings)
     result = VideoFaces(creative_id=creative_id, status="ok", backend=engine.name, model_id=engine.model_id)
     tracker = Tracker(engine, threshold_for(engine, settings), settings.face_embeds_per_track)
     info: dict[str, object] = {}
@@ -324,15 +326,41 @@ def _engine_key(settings: Settings) -> tuple[object, ...]:
     return (settings.face_backend, str(settings.insightface_model_dir), settings.face_detect_upsample)
 
 
-def _worker_engine(settings: Settings) -> FaceEngine:
+def shared_engine(settings: Settings) -> FaceEngine:
+    """The engine for these settings, loaded once per process (the stage and ``process_videos`` share it)."""
     key = _engine_key(settings)
     if key not in _ENGINES:
         _ENGINES[key] = get_engine(settings)
     return _ENGINES[key]
 
 
-def _worker_init() -> None:
+@contextmanager
+def _one_thread_each() -> Generator[None, None, None]:
+    """OpenCV and BLAS (the numpy ResNet) on one thread: the parallelism is one process per core."""
+    previous = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scipy/scikit-image installs
+            yield
+            return
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def _worker_init(settings: Settings) -> None:
+    """Pool process start: one thread per library, and the engine loaded before the first video arrives."""
+    cv2.setNumThreads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+    except ImportError:  # pragma: no cover
+        pass
+    shared_engine(settings)
 
 
 def _worker_run(args: tuple[str, str, Settings]) -> VideoFaces:
@@ -341,16 +369,62 @@ def _worker_run(args: tuple[str, str, Settings]) -> VideoFaces:
 
 
 def process_videos(items: Sequence[tuple[str, str]], settings: Settings) -> list[VideoFaces]:
-    """``process_video`` over (creative_id, path) pairs in ``settings.face_workers`` processes; results in input order.
+    """``process_video`` over (creative_id, path) pairs on ``settings.face_workers`` cores; results in input order.
 
-    The engine is loaded once per process (a misconfigured backend raises ``FaceEngineUnavailable`` here, before any
-    video is touched, because it is a setup error rather than bad input).
+    With ``n`` workers the calling process is one of them and ``n - 1`` spawned processes are the others. The spawned
+    processes start first (imports and model loading take ~1 s), the caller loads its engine and starts working
+    meanwhile, and videos are handed out one at a time to whichever process is free, so start-up is hidden and a long
+    video does not hold up a queue behind it. A misconfigured backend (``FaceEngineUnavailable``) raises here, from
+    the caller's engine, before any result is returned: it is a setup error rather than bad input.
     """
     if not items:
         return []
-    engine = _worker_engine(settings)  # fail fast on a missing backend, in the caller's process
     workers = min(settings.face_workers, len(items))
     if workers <= 1:
+        engine = shared_engine(settings)
         return [process_video(cid, path, settings, engine) for cid, path in items]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
-        return list(pool.map(_worker_run, [(cid, path, settings) for cid, path in items], chunksize=1))
+    results: list[VideoFaces | None] = [None] * len(items)
+    lock = threading.Lock()
+    pending = iter(range(len(items)))
+    errors: list[BaseException] = []
+
+    def take() -> int | None:
+        with lock:
+            return None if errors else next(pending, None)
+
+    def stop(exc: BaseException) -> None:
+        with lock:
+            errors.append(exc)
+
+    pool = ProcessPoolExecutor(
+        max_workers=workers - 1, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(settings,)
+    )
+
+    def feed() -> None:
+        try:
+            while (index := take()) is not None:
+                cid, path = items[index]
+                results[index] = pool.submit(_worker_run, (cid, path, settings)).result()
+        except BaseException as exc:  # a broken pool: stop handing out work, re-raise in the caller
+            stop(exc)
+
+    feeders = [threading.Thread(target=feed, name=f"faces-feed-{n}", daemon=True) for n in range(workers - 1)]
+    try:
+        for feeder in feeders:
+            feeder.start()  # each submits a video at once, which spawns its process
+        with _one_thread_each():
+            try:
+                engine = shared_engine(settings)
+            except BaseException as exc:
+                stop(exc)
+                raise
+            while (index := take()) is not None:
+                cid, path = items[index]
+                results[index] = process_video(cid, path, settings, engine)
+    finally:
+        for feeder in feeders:
+            feeder.join()
+        pool.shutdown(wait=True, cancel_futures=True)
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]

@@ -25,12 +25,12 @@ def detect(ctx: StageContext) -> dict[str, Any]:
     """Process the window's videos not yet analysed by this backend/model, in (first seen, creative id) order, so
     that daily runs and one run over many days assign the same face ids."""
     from adpipeline.faces.cluster import NewTrack, assign_faces
-    from adpipeline.faces.engine import engine_info, get_engine
-    from adpipeline.faces.video import process_videos, threshold_for
+    from adpipeline.faces.engine import engine_info
+    from adpipeline.faces.video import process_videos, shared_engine, threshold_for
 
     wh, settings = ctx.warehouse, ctx.settings
     wh.ensure_tables(FACE_TABLES)
-    engine = get_engine(settings)
+    engine = shared_engine(settings)  # the same instance process_videos works with: loaded once per process
     backend, model_id = engine_info(engine)
     threshold = threshold_for(engine, settings)
     ident = {"backend": backend, "model_id": model_id}

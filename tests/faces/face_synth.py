@@ -261,10 +261,15 @@ def random_video_plan(
 
 
 def truth_person(appearances: list[Appearance], time_s: float, box: tuple[int, int, int, int]) -> str | None:
-    """The person whose planted face overlaps ``box`` most at ``time_s`` (None: a false detection)."""
+    """The person whose planted face overlaps ``box`` most at ``time_s`` (None: a false detection).
+
+    On screen means what ``write_video`` drew: ``start_s <= t < end_s`` (``Appearance.box_at``). At the instant of a
+    cut the newcomer is shown, not the person leaving (an inclusive end labelled a sample taken exactly at a cut, as
+    keyframe-snapped samples are when the encoder puts a keyframe on the cut, with the person who had just left).
+    """
     best, best_iou = None, 0.1
     for app in appearances:
-        planted = app.box_at(min(time_s, app.end_s - 1e-3)) if app.start_s <= time_s <= app.end_s else None
+        planted = app.box_at(time_s)
         if planted is None:
             continue
         ix0, iy0 = max(box[0], planted[0]), max(box[1], planted[1])
