@@ -95,9 +95,11 @@ class Settings(BaseSettings):
     fetch_max_retry_after_s: float = Field(
         30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."
     )
-    dhash_threshold: int = Field(8, ge=0, le=32, description="dHash Hamming distance that makes a candidate pair.")
+    dhash_threshold: int = Field(
+        12, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
+    )
     fine_diff_threshold: float = Field(
-        10.0, ge=0, le=255, description="Largest aligned thumbnail difference (grey levels) that confirms a pair."
+        10.0, ge=0, le=255, description="Largest aligned 4x4-block thumbnail difference (levels) that confirms a pair."
     )
     max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
     """A task fails only when more than this share of its items failed (the rest are kept)."""

@@ -75,7 +75,9 @@ class ImageHash(Row):
     aspect_label: str | None = None
     image_format: str | None = None
     fine_thumb: str | None = Field(
-        None, description="Finer near-duplicate check: 32x32 8-bit grey thumbnail, base64 (1,368 characters)."
+        None,
+        description="Finer near-duplicate check: image inside any border as 64x64 luma + 32x32 Cb/Cr, zlib, base64 "
+        "(about 2-5 KB).",
     )
     is_animated: bool | None = None
 

@@ -57,7 +57,21 @@ def speed(n: int, baseline_n: int, threshold: int) -> None:
     print(f"all-pairs at n={n:,} would take about {extrapolated / 60:,.0f} min ({extrapolated / took:,.0f}x)")
 
 
-def quality(templates: int, seed: int) -> None:
+QUALITY_GRID: list[tuple[int, float | None]] = [
+    (8, None),
+    (12, None),
+    (8, 8.0),
+    (8, 10.0),
+    (8, 12.0),
+    (10, 10.0),
+    (10, 12.0),
+    (12, 10.0),
+    (12, 12.0),
+    (12, 14.0),
+]
+
+
+def quality(templates: int, seed: int, settings_grid: list[tuple[int, float | None]] = QUALITY_GRID) -> None:
     from labelled_banners import generate
 
     from adpipeline.media.images import analyse_image
@@ -86,8 +100,14 @@ def quality(templates: int, seed: int) -> None:
     sibling = (template[:, None] == template[None, :]) & ~same
     print("| dHash t | fine check | precision | recall | sibling pairs merged | copy recall by transform |")
     print("|---|---|---|---|---|---|")
-    for threshold in (6, 8, 10, 12):
-        for fine in (None, 6.0, 8.0, 10.0, 12.0, 16.0):
+    thumbs = [dedupe.decode_thumb(f.fine_thumb) for f in facts]
+    pairs = [(thumbs[i], thumbs[j]) for i, j in np.random.default_rng(0).integers(0, len(thumbs), (2000, 2))]
+    started = time.perf_counter()
+    for a, b in pairs:
+        dedupe.fine_difference(a, b)
+    print(f"finer check: {1e6 * (time.perf_counter() - started) / len(pairs):.0f} us per pair")
+    for threshold, fine in settings_grid:
+        if True:
             rows = dedupe.group_duplicates(images, threshold, fine_threshold=fine)
             group = np.empty(len(banners), dtype=object)
             for row in rows:

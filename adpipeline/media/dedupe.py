@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import math
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -201,8 +202,9 @@ def _expand(
 
 
 # --- the finer check ------------------------------------------------------------------------------
-_FINE = 32
-_CROPS = np.arange(0.0, 0.081, 0.01)  # crop share per side searched when aligning (covers 2-5 % crops, borders)
+_FINE = 64  # luma side of a decoded thumbnail (chroma is stored at half and upsampled)
+_CROPS = np.arange(0.0, 0.0801, 0.005)  # crop share per side searched when aligning (2-5 % crops, frame leftovers)
+_BLOCK, _STRIDE = 4, 2  # blocks of the localized difference statistic
 
 
 def _resample_matrix(left: float, right: float, n: int = _FINE) -> np.ndarray:
@@ -219,45 +221,107 @@ def _resample_matrix(left: float, right: float, n: int = _FINE) -> np.ndarray:
 
 
 _MATRICES = np.stack([_resample_matrix(left, right) for left in _CROPS for right in _CROPS])
-_CORNER = _FINE // 4
-_INTERIOR = np.ones((_FINE, _FINE), dtype=bool)
-for _ys in (slice(0, _CORNER), slice(_FINE - _CORNER, _FINE)):
-    for _xs in (slice(0, _CORNER), slice(_FINE - _CORNER, _FINE)):
-        _INTERIOR[_ys, _xs] = False
 
 
-def decode_thumb(fine_thumb: str) -> np.ndarray:
-    data = np.frombuffer(base64.b64decode(fine_thumb), dtype=np.uint8)
-    if data.size != _FINE * _FINE:
-        raise ValueError(f"fine_thumb holds {data.size} bytes, expected {_FINE * _FINE}")
-    return _blur(data.reshape(_FINE, _FINE).astype(np.float64))
+def _taps(left: float, right: float, n: int = _FINE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two taps and the first tap's weight of each row of :func:`_resample_matrix`."""
+    x = np.clip((left + (np.arange(n) + 0.5) / n * (1.0 - left - right)) * n - 0.5, 0, n - 1)
+    i0 = np.floor(x).astype(int)
+    return i0, np.minimum(i0 + 1, n - 1), 1.0 - (x - i0)
 
 
-def _blur(image: np.ndarray) -> np.ndarray:
+_TAPS = [_taps(lo, hi) for lo in _CROPS for hi in _CROPS]
+_TAP0, _TAP1, _TAP_W0 = (np.stack([taps[k] for taps in _TAPS]) for k in range(3))
+_TAP_W1 = 1.0 - _TAP_W0
+_BAND = slice(_FINE // 4, _FINE - _FINE // 4)  # profiles are taken over the middle half: corners hold badges
+_N_BLOCKS = (_FINE - _BLOCK) // _STRIDE + 1
+_CORNER_BLOCKS = _N_BLOCKS // 4
+_BLOCK_STARTS = np.arange(_N_BLOCKS) * _STRIDE
+_CORNERS = [
+    (ys, xs)
+    for ys in (slice(0, _CORNER_BLOCKS), slice(_N_BLOCKS - _CORNER_BLOCKS, _N_BLOCKS))
+    for xs in (slice(0, _CORNER_BLOCKS), slice(_N_BLOCKS - _CORNER_BLOCKS, _N_BLOCKS))
+]
+
+
+# dHash of a thumbnail (candidate search on the image inside its frame): area-average to 8 rows x 9 columns
+def _box_matrix(out: int, n: int = _FINE) -> np.ndarray:
+    """Area-averaging matrix from ``n`` samples to ``out`` (fractional overlaps weighted)."""
+    edges = np.linspace(0, n, out + 1)
+    matrix = np.zeros((out, n))
+    for k in range(out):
+        lo, hi = edges[k], edges[k + 1]
+        for i in range(int(np.floor(lo)), int(np.ceil(hi))):
+            matrix[k, i] = min(hi, i + 1) - max(lo, i)
+    return matrix / matrix.sum(1, keepdims=True)
+
+
+_HASH_ROWS = _box_matrix(8)
+_HASH_COLS = _box_matrix(9)
+_BIT_WEIGHTS = np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)
+
+
+def decode_thumb(fine_thumb: str) -> np.ndarray | None:
+    """Thumbnail planes (luma, Cb, Cr), each 64 x 64 float and lightly blurred; ``None`` for the old 32 x 32 format."""
+    data = base64.b64decode(fine_thumb)
+    if len(data) == 32 * 32:
+        return None  # written before issue 3: no chroma, no frame removal; the dHash candidate stands alone
+    raw = np.frombuffer(zlib.decompress(data), dtype=np.uint8)
+    half = _FINE // 2
+    if raw.size != _FINE * _FINE + 2 * half * half:
+        raise ValueError(f"fine_thumb holds {raw.size} bytes, expected {_FINE * _FINE + 2 * half * half}")
+    luma = raw[: _FINE * _FINE].reshape(_FINE, _FINE).astype(np.float64)
+    chroma = raw[_FINE * _FINE :].reshape(2, half, half).astype(np.float64).repeat(2, axis=1).repeat(2, axis=2)
+    return _blur(np.concatenate([luma[None], chroma]))
+
+
+def _blur(planes: np.ndarray) -> np.ndarray:
     from scipy.ndimage import gaussian_filter
 
-    return gaussian_filter(image, 0.8)
+    return np.stack([gaussian_filter(planes[0], 0.7), gaussian_filter(planes[1], 1.4), gaussian_filter(planes[2], 1.4)])
 
 
-def _align(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
-    """Crop-and-rescale ``source`` per axis (searched on the row and column mean profiles) to best match ``target``."""
-    errors_x = np.abs(_MATRICES @ source.mean(0) - target.mean(0)).mean(1)
-    errors_y = np.abs(_MATRICES @ source.mean(1) - target.mean(1)).mean(1)
+def thumb_hash(thumb: np.ndarray) -> int:
+    """A 64-bit dHash of a decoded thumbnail's luma: like the image dHash, but of the image inside its frame."""
+    cells = _HASH_ROWS @ thumb[0] @ _HASH_COLS.T
+    bits = (cells[:, 1:] > cells[:, :-1]).ravel()
+    return int(np.bitwise_or.reduce(np.where(bits, _BIT_WEIGHTS, np.uint64(0))))
+
+
+def _profile_errors(source: np.ndarray, target: np.ndarray) -> tuple[int, int, float]:
+    # every resampling matrix has two taps per row: gather them instead of 289 matrix products
+    px, py = source[0, _BAND].mean(0), source[0, :, _BAND].mean(1)
+    errors_x = np.abs(px[_TAP0] * _TAP_W0 + px[_TAP1] * _TAP_W1 - target[0, _BAND].mean(0)).mean(1)
+    errors_y = np.abs(py[_TAP0] * _TAP_W0 + py[_TAP1] * _TAP_W1 - target[0, :, _BAND].mean(1)).mean(1)
     kx, ky = int(errors_x.argmin()), int(errors_y.argmin())
-    return _MATRICES[ky] @ source @ _MATRICES[kx].T, float(errors_x[kx] + errors_y[ky])
+    return kx, ky, float(errors_x[kx] + errors_y[ky])
 
 
 def fine_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest grey-level difference between two decoded thumbnails after alignment, outside the four corners.
+    """Localized difference of two decoded thumbnails after alignment: the largest mean over 4 x 4 blocks (stride 2)
+    of the per-pixel largest luma/chroma difference, leaving out the one corner (a quarter of each side) that
+    differs most.
 
-    Aligning both ways undoes a small crop (one is a crop of the other) or an added border (the other way round).
-    Corners are left out because that is where badges go; a changed price, headline, offer or colour shows up
-    inside.
+    Alignment crops and rescales one thumbnail per axis (searched on luma row/column profiles taken over the middle
+    half, so a corner badge does not pull it) to match the other, both ways round: that undoes a small crop (one is
+    a crop of the other) or what frame removal left of a border. A badge sits in one corner; a changed price,
+    headline, offer (digit) or product colour shows up as a block elsewhere.
     """
-    forward, forward_error = _align(a, b)
-    backward, backward_error = _align(b, a)
-    diff = np.abs(forward - b) if forward_error <= backward_error else np.abs(backward - a)
-    return float(diff[_INTERIOR].max())
+    fx, fy, forward_error = _profile_errors(a, b)
+    bx, by, backward_error = _profile_errors(b, a)
+    if forward_error <= backward_error:
+        source, target, kx, ky = a, b, fx, fy
+    else:
+        source, target, kx, ky = b, a, bx, by
+    warped = _MATRICES[ky] @ source @ _MATRICES[kx].T
+    diff = np.abs(warped - target).max(axis=0)
+    summed = np.zeros((_FINE + 1, _FINE + 1))
+    np.cumsum(np.cumsum(diff, 0), 1, out=summed[1:, 1:])
+    lo, hi = _BLOCK_STARTS, _BLOCK_STARTS + _BLOCK
+    blocks = summed[np.ix_(hi, hi)] - summed[np.ix_(lo, hi)] - summed[np.ix_(hi, lo)] + summed[np.ix_(lo, lo)]
+    worst = max(_CORNERS, key=lambda corner: float(blocks[corner].max()))
+    blocks[worst] = 0.0
+    return float(blocks.max()) / (_BLOCK * _BLOCK)
 
 
 # --- grouping -------------------------------------------------------------------------------------
@@ -294,11 +358,22 @@ def group_duplicates(
     representative = _representatives(n, edges)
     reps = np.unique(representative)
 
-    candidates = find_pairs(hashes[reps], threshold)
+    # Candidates: the image dHash, and the same hash of the thumbnail (taken inside any frame, so bordered copies
+    # are found too). Both within ``threshold`` bits.
+    thumbs: dict[int, np.ndarray | None] = {}
+    if fine_threshold is not None:
+        thumbs = {int(i): decode_thumb(items[i].fine_thumb) if items[i].fine_thumb else None for i in reps}
+    found = [reps[find_pairs(hashes[reps], threshold)]]
+    with_thumb = np.array([i for i in reps.tolist() if thumbs.get(i) is not None], dtype=np.int64)
+    if len(with_thumb) > 1:
+        inner = np.fromiter((thumb_hash(thumbs[i]) for i in with_thumb.tolist()), np.uint64, len(with_thumb))
+        found.append(with_thumb[find_pairs(inner, threshold)])
+    codes = np.unique(np.concatenate([pairs[:, 0] * n + pairs[:, 1] for pairs in found]))
+    candidates = np.stack([codes // n, codes % n], axis=1)
     leader = np.arange(n)
     if len(candidates):
-        first, second = reps[candidates[:, 0]], reps[candidates[:, 1]]
-        confirmed = _confirm(items, first, second, fine_threshold)
+        first, second = candidates[:, 0], candidates[:, 1]
+        confirmed = _confirm(thumbs, first, second, fine_threshold)
         first, second = first[confirmed], second[confirmed]
         # Star clustering in (first_seen, creative_id) order: a creative joins the earliest canonical it is
         # confirmed against, and never a chain (A~B, B~C does not put C with A). Still a function of the set alone.
@@ -333,21 +408,13 @@ def _tiebreak(image: HashedImage) -> tuple[dt.date, str, int, str]:
 
 
 def _confirm(
-    items: list[HashedImage], first: np.ndarray, second: np.ndarray, fine_threshold: float | None
+    thumbs: dict[int, np.ndarray | None], first: np.ndarray, second: np.ndarray, fine_threshold: float | None
 ) -> np.ndarray:
     if fine_threshold is None:
         return np.ones(len(first), dtype=bool)
-    thumbs: dict[int, np.ndarray | None] = {}
-
-    def thumb(index: int) -> np.ndarray | None:
-        if index not in thumbs:
-            raw = items[index].fine_thumb
-            thumbs[index] = decode_thumb(raw) if raw else None
-        return thumbs[index]
-
     confirmed = np.zeros(len(first), dtype=bool)
     for k, (i, j) in enumerate(zip(first.tolist(), second.tolist(), strict=True)):
-        a, b = thumb(i), thumb(j)
+        a, b = thumbs.get(i), thumbs.get(j)
         # Without a thumbnail (rows written before the finer check existed) the dHash candidate stands.
         confirmed[k] = a is None or b is None or fine_difference(a, b) <= fine_threshold
     return confirmed

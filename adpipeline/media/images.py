@@ -11,6 +11,7 @@ import base64
 import io
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,10 @@ AD_RATIOS: dict[str, float] = {"1:1": 1.0, "4:5": 0.8, "9:16": 9 / 16, "16:9": 1
 _RATIO_TOLERANCE = 0.03
 _SQUARE_TOLERANCE = 0.02
 
-FINE_SIZE = 32
+FINE_SIZE = 64  # luma thumbnail side; chroma is stored at half that
+_BORDER_MAX_SHARE = 0.05  # a frame takes at most this share of a dimension per side
+_BORDER_TOLERANCE = 24  # per-channel grey levels from the frame colour (JPEG ringing, resize blur)
+_BORDER_FILL = 0.9  # share of a line that must be frame-coloured
 
 
 class MediaError(Exception):
@@ -91,7 +95,7 @@ def analyse_image(data: bytes, settings: Settings) -> ImageFacts:
         orientation=orientation_of(width, height),
         aspect_label=aspect_label_of(width, height),
         image_format=image_format,
-        fine_thumb=fine_thumb_b64(gray),
+        fine_thumb=fine_thumb_b64(image),
         is_animated=is_animated,
     )
 
@@ -156,14 +160,55 @@ def dhash_int(gray: Image.Image, hash_size: int = 8) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def fine_thumb_b64(gray: Image.Image) -> str:
-    """The finer check's data: a 32 x 32 area-averaged grey thumbnail, base64 of its 1,024 bytes.
+def frame_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` of the image inside any added frame (uniform border), else the whole image.
 
-    dHash at 8 x 8 cannot see a changed price or headline; :func:`adpipeline.media.dedupe.confirm_pair` aligns two
-    of these thumbnails (undoing a small crop or border) and compares them cell by cell.
+    A frame is a band of one colour on all four sides (every line at least 90 % within 24 grey levels of the colour
+    of the outer ring). Nested frames (a black border around a white margin) are peeled in turn, at most 5 % of a
+    dimension per side in all, so an original with a plain background and its bordered copy end up alike. Gradient
+    backgrounds are not frames (their sides differ in colour).
     """
-    small = gray.resize((FINE_SIZE, FINE_SIZE), Image.Resampling.BOX)
-    return base64.b64encode(np.asarray(small, dtype=np.uint8).tobytes()).decode("ascii")
+    height, width = rgb.shape[:2]
+    cap_y, cap_x = int(height * _BORDER_MAX_SHARE), int(width * _BORDER_MAX_SHARE)
+    top, bottom, left, right = 0, height, 0, width
+    if min(cap_x, cap_y) < 1:
+        return left, top, right, bottom
+    for _ in range(3):
+        ring = np.concatenate(
+            [rgb[top, left:right], rgb[bottom - 1, left:right], rgb[top:bottom, left], rgb[top:bottom, right - 1]]
+        )
+        colour = np.median(ring, axis=0).astype(np.int16)
+
+        def run(band: np.ndarray, axis: int, limit: int, colour: np.ndarray = colour) -> int:
+            close = (np.abs(band.astype(np.int16) - colour).max(axis=2) <= _BORDER_TOLERANCE).mean(axis=axis)
+            bad = np.flatnonzero(close < _BORDER_FILL)
+            return min(int(bad[0]) if len(bad) else len(close), limit)
+
+        t = run(rgb[top : top + cap_y - top, left:right], 1, cap_y - top) if top < cap_y else 0
+        b = run(rgb[bottom - 1 : height - cap_y - 1 : -1, left:right], 1, bottom - (height - cap_y))
+        lft = run(rgb[top:bottom, left:cap_x], 0, cap_x - left) if left < cap_x else 0
+        r = run(rgb[top:bottom, right - 1 : width - cap_x - 1 : -1], 0, right - (width - cap_x))
+        if min(t, b, lft, r) == 0:  # a frame goes all the way round
+            break
+        top, bottom, left, right = top + t, bottom - b, left + lft, right - r
+    return left, top, right, bottom
+
+
+def fine_thumb_b64(image: Image.Image) -> str:
+    """The finer check's data: the image inside any frame (:func:`frame_box`), as a 64 x 64 luma and 32 x 32 Cb/Cr
+    area-averaged thumbnail (6,144 bytes), zlib-compressed and base64-encoded (about 3-5 KB).
+
+    dHash at 8 x 8 cannot see a changed price or headline; :func:`adpipeline.media.dedupe.fine_difference` aligns
+    two of these thumbnails (undoing a small crop or what is left of a border) and compares them block by block.
+    """
+    rgb = image.convert("RGB")
+    box = frame_box(np.asarray(rgb))
+    inner = rgb.crop(box) if box != (0, 0, rgb.width, rgb.height) else rgb
+    luma = inner.convert("L").resize((FINE_SIZE, FINE_SIZE), Image.Resampling.BOX)
+    chroma = inner.convert("YCbCr").resize((FINE_SIZE // 2, FINE_SIZE // 2), Image.Resampling.BOX)
+    planes = [np.asarray(luma, dtype=np.uint8)] + [np.asarray(chroma, dtype=np.uint8)[..., c] for c in (1, 2)]
+    raw = b"".join(plane.tobytes() for plane in planes)
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
 
 
 def to_signed64(value: int) -> int:

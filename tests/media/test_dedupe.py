@@ -6,6 +6,7 @@ import datetime as dt
 import random
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -129,3 +130,78 @@ def test_finer_check_cuts_sibling_merges(banners) -> None:
     merged_with, resize_recall = _sibling_merges_and_resize_recall(banners, dedupe.DEFAULT_FINE_DIFF)
     assert merged_with < merged_without
     assert resize_recall >= 0.75
+
+
+def _by_name(banners):
+    return {b.name: (b, facts) for b, facts in banners}
+
+
+def _pair_grouped(first, second) -> bool:
+    images = [HashedImage(b.name, str(k), f.dhash, DAY, f.fine_thumb) for k, (b, f) in enumerate((first, second))]
+    rows = group_duplicates(images, 12, fine_threshold=dedupe.DEFAULT_FINE_DIFF)
+    return rows[0].group_id == rows[1].group_id
+
+
+def _analysed(image, settings=None):
+    import io
+
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return analyse_image(out.getvalue(), settings or Settings(_env_file=None))  # type: ignore[call-arg]
+
+
+def _banner(price: str = "$49.99"):
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+    from labelled_banners import _draw_banner
+
+    spec = {
+        "bg_top": (52, 73, 94),
+        "bg_bottom": (41, 128, 185),
+        "product": (231, 76, 60),
+        "product_x": 0.75,
+        "shape": "circle",
+        "headline": "Summer Sale",
+        "offer": "20% OFF",
+        "price": price,
+        "cta": "Shop now",
+        "ink": (255, 255, 255),
+        "accent": (241, 196, 15),
+    }
+    return _draw_banner((1080, 1080), spec)
+
+
+def test_border_copy_groups_with_its_original() -> None:
+    from PIL import Image
+
+    original = _banner()
+    for colour in ((255, 255, 255), (0, 0, 0)):
+        pad = 24
+        framed = Image.new("RGB", (original.width + 2 * pad, original.height + 2 * pad), colour)
+        framed.paste(original, (pad, pad))
+        a, b = _analysed(original), _analysed(framed)
+        assert _pair_grouped((_Named("orig"), a), (_Named("framed"), b))
+
+
+def test_corner_badge_copy_groups_with_its_original() -> None:
+    from PIL import ImageDraw
+
+    original = _banner()
+    badged = original.copy()
+    ImageDraw.Draw(badged).ellipse([12, 12, 140, 140], fill=(255, 255, 255), outline=(200, 0, 0), width=3)
+    assert _pair_grouped((_Named("orig"), _analysed(original)), (_Named("badge"), _analysed(badged)))
+
+
+def test_one_digit_price_sibling_stays_apart() -> None:
+    a, b = _analysed(_banner("$49.99")), _analysed(_banner("$47.99"))  # 9 vs 8 looks too alike at 64 px
+    assert _pair_grouped((_Named("a"), a), (_Named("b"), b)) is False
+
+
+class _Named(NamedTuple):
+    name: str
+
+
+def test_labelled_grouping_is_order_independent(banners) -> None:
+    images = [HashedImage(b.name, str(i), f.dhash, DAY, f.fine_thumb) for i, (b, f) in enumerate(banners)]
+    shuffled = images[:]
+    random.Random(5).shuffle(shuffled)
+    assert group_duplicates(images, 12) == group_duplicates(shuffled, 12)

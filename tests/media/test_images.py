@@ -40,7 +40,7 @@ def test_dhash_matches_imagehash_golden(name: str, plain: Settings) -> None:
     assert facts.dhash == images.to_signed64(int(GOLDEN[name], 16))
     assert -(2**63) <= facts.dhash < 2**63
     row = facts.to_row("c1", "s" * 64)
-    assert row.dhash_hex == GOLDEN[name] and len(row.fine_thumb or "") == 1368
+    assert row.dhash_hex == GOLDEN[name] and 0 < len(row.fine_thumb or "") <= 8192
 
 
 def test_geometry_labels(plain: Settings) -> None:
@@ -77,8 +77,8 @@ def test_16_bit_png(plain: Settings) -> None:
 def test_alpha_is_flattened_on_white(plain: Settings) -> None:
     rgba = Image.new("RGBA", (30, 30), (0, 0, 0, 0))
     facts = analyse_image(_save(rgba, "PNG"), plain)
-    thumb = images.base64.b64decode(facts.fine_thumb)
-    assert set(thumb) == {255}  # transparent black is white, not black
+    thumb = images.zlib.decompress(images.base64.b64decode(facts.fine_thumb))
+    assert set(thumb[: 64 * 64]) == {255}  # transparent black is white (luma 255), not black
 
 
 def test_exif_orientation_is_applied(plain: Settings) -> None:
