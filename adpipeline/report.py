@@ -90,12 +90,10 @@ def _print(wh: Warehouse, settings: Settings, console: Console) -> None:
     if wh.table_exists("genai_usage"):
         console.print(
             _table(
-                "model spend by provider and model (genai_usage: one row per call; offline calls cost nothing)",
+                "model spend (genai_usage: one row per call; offline calls cost nothing)",
                 wh.query("""SELECT provider, model, mode, COUNT(*) AS calls, COUNTIF(status = 'ok') AS ok,
-                      SUM(input_text_tokens + input_image_tokens + input_video_tokens + input_audio_tokens)
-                        AS input_tokens,
-                      SUM(output_tokens + thinking_tokens) AS output_tokens, ROUND(SUM(cost_usd), 4) AS usd,
-                      CAST(ROUND(AVG(latency_ms)) AS INT64) AS avg_ms
+                      SUM(input_text_tokens + input_image_tokens + input_video_tokens + input_audio_tokens) AS tok_in,
+                      SUM(output_tokens + thinking_tokens) AS tok_out, ROUND(SUM(cost_usd), 4) AS usd
                FROM {{ genai_usage }} GROUP BY 1, 2, 3 ORDER BY usd DESC, calls DESC"""),
             )
         )
