@@ -224,6 +224,23 @@ def _crop(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(crop)
 
 
+def count_faces(engine: FaceEngine, rgb: np.ndarray, settings: Settings) -> int:
+    """Faces in one still image with the same size, score and detection-resolution rules as the video pipeline
+    (the offline feature extractor's ``face_count``)."""
+    height, width = rgb.shape[:2]
+    det_scale = min(1.0, settings.face_detect_max_side / max(height, width))
+    det_rgb = rgb
+    if det_scale < 1.0:
+        size = (max(1, int(width * det_scale)), max(1, int(height * det_scale)))
+        det_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    min_score = settings.face_min_det_score if settings.face_min_det_score is not None else engine.default_min_score
+    return sum(
+        1
+        for face in engine.detect(det_rgb)
+        if face.score >= min_score and face.size_px / det_scale >= settings.face_min_size_px
+    )
+
+
 def detect_in_frame(
     engine: FaceEngine,
     rgb: np.ndarray,

@@ -124,6 +124,8 @@ def _offline(ctx: StageContext, modality: Modality) -> dict[str, Any]:
 
     extractor = OfflineExtractor(ctx.settings)
     todo = _pending(ctx, modality, extractor.name, extractor.model, extractor.prompt_version)
+    if modality == "image" and len(todo):
+        extractor.face_counter = _face_counter(ctx.settings)
     writer = _Writer(ctx, modality)
     for item in todo.itertuples(index=False):
         started = time.monotonic()
@@ -136,6 +138,20 @@ def _offline(ctx: StageContext, modality: Modality) -> dict[str, Any]:
         writer.add(row, [_offline_ledger(ctx, modality, row, started)])
     writer.flush()
     return _finish(ctx, modality, writer, provider=extractor.name, model=extractor.model)
+
+
+def _face_counter(settings: Settings) -> Any:
+    """Counts faces in an image with the configured face engine (loaded once per process); None when the engine
+    cannot load, so ``face_count`` stays null instead of failing the features."""
+    from adpipeline.faces.engine import FaceEngineUnavailable
+    from adpipeline.faces.video import count_faces, shared_engine
+
+    try:
+        engine = shared_engine(settings)
+    except FaceEngineUnavailable as exc:
+        log.warning("face_count stays null: %s", exc)
+        return None
+    return lambda rgb: count_faces(engine, rgb, settings)
 
 
 def _offline_ledger(ctx: StageContext, modality: Modality, row: Any, started: float) -> tables.GenAIUsage:
