@@ -28,7 +28,7 @@ from adpipeline.settings import Settings, get_settings
 if TYPE_CHECKING:
     from rapidocr_onnxruntime import RapidOCR
 
-OFFLINE_VERSION = "offline-v1"
+OFFLINE_VERSION = "offline-v2"  # v2: face_count from the face engine
 """Bump when a rule or threshold here changes: it is part of ``model`` and so of the features cache key."""
 
 FaceCounter = Callable[[np.ndarray], int]
