@@ -12,6 +12,7 @@ import datetime as dt
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,17 @@ def planted(n: int, seed: int = 0, share: float = 0.05) -> np.ndarray:
     return hashes
 
 
-def speed(n: int, baseline_n: int, threshold: int) -> None:
+def _timed(fn: Callable[[], np.ndarray], repeats: int) -> tuple[np.ndarray, float, float]:
+    """Run ``fn`` ``repeats`` times: its (last) result, the best and the median wall time."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return result, min(times), float(np.median(times))
+
+
+def speed(n: int, baseline_n: int, threshold: int, repeats: int = 3) -> None:
     hashes = planted(n)
     started = time.perf_counter()
     pairs = dedupe.find_pairs(hashes, threshold)
@@ -44,15 +55,15 @@ def speed(n: int, baseline_n: int, threshold: int) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"multi-index  n={n:>9,}  t={threshold}  pairs={len(pairs):,}  {took:6.2f} s  peak RSS {peak:,.0f} MiB")
 
+    # Both sides timed the same way: best (and median) of ``repeats`` runs on the same input, on a shared machine.
     small = hashes[:baseline_n]
-    started = time.perf_counter()
-    fast = dedupe.find_pairs(small, threshold)
-    fast_s = time.perf_counter() - started
-    started = time.perf_counter()
-    slow = dedupe.all_pairs_baseline(small, threshold)
-    slow_s = time.perf_counter() - started
+    fast, fast_s, fast_med = _timed(lambda: dedupe.find_pairs(small, threshold), repeats)
+    slow, slow_s, slow_med = _timed(lambda: dedupe.all_pairs_baseline(small, threshold), repeats)
     assert np.array_equal(fast, slow), "multi-index and all-pairs disagree"
-    print(f"at n={baseline_n:,}: multi-index {fast_s:.3f} s, all-pairs {slow_s:.2f} s, ratio {slow_s / fast_s:,.0f}x")
+    print(
+        f"at n={baseline_n:,} (best of {repeats}): multi-index {fast_s:.3f} s, all-pairs {slow_s:.2f} s, "
+        f"ratio {slow_s / fast_s:,.0f}x (medians {fast_med:.3f} s / {slow_med:.2f} s = {slow_med / fast_med:,.0f}x)"
+    )
     extrapolated = slow_s * (n / baseline_n) ** 2
     print(f"all-pairs at n={n:,} would take about {extrapolated / 60:,.0f} min ({extrapolated / took:,.0f}x)")
 
@@ -133,6 +144,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--baseline-n", type=int, default=50_000)
     parser.add_argument("--threshold", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side at --baseline-n (best, median)")
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--templates", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
@@ -140,7 +152,7 @@ def main() -> None:
     if args.quality:
         quality(args.templates, args.seed)
     else:
-        speed(args.n, args.baseline_n, args.threshold)
+        speed(args.n, args.baseline_n, args.threshold, args.repeats)
 
 
 if __name__ == "__main__":
