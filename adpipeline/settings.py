@@ -96,10 +96,15 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."
     )
     dhash_threshold: int = Field(
-        12, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
+        10, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
     )
-    fine_diff_threshold: float = Field(
-        10.0, ge=0, le=255, description="Largest aligned 4x4-block thumbnail difference (levels) that confirms a pair."
+    # Renamed from fine_diff_threshold (grey levels) when its unit changed, so an old value fails loudly.
+    duplicate_detail_threshold: float = Field(
+        0.55,
+        ge=0,
+        le=10,
+        description="Largest aligned 8x8-block 128-px thumbnail difference, in units of local contrast, that confirms "
+        "a pair (media README).",
     )
     max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
     """A task fails only when more than this share of its items failed (the rest are kept)."""

@@ -76,8 +76,8 @@ class ImageHash(Row):
     image_format: str | None = None
     fine_thumb: str | None = Field(
         None,
-        description="Finer near-duplicate check: image inside any border as 64x64 luma + 32x32 Cb/Cr, zlib, base64 "
-        "(about 2-5 KB).",
+        description="Finer near-duplicate check: image inside any border as 128x128 luma + 64x64 Cb/Cr, zlib, base64 "
+        "(about 4.5 KB on average; older rows hold 64x64 luma + 32x32 Cb/Cr or 32x32 grey).",
     )
     is_animated: bool | None = None
 

@@ -28,7 +28,7 @@ AD_RATIOS: dict[str, float] = {"1:1": 1.0, "4:5": 0.8, "9:16": 9 / 16, "16:9": 1
 _RATIO_TOLERANCE = 0.03
 _SQUARE_TOLERANCE = 0.02
 
-FINE_SIZE = 64  # luma thumbnail side; chroma is stored at half that
+FINE_SIZE = 128  # luma thumbnail side; chroma is stored at half that
 _BORDER_MAX_SHARE = 0.05  # a frame takes at most this share of a dimension per side
 _BORDER_TOLERANCE = 24  # per-channel grey levels from the frame colour (JPEG ringing, resize blur)
 _BORDER_FILL = 0.9  # share of a line that must be frame-coloured
@@ -195,11 +195,12 @@ def frame_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def fine_thumb_b64(image: Image.Image) -> str:
-    """The finer check's data: the image inside any frame (:func:`frame_box`), as a 64 x 64 luma and 32 x 32 Cb/Cr
-    area-averaged thumbnail (6,144 bytes), zlib-compressed and base64-encoded (about 3-5 KB).
+    """The finer check's data: the image inside any frame (:func:`frame_box`), as a 128 x 128 luma and 64 x 64 Cb/Cr
+    area-averaged thumbnail (24,576 bytes), zlib-compressed and base64-encoded (about 5 KB on average).
 
-    dHash at 8 x 8 cannot see a changed price or headline; :func:`adpipeline.media.dedupe.fine_difference` aligns
-    two of these thumbnails (undoing a small crop or what is left of a border) and compares them block by block.
+    dHash at 8 x 8 cannot see a changed price or headline; :mod:`adpipeline.media.dedupe` aligns two of these
+    thumbnails (undoing a small crop or what is left of a border) and compares them block by block, first at 64 px
+    (2 x 2 averages of these planes) and then at full size with local-contrast normalisation.
     """
     rgb = image.convert("RGB")
     box = frame_box(np.asarray(rgb))

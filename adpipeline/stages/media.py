@@ -100,7 +100,9 @@ def group(ctx: StageContext) -> dict[str, Any]:
         )
         for r in frame.itertuples(index=False)
     ]
-    groups = group_duplicates(images, ctx.settings.dhash_threshold, fine_threshold=ctx.settings.fine_diff_threshold)
+    groups = group_duplicates(
+        images, ctx.settings.dhash_threshold, fine_threshold=ctx.settings.duplicate_detail_threshold
+    )
     wh.merge_rows("duplicate_groups", groups)
     n_groups = len({g.group_id for g in groups})
     multi = len({g.group_id for g in groups if g.group_size > 1})

@@ -150,7 +150,7 @@ def _analysed(image, settings=None):
     return analyse_image(out.getvalue(), settings or Settings(_env_file=None))  # type: ignore[call-arg]
 
 
-def _banner(price: str = "$49.99"):
+def _banner(price: str = "$49.99", size: tuple[int, int] = (1080, 1080), **changes: object):
     sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
     from labelled_banners import _draw_banner
 
@@ -167,7 +167,8 @@ def _banner(price: str = "$49.99"):
         "ink": (255, 255, 255),
         "accent": (241, 196, 15),
     }
-    return _draw_banner((1080, 1080), spec)
+    spec.update(changes)
+    return _draw_banner(size, spec)
 
 
 def test_border_copy_groups_with_its_original() -> None:
@@ -191,9 +192,62 @@ def test_corner_badge_copy_groups_with_its_original() -> None:
     assert _pair_grouped((_Named("orig"), _analysed(original)), (_Named("badge"), _analysed(badged)))
 
 
-def test_one_digit_price_sibling_stays_apart() -> None:
-    a, b = _analysed(_banner("$49.99")), _analysed(_banner("$47.99"))  # 9 vs 8 looks too alike at 64 px
+@pytest.mark.parametrize("other", ["$47.99", "$48.99"])  # 9 vs 8 looks too alike at 64 px: the 128-px stage sees it
+def test_one_digit_price_sibling_stays_apart(other: str) -> None:
+    a, b = _analysed(_banner("$49.99")), _analysed(_banner(other))
     assert _pair_grouped((_Named("a"), a), (_Named("b"), b)) is False
+
+
+def test_low_contrast_digit_change_stays_apart() -> None:
+    """Dark blue "$49.99" -> "$47.99" on a mid-blue background: about 40 luma levels of contrast, so the 64-px stage
+    scores it below its old limit (it used to merge); the contrast-normalised 128-px stage keeps it apart."""
+    low = {"bg_top": (41, 128, 185), "bg_bottom": (41, 128, 185), "ink": (52, 73, 94)}
+    before, after = _banner("$49.99", **low), _banner("$47.99", **low)  # type: ignore[arg-type]
+    a, b = _analysed(before), _analysed(after)
+    ta, tb = dedupe.load_thumb(a.fine_thumb), dedupe.load_thumb(b.fine_thumb)
+    assert ta is not None and tb is not None
+    coarse, detail = dedupe.pair_difference(ta, tb)
+    assert coarse <= dedupe.LEGACY_FINE_DIFF  # the 64-px check alone would merge them
+    assert detail is not None and detail > dedupe.DEFAULT_FINE_DIFF
+    assert _pair_grouped((_Named("a"), a), (_Named("b"), b)) is False
+    # ... while a recompressed, resized copy of the same banner still groups
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    before.resize((810, 810), Image.Resampling.BICUBIC).save(out, "JPEG", quality=75)
+    copy = analyse_image(out.getvalue(), Settings(_env_file=None))  # type: ignore[call-arg]
+    assert _pair_grouped((_Named("a"), a), (_Named("copy"), copy))
+
+
+def test_older_thumbnail_formats_are_handled() -> None:
+    """A 64-px thumbnail (before the detail stage) is confirmed by the coarse check alone; the oldest 32 x 32 grey
+    one (or none) leaves the dHash candidate standing."""
+    import base64
+    import zlib
+
+    original = _banner()
+    facts = _analysed(original)
+    thumb = dedupe.load_thumb(facts.fine_thumb)
+    assert thumb is not None and thumb.detail is not None and thumb.coarse.shape == (3, 64, 64)
+    raw = zlib.decompress(base64.b64decode(facts.fine_thumb))
+    luma = np.frombuffer(raw[: 128 * 128], np.uint8).reshape(64, 2, 64, 2).mean(axis=(1, 3)).round()
+    chroma = np.frombuffer(raw[128 * 128 :], np.uint8).reshape(2, 32, 2, 32, 2).mean(axis=(2, 4)).round()
+    old = base64.b64encode(zlib.compress(luma.astype(np.uint8).tobytes() + chroma.astype(np.uint8).tobytes())).decode()
+    legacy = dedupe.load_thumb(old)
+    assert legacy is not None and legacy.detail is None
+    assert dedupe.fine_difference(legacy.coarse, thumb.coarse) < 1.0
+    oldest = base64.b64encode(bytes(32 * 32)).decode()
+    assert dedupe.load_thumb(oldest) is None
+    other = _analysed(_banner("$47.99"))
+    for old_thumb, grouped in ((old, False), (oldest, True), (None, True)):
+        images = [
+            HashedImage("a", "1", other.dhash, DAY, other.fine_thumb),
+            HashedImage("b", "2", facts.dhash, DAY, old_thumb),
+        ]
+        rows = group_duplicates(images, 12, fine_threshold=dedupe.DEFAULT_FINE_DIFF)
+        assert (rows[0].group_id == rows[1].group_id) is grouped
 
 
 class _Named(NamedTuple):

@@ -40,7 +40,9 @@ def test_dhash_matches_imagehash_golden(name: str, plain: Settings) -> None:
     assert facts.dhash == images.to_signed64(int(GOLDEN[name], 16))
     assert -(2**63) <= facts.dhash < 2**63
     row = facts.to_row("c1", "s" * 64)
-    assert row.dhash_hex == GOLDEN[name] and 0 < len(row.fine_thumb or "") <= 8192
+    assert (
+        row.dhash_hex == GOLDEN[name] and 0 < len(row.fine_thumb or "") <= 12_288
+    )  # worst case (noise) is base64 of 24,576 raw bytes
 
 
 def test_geometry_labels(plain: Settings) -> None:
@@ -78,7 +80,7 @@ def test_alpha_is_flattened_on_white(plain: Settings) -> None:
     rgba = Image.new("RGBA", (30, 30), (0, 0, 0, 0))
     facts = analyse_image(_save(rgba, "PNG"), plain)
     thumb = images.zlib.decompress(images.base64.b64decode(facts.fine_thumb))
-    assert set(thumb[: 64 * 64]) == {255}  # transparent black is white (luma 255), not black
+    assert set(thumb[: 128 * 128]) == {255}  # transparent black is white (luma 255), not black
 
 
 def test_exif_orientation_is_applied(plain: Settings) -> None:
