@@ -14,7 +14,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -103,7 +103,7 @@ class _Writer:
         self.usage: list[tables.GenAIUsage] = []
         self.counts: dict[str, int] = {}
 
-    def add(self, row: Any, usage: list[tables.GenAIUsage] = ()) -> None:  # type: ignore[assignment]
+    def add(self, row: Any, usage: Sequence[tables.GenAIUsage] = ()) -> None:
         self.rows.append(row)
         self.usage.extend(usage)
         self.counts[row.status] = self.counts.get(row.status, 0) + 1
