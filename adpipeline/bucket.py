@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import fsspec
 
@@ -66,6 +69,19 @@ class Bucket:
     def local_path(self, key: str) -> str | None:
         """A filesystem path for libraries that need one (PyAV, OpenCV), when the bucket is local."""
         return self._path(key) if "file" in _protocols(self.fs) else None
+
+    @contextmanager
+    def local_file(self, key: str) -> Generator[str, None, None]:
+        """A filesystem path to the object for libraries that need one: the file itself on a local bucket, else a
+        temporary copy removed on exit."""
+        local = self.local_path(key)
+        if local is not None:
+            yield local
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / key.rsplit("/", 1)[-1]
+            path.write_bytes(self.get_bytes(key))
+            yield str(path)
 
     # content-addressed media
     @staticmethod

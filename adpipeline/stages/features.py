@@ -11,12 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import tempfile
 import time
 import uuid
-from collections.abc import Generator, Sequence
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any, Literal
 
 from adpipeline import tables
@@ -133,7 +131,7 @@ def _offline(ctx: StageContext, modality: Modality) -> dict[str, Any]:
             row = extractor.extract_image(ctx.bucket.get_bytes(_blob_key(ctx, item.blob_path)), item.creative_id)
         else:
             has_audio = None if item.has_audio is None or item.has_audio != item.has_audio else bool(item.has_audio)
-            with _local_file(ctx, item.blob_path) as path:
+            with ctx.bucket.local_file(_blob_key(ctx, item.blob_path)) as path:
                 row = extractor.extract_video(path, item.creative_id, has_audio=has_audio)
         writer.add(row, [_offline_ledger(ctx, modality, row, started)])
     writer.flush()
@@ -360,7 +358,7 @@ def _media_item(ctx: StageContext, stack: ExitStack, modality: Modality, row: An
         modality="video",
         sha256=row.sha256,
         mime_type="video/mp4",
-        path=stack.enter_context(_local_file(ctx, row.blob_path)),
+        path=stack.enter_context(ctx.bucket.local_file(key)),
         size_bytes=size,
         width=_int(row.width),
         height=_int(row.height),
@@ -384,20 +382,6 @@ def _image_payload(data: bytes, image_format: str | None) -> tuple[bytes, str]:
         out = io.BytesIO()
         image.convert("RGBA" if "A" in image.getbands() else "RGB").save(out, format="PNG")
     return out.getvalue(), "image/png"
-
-
-@contextmanager
-def _local_file(ctx: StageContext, blob_path: str) -> Generator[str, None, None]:
-    """A local path for a bucket blob: the blob itself on a local bucket, else a temp copy removed on exit."""
-    key = _blob_key(ctx, blob_path)
-    local = ctx.bucket.local_path(key)
-    if local is not None:
-        yield local
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "media"
-        path.write_bytes(ctx.bucket.get_bytes(key))
-        yield str(path)
 
 
 def _finish(ctx: StageContext, modality: Modality, writer: _Writer, **extra: Any) -> dict[str, Any]:

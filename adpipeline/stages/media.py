@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from adpipeline.stages.context import StageContext, check_failure_share, log, summary
@@ -56,14 +54,8 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
                 continue
             hashes.append(facts.to_row(item.creative_id, item.sha256))
         else:
-            local = ctx.bucket.local_path(key)
-            if local is not None:
-                facts = probe_video(local, ctx.settings)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / "video"
-                    path.write_bytes(ctx.bucket.get_bytes(key))
-                    facts = probe_video(str(path), ctx.settings)
+            with ctx.bucket.local_file(key) as path:
+                facts = probe_video(path, ctx.settings)
             videos.append(facts.to_row(item.creative_id, item.sha256))
     wh.merge_rows("image_hashes", hashes)
     wh.merge_rows("video_metadata", videos)
