@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -38,14 +37,10 @@ def detect(ctx: StageContext) -> dict[str, Any]:
     if todo.empty:
         return summary("faces.detect", ctx.window, videos=0, tracks=0, new_faces=0)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with ExitStack() as files:
         items, order = [], {}
         for item in todo.itertuples(index=False):
-            key = _blob_key(ctx, item.blob_path)
-            path = ctx.bucket.local_path(key)
-            if path is None:
-                path = str(Path(tmp) / item.creative_id)
-                Path(path).write_bytes(ctx.bucket.get_bytes(key))
+            path = files.enter_context(ctx.bucket.local_file(_blob_key(ctx, item.blob_path)))
             items.append((item.creative_id, path))
             order[item.creative_id] = (str(item.first_seen_date), item.creative_id)
         results = process_videos(items, settings)
