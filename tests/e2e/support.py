@@ -25,9 +25,12 @@ def load_sample(settings: Settings, manifest) -> int:
     return load_ads_csv(settings, manifest.raw_ads_csv)
 
 
-def table_checksums(settings: Settings, placeholder_for: str | None = None) -> dict[str, tuple[int, str]]:
-    """(row count, content hash) per table; rows sorted by key, floats rounded, the home folder masked so two
-    homes with the same data compare equal."""
+def table_checksums(
+    settings: Settings, placeholder_for: str | None = None, *, ignore: tuple[str, ...] = (), digits: int = 6
+) -> dict[str, tuple[int, str]]:
+    """(row count, content hash) per table; rows sorted by key, floats rounded to ``digits``, DATE values compared
+    as dates on every backend, the home folder masked so two homes with the same data compare equal, and the
+    ``ignore`` columns (plus :data:`VOLATILE`) left out."""
     from adpipeline.warehouse import get_warehouse
     from adpipeline.warehouse.schema import _plain
 
@@ -37,9 +40,10 @@ def table_checksums(settings: Settings, placeholder_for: str | None = None) -> d
             if not wh.table_exists(name):
                 continue
             frame = wh.read_table(name, order_by=", ".join(spec.key))
+            skip = set(ignore) | set(VOLATILE.get(name, ()))
             records = []
             for record in frame.to_dict("records"):
-                clean = {k: _round(_plain(v)) for k, v in record.items() if k not in VOLATILE.get(name, ())}
+                clean = {k: _clean(_plain(v), digits) for k, v in record.items() if k not in skip}
                 records.append(json.dumps(clean, sort_keys=True, default=str))
             text = json.dumps(sorted(records) if name in VOLATILE else records)
             if placeholder_for:
@@ -48,9 +52,11 @@ def table_checksums(settings: Settings, placeholder_for: str | None = None) -> d
     return out
 
 
-def _round(value):
+def _clean(value, digits: int):
+    if isinstance(value, dt.datetime) and value.tzinfo is None and value.time() == dt.time(0):
+        return value.date().isoformat()  # DuckDB hands DATE columns back as midnight timestamps
     if isinstance(value, float):
-        return round(value, 6)
+        return round(value, digits)
     if isinstance(value, list):
-        return [_round(v) for v in value]
+        return [_clean(v, digits) for v in value]
     return value
