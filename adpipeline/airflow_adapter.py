@@ -28,7 +28,7 @@ would wait in Scheduled for ever, with an empty log)."""
 
 ASSETS: dict[str, Asset] = {
     name: Asset(name=f"adpipeline.{name}", uri=f"adpipeline://warehouse/{name}", group="adpipeline")
-    for name in ("creatives", "media", "features", "faces", "gallery", "ads_enriched")
+    for name in ("creatives", "media", "features", "feature_batches", "faces", "gallery", "ads_enriched")
 }
 
 
@@ -210,8 +210,10 @@ def run_stage(
     outlet: Asset | None = None,
     *,
     chunk: Mapping[str, Any] | None = None,
+    **inputs: Any,
 ) -> Any:
-    """Build the stage context for this task (``chunk``: a mapped task's share of the work), run the stage, and
+    """Build the stage context for this task (``chunk``: a mapped task's share of the work; ``inputs``: upstream
+    results the stage takes as keyword arguments, e.g. the mapped tasks' summaries), run the stage, and
     stamp the window and the stage's counts on the outlet asset event. A configuration error fails the task at
     once, without retries."""
 
@@ -219,7 +221,7 @@ def run_stage(
         with _stage_context(context, chunk) as ctx:
             label = getattr(stage, "__module__", "") + "." + getattr(stage, "__name__", "")
             log.info("running %s for %s (run %s%s)", label, ctx.window, ctx.run_id, _chunk_label(chunk))
-            result = stage(ctx)
+            result = stage(ctx, **inputs)
             if outlet is not None:
                 context["outlet_events"][outlet].extra = ctx.window.to_json()
             return result
@@ -279,7 +281,7 @@ def init_airflow(*, unpause: bool = True) -> list[str]:
     return done
 
 
-CHAIN = ("adp_import", "adp_media", "adp_features", "adp_faces", "adp_final")
+CHAIN = ("adp_import", "adp_media", "adp_features", "adp_feature_batches", "adp_faces", "adp_final")
 """DAG ids in dependency order (what the asset schedule runs one after another)."""
 
 

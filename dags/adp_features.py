@@ -8,16 +8,16 @@ only when it failed or the provider, model or prompt version changes) and one **
 (tokens by modality, USD, latency) as it goes.
 
 Model calls stay under the run budget (`ADP_RUN_BUDGET_USD`; items past it are `skipped_budget` and picked up by a
-later run) and the rate limits. Large Gemini runs go to Batch mode (half price): `collect_batches` then waits for the
-jobs in reschedule mode, without holding a worker, and collects them. Emits `adpipeline.features` once every batch
-is collected.
+later run) and the rate limits. Large Gemini runs go to Batch mode (half price): their rows say `submitted` and the
+separate `adp_feature_batches` DAG waits for and collects the jobs, so waiting neither holds a worker nor blocks the
+next day's run of this DAG. Emits `adpipeline.features` when the chunks are done.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import DAG, task
 
-from adpipeline.airflow_adapter import ASSETS, BATCH_POLL, BATCH_WAIT, dag_defaults, run_check, run_stage
+from adpipeline.airflow_adapter import ASSETS, dag_defaults, run_stage
 
 with DAG(
     dag_id="adp_features",
@@ -37,16 +37,10 @@ with DAG(
 
         return run_stage(features.extract, context, chunk=chunk)
 
-    @task.sensor(
-        outlets=[ASSETS["features"]],
-        mode="reschedule",
-        poke_interval=BATCH_POLL.total_seconds(),
-        timeout=BATCH_WAIT.total_seconds(),
-        trigger_rule="none_failed",
-    )
-    def collect_batches(**context):
+    @task(outlets=[ASSETS["features"]], trigger_rule="none_failed")
+    def finish_features(summaries, **context):
         from adpipeline.stages import features
 
-        return run_check(features.collect_batches, context, ASSETS["features"])
+        return run_stage(features.finish, context, ASSETS["features"], summaries=list(summaries))
 
-    extract_features.expand(chunk=plan_features()) >> collect_batches()
+    finish_features(extract_features.expand(chunk=plan_features()))

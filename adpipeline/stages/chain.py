@@ -25,7 +25,7 @@ CHAIN: list[tuple[str, str, StageFn]] = [
     ("adp_media", "merge_duplicate_groups", media.group),
     ("adp_features", "extract_features (images)", features.images),
     ("adp_features", "extract_features (videos)", features.videos),
-    ("adp_features", "collect_batches", features.batches),
+    ("adp_feature_batches", "collect_batches", features.batches),
     ("adp_faces", "detect_faces", faces.detect),
     ("adp_faces", "cluster_faces", faces.cluster),
     ("adp_faces", "rebuild_face_performance", faces.performance),

@@ -329,9 +329,26 @@ def _submit_batches(
     return sum(len(j.creative_ids) for j in jobs), online
 
 
+def has_open_batches(ctx: StageContext) -> bool:
+    """Whether any Gemini Batch job of ours is still to be collected (the batch DAG's short-circuit)."""
+    if ctx.settings.feature_provider != "gemini":
+        return False
+    ctx.warehouse.ensure_tables(FEATURE_TABLES)
+    return not ctx.warehouse.query_file("features/select_open_batches", {}).empty
+
+
 def collect_batches(ctx: StageContext) -> bool:
     """Sensor: collect every finished batch job of the configured provider; True when none is left running."""
     return _collect(ctx) == 0
+
+
+def finish(ctx: StageContext, summaries: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The reduce step after the mapped chunks: their counts added up (each chunk already wrote its rows)."""
+    totals: dict[str, int] = {}
+    for part in summaries or ():
+        for status, n in (part or {}).get("statuses", {}).items():
+            totals[status] = totals.get(status, 0) + int(n)
+    return summary("features", ctx.window, chunks=len(summaries or ()), statuses=totals)
 
 
 def batches(ctx: StageContext) -> dict[str, Any]:

@@ -18,7 +18,8 @@ EXPECTED = {
         "asset",
         ["adpipeline.creatives"],
     ),
-    "adp_features": (["plan_features", "extract_features", "collect_batches"], "asset", ["adpipeline.media"]),
+    "adp_features": (["plan_features", "extract_features", "finish_features"], "asset", ["adpipeline.media"]),
+    "adp_feature_batches": (["any_open_batches", "collect_batches"], "asset", ["adpipeline.features"]),
     "adp_faces": (
         ["plan_faces", "detect_faces", "cluster_faces", "rebuild_face_performance"],
         "asset",
@@ -90,7 +91,7 @@ def test_work_fans_out_as_mapped_tasks(dagbag) -> None:
     runs even when nothing was pending (no mapped instance), and fails when a chunk failed."""
     for dag_id, mapped, reduce in (
         ("adp_media", "fetch_and_analyse", "merge_duplicate_groups"),
-        ("adp_features", "extract_features", "collect_batches"),
+        ("adp_features", "extract_features", "finish_features"),
         ("adp_faces", "detect_faces", "cluster_faces"),
     ):
         dag = dagbag.get_dag(dag_id)
@@ -107,8 +108,11 @@ def test_tasks_fail_fast_and_report(dagbag) -> None:
 
 
 def test_batch_collector_frees_its_worker(dagbag) -> None:
-    sensor = dagbag.get_dag("adp_features").get_task("collect_batches")
+    """Waiting for Gemini Batch jobs holds no worker slot and lives in its own DAG, so later days of adp_features
+    are not held behind it (max_active_runs=1)."""
+    sensor = dagbag.get_dag("adp_feature_batches").get_task("collect_batches")
     assert sensor.mode == "reschedule"
+    assert not any(t.task_type.endswith("Sensor") for t in dagbag.get_dag("adp_features").tasks)
 
 
 def test_dag_files_do_no_heavy_imports() -> None:
