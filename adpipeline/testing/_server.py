@@ -8,8 +8,13 @@ Fault queue (:meth:`StubServer.fail`): faults are consumed first-in first-out by
 with an ``endpoint`` matches only that endpoint; one without matches every faultable endpoint, except that content
 faults (``malformed``, ``wrong_schema``, ...) only match ``content_endpoints`` and endpoints listed in
 ``explicit_endpoints`` are only hit by faults naming them. Transport faults: ``"429"``/``"500"``/``"503"`` (an error
-status with the provider's error JSON; ``retry_after`` adds a ``Retry-After`` header) and ``"slow"`` (sleep
-``delay_s``, then answer normally).
+status with the provider's error JSON; ``retry_after`` says when to come back, the way that provider says it: see
+``_error_reply``), ``"slow"`` (sleep ``delay_s``, then answer normally: a client timeout shorter than that sees a
+timeout), ``"reset"`` (the connection is closed with a TCP reset before any response byte) and ``"garbage"`` (HTTP 200
+with a body that is not JSON, as a proxy or a load balancer sometimes sends).
+
+``billed`` sums the usage of every answer that carried usage (what the provider would bill), so a test or a bench can
+compare a ledger against it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import functools
 import itertools
 import json
 import re
+import select
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -30,8 +38,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from adpipeline.testing._schema_instance import schema_instance, schema_violation
 
 HTTP_FAULTS = frozenset({"429", "500", "503"})
-TRANSPORT_FAULTS = HTTP_FAULTS | {"slow"}
+TRANSPORT_FAULTS = HTTP_FAULTS | {"slow", "reset", "garbage"}
 MALFORMED_TEXT = "```json {oops"
+GARBAGE_BODY = b"<html><body><h1>502 Bad Gateway</h1>upstream answered nothing</body></html>"
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,17 @@ class Request:
     query: dict[str, str]
     headers: Message
     raw: bytes
+    connection: socket.socket | None = None
+
+    def client_gone(self) -> bool:
+        """Whether the client hung up (e.g. its timeout fired while a "slow" fault slept)."""
+        if self.connection is None:
+            return False
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def json(self) -> Any:
         try:
@@ -73,6 +93,8 @@ class Reply:
     status: int = 200
     body: Any = None  # JSON-serialisable; None sends an empty body
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as is instead of ``body`` (the "garbage" fault)
+    reset: bool = False  # close the connection with a TCP reset instead of answering
 
 
 class StubError(Exception):
@@ -111,6 +133,7 @@ class StubServer:
         self._faults: list[Fault] = []
         self._answers: dict[str | None, str] = {}
         self._requests: list[RecordedRequest] = []
+        self._billed: dict[str, int] = {}
         self._server: _Server | None = None
         self.routes: list[Route] = []  # set by subclasses
 
@@ -177,6 +200,18 @@ class StubServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def billed(self) -> dict[str, int]:
+        """Token counts summed over every answer sent with usage (the provider's bill), by usage field name."""
+        with self._lock:
+            return dict(self._billed)
+
+    def _bill(self, usage: dict[str, Any]) -> None:
+        """Add one answer's usage (flat int fields and nested ``*_details`` dicts, flattened with a dot)."""
+        with self._lock:
+            for name, value in _flat(usage):
+                self._billed[name] = self._billed.get(name, 0) + value
+
     def count(self, endpoint: str) -> int:
         """How many requests hit ``endpoint`` so far."""
         with self._lock:
@@ -218,8 +253,12 @@ class StubServer:
             return json.dumps(schema_instance(schema))
         return "{}" if json_mode else "stub answer"
 
+    def _retry_headers(self, retry_after: float) -> dict[str, str]:
+        """Headers saying when to come back (OpenAI and Azure send both; Gemini overrides: body only)."""
+        return {"Retry-After": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:.0f}"}
+
     def _error_reply(self, status: int, message: str, retry_after: float | None = None) -> Reply:
-        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        headers = {} if retry_after is None else self._retry_headers(retry_after)
         return Reply(status, self._error_body(status, message, retry_after), headers)
 
     def _handle(self, request: Request) -> Reply:
@@ -236,8 +275,14 @@ class StubServer:
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay_s)
             fault = None
+            if request.client_gone():  # nothing is generated (nor billed) for a client that gave up
+                return Reply(reset=True)
         if fault is not None and fault.kind in HTTP_FAULTS:
             return self._error_reply(int(fault.kind), f"stub fault {fault.kind}", fault.retry_after)
+        if fault is not None and fault.kind == "reset":
+            return Reply(reset=True)
+        if fault is not None and fault.kind == "garbage":
+            return Reply(200, raw=GARBAGE_BODY, headers={"Content-Type": "text/html"})
         try:
             return route.handler(request, params, fault)
         except StubError as exc:
@@ -258,6 +303,20 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # a throughput bench opens many connections at once
 
 
+def _flat(usage: dict[str, Any], prefix: str = "") -> list[tuple[str, int]]:
+    pairs: list[tuple[str, int]] = []
+    for name, value in usage.items():
+        if isinstance(value, dict):
+            pairs.extend(_flat(value, f"{prefix}{name}."))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            pairs.append((f"{prefix}{name}", value))
+        elif isinstance(value, list):  # Gemini's promptTokensDetails: [{"modality": "TEXT", "tokenCount": 12}]
+            for entry in value:
+                if isinstance(entry, dict) and "modality" in entry:
+                    pairs.append((f"{prefix}{name}.{entry['modality']}", int(entry.get("tokenCount") or 0)))
+    return pairs
+
+
 def _model_id(model: str | None) -> str | None:
     return model.removeprefix("models/") if model else None
 
@@ -269,7 +328,7 @@ def _handler_class(stub: StubServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            request = Request(self.command, url.path, dict(parse_qsl(url.query)), self.headers, raw)
+            request = Request(self.command, url.path, dict(parse_qsl(url.query)), self.headers, raw, self.connection)
             try:
                 reply = stub._handle(request)
             except Exception as exc:  # a stub bug: surface it to the client instead of dropping the connection
@@ -279,7 +338,14 @@ def _handler_class(stub: StubServer) -> type[BaseHTTPRequestHandler]:
         do_POST = do_DELETE = do_GET
 
         def _send(self, reply: Reply) -> None:
-            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+            if reply.reset:
+                self.close_connection = True
+                # SO_LINGER with a zero timeout makes close() send RST: the client sees a reset, not a clean EOF.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            payload = reply.raw if reply.raw is not None else b""
+            if reply.raw is None and reply.body is not None:
+                payload = json.dumps(reply.body).encode()
             try:
                 self.send_response(reply.status)
                 for name, value in {"Content-Type": "application/json; charset=UTF-8", **reply.headers}.items():

@@ -86,13 +86,15 @@ class OpenAIStub(StubServer):
 
     def _usage(self, prompt: int, completion: int) -> dict[str, Any]:
         completion += self.reasoning_tokens
-        return {
+        usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": min(self.cached_tokens, prompt), "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens, "audio_tokens": 0},
         }
+        self._bill(usage)
+        return usage
 
 
 def _structured_target(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

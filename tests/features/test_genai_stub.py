@@ -230,8 +230,39 @@ def test_http_faults_raise_sdk_errors(gemini: GeminiStub, client: genai.Client, 
     with pytest.raises(error) as raised:
         _ask(client)
 
-    assert raised.value.code == int(kind) and raised.value.response.headers["retry-after"] == "2"
+    # Like the real service: the delay is in the body's google.rpc.RetryInfo, never in a Retry-After header.
+    assert raised.value.code == int(kind) and "retry-after" not in raised.value.response.headers
+    [info] = raised.value.details["error"]["details"]
+    assert info == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}
     assert _ask(client).parsed is not None  # the fault was consumed
+
+
+def test_reset_and_garbage_faults(gemini: GeminiStub, client: genai.Client) -> None:
+    gemini.fail("reset", endpoint="generate")
+    gemini.fail("garbage", endpoint="generate")
+    with pytest.raises(httpx.RemoteProtocolError):
+        _ask(client)
+    with pytest.raises(json.JSONDecodeError):  # HTTP 200, an HTML page where JSON belongs
+        _ask(client)
+    assert _ask(client).parsed is not None and gemini.count("generate") == 3
+
+
+def test_billed_sums_the_usage_sent_and_the_thinking_budget_caps_thoughts(
+    gemini: GeminiStub, client: genai.Client
+) -> None:
+    gemini.thoughts_tokens = 5000
+    first = _ask(client)
+    capped = client.models.generate_content(
+        model="gemini-2.5-flash",
+        contents=["Describe it."],
+        config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=128)),
+    )
+    assert first.usage_metadata.thoughts_token_count == 5000
+    assert capped.usage_metadata.thoughts_token_count == 128
+    billed = gemini.billed
+    assert billed["thoughtsTokenCount"] == 5128
+    prompt = first.usage_metadata.prompt_token_count + capped.usage_metadata.prompt_token_count
+    assert billed["promptTokenCount"] == prompt
 
 
 def test_faults_are_fifo_and_filtered_by_endpoint(gemini: GeminiStub, client: genai.Client) -> None:
@@ -393,6 +424,7 @@ def test_openai_faults(oai: OpenAIStub, oai_client: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError) as limited:
         ask()
     assert limited.value.response.headers["retry-after"] == "3"
+    assert limited.value.response.headers["retry-after-ms"] == "3000"
     with pytest.raises(openai.InternalServerError):
         ask()
     assert ask().choices[0].message.content == "```json {oops"
