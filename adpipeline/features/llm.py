@@ -483,6 +483,8 @@ class Runner:
                     log.info("%s: answer failed validation, one repair attempt", item.creative_id)
                     fix = repair_prompt(prompt, answer.text, _error_text(first))
                     answer = self._call(item, media, fix, response_model, calls)
+                    if answer.blocked:
+                        return self.status_row(item, "blocked", f"provider refused: {answer.blocked}")
                     try:
                         parsed = parse_answer(answer.text, response_model)
                     except (ValidationError, ValueError) as second:
