@@ -68,6 +68,8 @@ def make_chat_model(settings: Settings) -> Any:
         kwargs = {"model": model, **({"base_url": settings.langchain_base_url} if settings.langchain_base_url else {})}
     else:
         kwargs = {"model": model}
+        if provider == "google_genai":
+            kwargs["thinking_budget"] = settings.genai_thinking_budget
     if key:
         kwargs["google_api_key" if provider == "google_genai" else "api_key"] = key
     return cls(**kwargs, **common)

@@ -28,7 +28,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -329,6 +329,70 @@ class Budget:
             self.committed += actual_usd - estimate_usd
 
 
+def estimate_cost(
+    prices: PriceTable,
+    model: str,
+    modality: Modality,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    duration_s: float | None = None,
+    has_audio: bool | None = None,
+    thinking_budget: int = 0,
+    mode: Mode = "online",
+) -> tuple[TokenUsage, float]:
+    """Expected tokens and USD of one extraction call (see :func:`pricing.estimate_usage`)."""
+    usage = pricing.estimate_usage(
+        schema.render_prompt(modality),
+        width=width,
+        height=height,
+        duration_s=duration_s,
+        has_audio=has_audio,
+        video=modality == "video",
+        thinking_tokens=thinking_budget,
+    )
+    return usage, prices.cost(model, usage, mode)
+
+
+def split_budget(estimates: Sequence[float]) -> list[float]:
+    """Shares of the run budget (summing to 1) for tasks that may run at the same time, proportional to their
+    estimated cost; equal shares when nothing is estimated.
+
+    Tasks of one DAG run (the image and video tasks, or the mapped chunk tasks of one run) do not see each other's
+    reservations, so each may only spend its share: the shares add up to the run budget, so concurrent tasks
+    cannot overspend it together. Fix the shares once (when the work is planned) and pass each task its own."""
+    total = sum(max(e, 0.0) for e in estimates)
+    if total <= 0:
+        return [1.0 / len(estimates)] * len(estimates) if estimates else []
+    return [max(e, 0.0) / total for e in estimates]
+
+
+def task_budget(
+    warehouse: Any,
+    run_id: str,
+    run_budget_usd: float,
+    *,
+    modality: Modality,
+    share: float = 1.0,
+    creative_ids: Sequence[str] = (),
+) -> Budget:
+    """The :class:`Budget` of one task of a DAG run: at most ``share`` of the run budget, and never more than what
+    the rest of the run left.
+
+    From the ledger (``genai_usage`` by ``run_id``): ``task_usd`` is what this run already spent on this task's
+    items (``modality``, restricted to ``creative_ids`` when given: a chunk), ``run_usd`` what the whole run spent.
+    The task may spend ``min(share * budget, budget - (run_usd - task_usd))`` in all, ``task_usd`` of it already:
+    a retried task gets no fresh budget, and a task that starts after others finished cannot take what they
+    spent."""
+    spend = warehouse.query_file(
+        "features/select_run_spend", {"run_id": run_id, "modality": modality, "creative_ids": list(creative_ids)}
+    )
+    run_usd = float(spend.iloc[0]["run_usd"] or 0.0)
+    task_usd = float(spend.iloc[0]["task_usd"] or 0.0)
+    limit = min(share * run_budget_usd, run_budget_usd - (run_usd - task_usd))
+    return Budget(max(limit, 0.0), task_usd)
+
+
 # --- cache --------------------------------------------------------------------------------------------------------
 class FeatureCache:
     """Validated answers in the bucket under ``genai_cache/<provider>/<model>/<prompt_version>/<sha256>.json``."""
@@ -401,21 +465,26 @@ class Runner:
     backoff_s: float = 1.0
     max_retry_after_s: float = 120.0
     concurrency: int = 4
+    thinking_budget: int = 0
+    """Thinking tokens the provider lets the model spend per call (``genai_thinking_budget``), counted in estimates."""
     prompt_version: str = schema.PROMPT_VERSION
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
     # ---- estimates
     def estimate(self, item: MediaItem, mode: Mode = "online") -> tuple[TokenUsage, float]:
-        usage = pricing.estimate_usage(
-            schema.render_prompt(item.modality),
+        """Tokens and USD one call on ``item`` is expected to cost, the whole thinking budget included."""
+        return estimate_cost(
+            self.prices,
+            self.provider.model,
+            item.modality,
             width=item.width,
             height=item.height,
             duration_s=item.duration_s,
             has_audio=item.has_audio,
-            video=item.modality == "video",
+            thinking_budget=self.thinking_budget,
+            mode=mode,
         )
-        return usage, self.prices.cost(self.provider.model, usage, mode)
 
     # ---- many items
     def run(
@@ -459,7 +528,8 @@ class Runner:
         response_model = schema.response_model(item.modality)
         _, estimate = self.estimate(item)
         if not self.budget.reserve(estimate):
-            reason = f"estimated ${estimate:.4f} does not fit the run budget (${self.budget.limit:.2f})"
+            limit = self.budget.limit
+            reason = f"estimated ${estimate:.4f} does not fit this task's share of the run budget (${limit:.4f})"
             return Outcome(self.status_row(item, "skipped_budget", reason))
         calls: list[tables.GenAIUsage] = []
         try:

@@ -157,9 +157,13 @@ def estimate_usage(
     duration_s: float | None = None,
     has_audio: bool | None = None,
     video: bool = False,
+    thinking_tokens: int = 0,
 ) -> TokenUsage:
-    """The tokens one extraction call is expected to use (prompt + media + a typical answer)."""
-    usage = TokenUsage(input_text_tokens=text_tokens(prompt), output_tokens=OUTPUT_TOKENS_ESTIMATE)
+    """The tokens one extraction call is expected to use (prompt + media + a typical answer + the whole thinking
+    budget: a model may think up to it, and thinking is billed as output)."""
+    usage = TokenUsage(
+        input_text_tokens=text_tokens(prompt), output_tokens=OUTPUT_TOKENS_ESTIMATE, thinking_tokens=thinking_tokens
+    )
     if video:
         usage.input_video_tokens, usage.input_audio_tokens = video_tokens(duration_s, has_audio)
     else:
