@@ -13,15 +13,18 @@ status with the provider's error JSON; ``retry_after`` says when to come back, t
 timeout), ``"reset"`` (the connection is closed with a TCP reset before any response byte) and ``"garbage"`` (HTTP 200
 with a body that is not JSON, as a proxy or a load balancer sometimes sends).
 
-``billed`` sums the usage of every answer that carried usage (what the provider would bill), so a test or a bench can
-compare a ledger against it.
+``billed`` sums the usage of every answer that carried usage (what the provider would bill) and ``bills`` lists them
+with the media they were about, so a test or a bench can compare a ledger against the bill and find answers paid
+twice. ``chaos(rate, kinds, seed=)`` injects faults at random (seeded) into the content endpoints, for fault drills.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
+import random
 import re
 import select
 import socket
@@ -49,6 +52,13 @@ class Fault:
     endpoint: str | None = None
     retry_after: float | None = None
     delay_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Bill:
+    usage: dict[str, Any]  # the usage JSON as sent
+    media_key: str  # sha256 prefix of the first media part of the request ("" when it had none)
+    clean: bool  # a normal answer (no content fault)
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,8 @@ class StubServer:
         self._faults: list[Fault] = []
         self._answers: dict[str | None, str] = {}
         self._requests: list[RecordedRequest] = []
-        self._billed: dict[str, int] = {}
+        self._bills: list[Bill] = []
+        self._chaos: tuple[float, list[str], random.Random, float | None, float] | None = None
         self._server: _Server | None = None
         self.routes: list[Route] = []  # set by subclasses
 
@@ -202,15 +213,42 @@ class StubServer:
 
     @property
     def billed(self) -> dict[str, int]:
-        """Token counts summed over every answer sent with usage (the provider's bill), by usage field name."""
+        """Token counts summed over every answer sent with usage (the provider's bill), by usage field name
+        (nested ones dotted: ``prompt_tokens_details.cached_tokens``, ``promptTokensDetails.IMAGE``)."""
         with self._lock:
-            return dict(self._billed)
+            totals: dict[str, int] = {}
+            for bill in self._bills:
+                for name, value in _flat(bill.usage):
+                    totals[name] = totals.get(name, 0) + value
+            return totals
 
-    def _bill(self, usage: dict[str, Any]) -> None:
-        """Add one answer's usage (flat int fields and nested ``*_details`` dicts, flattened with a dot)."""
+    @property
+    def bills(self) -> list[Bill]:
+        """Every answer sent with usage, in order: what it billed, which media it was about, and whether it was a
+        clean answer (no content fault): a media key with two clean answers was paid for twice."""
         with self._lock:
-            for name, value in _flat(usage):
-                self._billed[name] = self._billed.get(name, 0) + value
+            return list(self._bills)
+
+    def _bill(self, usage: dict[str, Any], *, media_key: str, clean: bool) -> None:
+        with self._lock:
+            self._bills.append(Bill(usage, media_key, clean))
+
+    def chaos(
+        self,
+        rate: float,
+        kinds: list[str],
+        *,
+        seed: int = 0,
+        retry_after: float | None = None,
+        delay_s: float = 1.0,
+    ) -> None:
+        """From now on, each request to a content endpoint that no queued fault matches gets, with probability
+        ``rate``, a fault drawn evenly from ``kinds`` (seeded, so a drill can be repeated)."""
+        for kind in kinds:
+            if kind not in self.fault_kinds:
+                raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(self.fault_kinds)}")
+        with self._lock:
+            self._chaos = (rate, list(kinds), random.Random(seed), retry_after, delay_s)  # noqa: S311 - not crypto
 
     def count(self, endpoint: str) -> int:
         """How many requests hit ``endpoint`` so far."""
@@ -230,6 +268,10 @@ class StubServer:
             for index, fault in enumerate(self._faults):
                 if self._matches(fault, endpoint):
                     return self._faults.pop(index)
+            if self._chaos is not None and endpoint in self.content_endpoints - self.explicit_endpoints:
+                rate, kinds, rng, retry_after, delay_s = self._chaos
+                if rng.random() < rate:
+                    return Fault(rng.choice(kinds), endpoint, retry_after, delay_s)
         return None
 
     def _matches(self, fault: Fault, endpoint: str) -> bool:
@@ -301,6 +343,11 @@ class StubServer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a throughput bench opens many connections at once
+
+
+def media_key(data: bytes | str) -> str:
+    """A short stable key for a request's media (which creative a bill was about)."""
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:16]
 
 
 def _flat(usage: dict[str, Any], prefix: str = "") -> list[tuple[str, int]]:

@@ -44,6 +44,7 @@ candidate, ``finishReason: SAFETY``, no content), ``empty`` (no candidates). Plu
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ from google import genai
 from google.genai import types
 
 from adpipeline.testing._schema_instance import proto_field
-from adpipeline.testing._server import HTTP_FAULTS, Fault, Reply, Request, Route, StubError, StubServer
+from adpipeline.testing._server import HTTP_FAULTS, Fault, Reply, Request, Route, StubError, StubServer, media_key
 from adpipeline.testing._tokens import (
     GEMINI_AUDIO_TOKENS_PER_S,
     GEMINI_IMAGE_TOKENS,
@@ -175,6 +176,21 @@ class GeminiStub(StubServer):
         return Reply(body={"totalTokens": sum(prompt.values()), "promptTokensDetails": _details(prompt)})
 
     def _generate_response(self, model: str, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+        response = self._answer(model, body, fault)
+        self._bill(response["usageMetadata"], media_key=self._media_key(body), clean=fault is None)
+        return response
+
+    def _media_key(self, body: dict[str, Any]) -> str:
+        for content in body.get("contents", []):
+            for part in content.get("parts", []):
+                if inline := proto_field(part, "inlineData"):
+                    return media_key(decode_base64(inline.get("data", "")))
+                if file_data := proto_field(part, "fileData"):
+                    with contextlib.suppress(StubError):
+                        return media_key(self._file_for_uri(proto_field(file_data, "fileUri", "")).data)
+        return ""
+
+    def _answer(self, model: str, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
         prompt = self._prompt_tokens(body)
         config = proto_field(body, "generationConfig", {})
         thinking = proto_field(config, "thinkingConfig") or {}
@@ -208,7 +224,6 @@ class GeminiStub(StubServer):
         }
         if self.cached_tokens:
             usage["cachedContentTokenCount"] = min(self.cached_tokens, prompt_total)
-        self._bill(usage)
         return usage
 
     def _prompt_tokens(self, body: dict[str, Any]) -> dict[str, int]:

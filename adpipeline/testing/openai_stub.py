@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from adpipeline.testing._server import Fault, Reply, Request, Route, StubServer
+from adpipeline.testing._server import Fault, Reply, Request, Route, StubServer, media_key
 from adpipeline.testing._tokens import decode_base64, openai_image_tokens, text_tokens
 
 _PROMPT_FILTERED = {
@@ -88,6 +88,8 @@ class OpenAIStub(StubServer):
             message |= {"content": None, "tool_calls": [call]}
             finish_reason = "tool_calls"
         choice = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+        usage = self._usage(_prompt_tokens(body.get("messages", [])), text_tokens(text))
+        self._bill(usage, media_key=_media_key(body.get("messages", [])), clean=fault is None)
         return Reply(
             body={
                 "id": self._next_id("chatcmpl-stub"),
@@ -96,7 +98,7 @@ class OpenAIStub(StubServer):
                 "model": model,
                 "system_fingerprint": "fp_stub",
                 "choices": [choice],
-                "usage": self._usage(_prompt_tokens(body.get("messages", [])), text_tokens(text)),
+                "usage": usage,
             }
         )
 
@@ -109,7 +111,6 @@ class OpenAIStub(StubServer):
             "prompt_tokens_details": {"cached_tokens": min(self.cached_tokens, prompt), "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens, "audio_tokens": 0},
         }
-        self._bill(usage)
         return usage
 
 
@@ -125,6 +126,15 @@ def _structured_target(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str
     if response_format.get("type") == "json_schema":
         return response_format["json_schema"].get("schema", {}), None
     return None, None
+
+
+def _media_key(messages: list[dict[str, Any]]) -> str:
+    for message in messages:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else []:
+            if part.get("type") == "image_url":
+                return media_key(part["image_url"].get("url", ""))
+    return ""
 
 
 def _prompt_tokens(messages: list[dict[str, Any]]) -> int:
