@@ -455,3 +455,52 @@ def test_module_entry_point_serves_until_killed() -> None:
         finally:
             process.terminate()
     assert reply.json()["choices"][0]["message"]["content"] == "stub answer"
+
+
+def test_chaos_faults_are_seeded_and_bills_name_their_media(gemini: GeminiStub, client: genai.Client) -> None:
+    gemini.chaos(0.5, ["malformed", "500"], seed=7)
+    outcomes = []
+    for _ in range(20):
+        try:
+            outcomes.append("ok" if _ask(client).parsed is not None else "unparsed")
+        except errors.ServerError:
+            outcomes.append("500")
+    assert "500" in outcomes and "unparsed" in outcomes and "ok" in outcomes
+    bills = gemini.bills
+    assert len(bills) == outcomes.count("ok") + outcomes.count("unparsed")  # a 500 bills nothing
+    assert sum(not b.clean for b in bills) == outcomes.count("unparsed")
+    assert {b.media_key for b in bills} == {""}  # text-only prompts
+    again = GeminiStub().start()
+    try:
+        again.chaos(0.5, ["malformed", "500"], seed=7)
+        replay = []
+        for _ in range(20):
+            try:
+                replay.append("ok" if _ask(again.client()).parsed is not None else "unparsed")
+            except errors.ServerError:
+                replay.append("500")
+    finally:
+        again.stop()
+    assert replay == outcomes  # same seed, same faults
+    with pytest.raises(ValueError):
+        gemini.chaos(0.1, ["no-such-fault"])
+
+
+def test_bills_key_the_media_and_a_client_that_gave_up_is_not_billed(gemini: GeminiStub) -> None:
+    client = genai.Client(
+        api_key="test", http_options=types.HttpOptions(base_url=gemini.url, api_version="v1beta", timeout=500)
+    )
+    image = types.Part.from_bytes(data=_png_bytes(), mime_type="image/png")
+    gemini.fail("slow", delay_s=1.5, endpoint="generate")
+    with pytest.raises(httpx.TimeoutException):
+        client.models.generate_content(model=MODEL, contents=[image, "Describe the ad."])
+    time.sleep(1.3)  # the stub wakes up, sees the client gone, generates nothing
+    client.models.generate_content(model=MODEL, contents=[image, "Describe the ad."])
+    [bill] = gemini.bills
+    assert bill.clean and len(bill.media_key) == 16 and bill.usage["promptTokenCount"] > 258
+
+
+def _png_bytes() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(out, "PNG")
+    return out.getvalue()
