@@ -60,6 +60,7 @@ def make_chat_model(settings: Settings) -> Any:
         # Chat completions, never the Responses API (see LangChainProvider._runnable), and a client that turns an
         # HTTP 200 with a body that is not JSON (a proxy's error page) into an error the runner retries.
         common |= {"use_responses_api": False, "http_client": _checked_http_client(settings.genai_timeout_s)}
+    kwargs: dict[str, Any]
     if provider == "azure_openai":
         kwargs = {"azure_deployment": model, "api_version": settings.azure_openai_api_version}
         if settings.langchain_base_url:
