@@ -354,6 +354,35 @@ def estimate_cost(
     return usage, prices.cost(model, usage, mode)
 
 
+def pending_estimate(
+    prices: PriceTable, model: str, modality: Modality, rows: Any, thinking_budget: int = 0, mode: Mode = "online"
+) -> float:
+    """USD the rows of a ``select_pending_*`` query (a DataFrame: ``width``, ``height``, and for videos
+    ``duration_s``, ``has_audio``) are expected to cost, for budget shares."""
+
+    import pandas as pd
+
+    def known(value: Any) -> Any:
+        return None if value is None or pd.isna(value) else value  # NaN / NA -> None
+
+    total = 0.0
+    for row in rows.itertuples(index=False):
+        audio = known(getattr(row, "has_audio", None))
+        width, height, duration = (known(getattr(row, name, None)) for name in ("width", "height", "duration_s"))
+        total += estimate_cost(
+            prices,
+            model,
+            modality,
+            width=None if width is None else int(width),
+            height=None if height is None else int(height),
+            duration_s=None if duration is None else float(duration),
+            has_audio=None if audio is None else bool(audio),
+            thinking_budget=thinking_budget,
+            mode=mode,
+        )[1]
+    return total
+
+
 def split_budget(estimates: Sequence[float]) -> list[float]:
     """Shares of the run budget (summing to 1) for tasks that may run at the same time, proportional to their
     estimated cost; equal shares when nothing is estimated.

@@ -28,7 +28,7 @@ from adpipeline.features.llm import (
     ProviderError,
     RateLimiter,
     Runner,
-    estimate_cost,
+    pending_estimate,
     split_budget,
     task_budget,
     task_share,
@@ -241,28 +241,14 @@ def _task_budget(ctx: StageContext, modality: Modality, provider: LLMProvider, p
     """This task's budget: the image and video tasks of one run call at the same time, so each gets a share of the
     run budget proportional to its pending work's estimate (see ``llm.split_budget`` and ``llm.task_budget``)."""
     s = ctx.settings
-    estimates = {}
-    for kind in ("image", "video"):
-        rows = todo if kind == modality else _pending(ctx, kind, provider.name, provider.model, schema.PROMPT_VERSION)
-        estimates[kind] = sum(
-            estimate_cost(
-                prices,
-                provider.model,
-                kind,
-                width=_int(getattr(row, "width", None)),
-                height=_int(getattr(row, "height", None)),
-                duration_s=_float(getattr(row, "duration_s", None)),
-                has_audio=None if _float(getattr(row, "has_audio", None)) is None else bool(row.has_audio),
-                thinking_budget=s.genai_thinking_budget,
-            )[1]
-            for row in rows.itertuples(index=False)
-        )
-    share = dict(zip(estimates, split_budget(list(estimates.values())), strict=True))[modality]
+    other: Modality = "video" if modality == "image" else "image"
+    others = _pending(ctx, other, provider.name, provider.model, schema.PROMPT_VERSION)
+    estimates = [
+        pending_estimate(prices, provider.model, modality, todo, s.genai_thinking_budget),
+        pending_estimate(prices, provider.model, other, others, s.genai_thinking_budget),
+    ]
+    share = split_budget(estimates)[0]
     return task_budget(ctx.warehouse, ctx.run_id, s.run_budget_usd, modality=modality, share=share)
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if value is not None and value == value else None
 
 
 def _use_batch(s: Settings, provider: LLMProvider, count: int) -> bool:

@@ -281,3 +281,20 @@ def test_image_and_video_tasks_share_the_run_budget(gemini: GeminiStub, tmp_path
     # The video task (1 item) could not take more than what the run left after the image task.
     assert sum(u["cost_usd"] for u in table(settings, "genai_usage") if u["modality"] == "image") <= budget
     assert len(table(settings, "image_features")) == N_IMAGES
+
+
+def test_pending_estimate_reads_query_rows() -> None:
+    import pandas as pd
+
+    from adpipeline.features.llm import estimate_cost, pending_estimate
+
+    prices = load_prices()
+    videos = pd.DataFrame(
+        {"width": [640, None], "height": [360, None], "duration_s": [10.0, float("nan")], "has_audio": [True, pd.NA]}
+    )
+    expected = estimate_cost(
+        prices, "gemini-2.5-flash", "video", width=640, height=360, duration_s=10.0, has_audio=True
+    )
+    unknown = estimate_cost(prices, "gemini-2.5-flash", "video")  # unknown length counts as 30 s
+    assert pending_estimate(prices, "gemini-2.5-flash", "video", videos) == pytest.approx(expected[1] + unknown[1])
+    assert pending_estimate(prices, "gemini-2.5-flash", "image", videos.iloc[:0]) == 0.0
