@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     price_table: Path | None = None
     """Price table (TOML, USD per million tokens); empty: the packaged adpipeline/features/prices.toml."""
     run_budget_usd: float = Field(5.0, ge=0)
-    """Budget cap per features task run, USD: items whose estimate does not fit get skipped_budget."""
+    """Budget cap per features DAG run (all its tasks together), USD; items that do not fit get skipped_budget."""
     genai_mode: Literal["auto", "online", "batch"] = "auto"
     """online calls, Gemini Batch mode (50% cheaper, hours), or auto: batch from genai_batch_min_items on."""
     genai_batch_min_items: int = Field(200, ge=1)
@@ -186,6 +186,8 @@ class Settings(BaseSettings):
     """Timeout of one model HTTP request, seconds."""
     genai_cache: bool = True
     """Reuse a validated answer for identical bytes + provider + model + prompt version (never pay twice)."""
+    genai_thinking_budget: int = Field(0, ge=0, le=32768)
+    """Thinking tokens per model call (0 = off; Gemini 2.5 Pro needs >= 128), counted in estimates and the budget."""
     ocr_enabled: bool = True
     """Run OCR in the offline extractor."""
     # Offline extractor. Downscaling before OCR keeps banner text readable and OCR near 0.5 s an image on 2 cores.

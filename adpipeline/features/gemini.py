@@ -19,6 +19,8 @@ from adpipeline.features.pricing import TokenUsage
 from adpipeline.settings import Settings
 
 _BLOCKING_FINISH = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
+_MIN_THINKING = {"gemini-2.5-pro": 128}
+"""Models whose thinking cannot be switched off, and the smallest budget they take."""
 _MODALITY_FIELD = {
     "TEXT": "input_text_tokens",
     "DOCUMENT": "input_text_tokens",
@@ -106,6 +108,12 @@ class GeminiProvider:
         self.model = settings.gemini_model
         self.client = client or make_client(settings)
         self._types = types
+        floor = next((n for prefix, n in _MIN_THINKING.items() if self.model.startswith(prefix)), 0)
+        if settings.genai_thinking_budget < floor:
+            raise ValueError(
+                f"{self.model} cannot switch thinking off: set ADP_GENAI_THINKING_BUDGET to at least {floor} "
+                f"(now {settings.genai_thinking_budget})"
+            )
 
     # ---- media
     @contextlib.contextmanager
@@ -166,6 +174,7 @@ class GeminiProvider:
             response_schema=response_model,
             temperature=0.0,
             media_resolution=f"MEDIA_RESOLUTION_{resolution.upper()}" if resolution else None,
+            thinking_config=types.ThinkingConfig(thinking_budget=self.settings.genai_thinking_budget),
         )
 
     def generate(self, media: Any, prompt: str, response_model: type[BaseModel]) -> Answer:

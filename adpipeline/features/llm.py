@@ -20,13 +20,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import email.utils
+import importlib
 import json
 import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -109,36 +111,144 @@ class Permanent(ProviderError):
     """Other 4xx, a file that never became ready, media the provider cannot take."""
 
 
-def _retry_after(response: Any) -> float | None:
+class UnreadableResponse(Exception):
+    """An HTTP 200 whose body is not the API's JSON (a proxy's error page, a truncated body): worth another try."""
+
+
+def _transient_types() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(timeouts, connection-level failures) of the HTTP stacks the SDKs use; a stack that is not installed adds
+    nothing. Connection resets and servers hanging up mid-answer (httpx ``ReadError``, ``RemoteProtocolError``) are
+    connection failures; a request the client could not even build (``LocalProtocolError``, ``UnsupportedProtocol``)
+    is not."""
+    timeouts: list[type[BaseException]] = [TimeoutError]
+    connection: list[type[BaseException]] = [ConnectionError]
+    for module in ("httpx", "httpx2"):
+        with contextlib.suppress(ImportError):
+            lib = importlib.import_module(module)
+            timeouts.append(lib.TimeoutException)
+            connection += [lib.NetworkError, lib.RemoteProtocolError, lib.ProxyError]
+    with contextlib.suppress(ImportError):
+        import openai
+
+        timeouts.append(openai.APITimeoutError)
+        connection.append(openai.APIConnectionError)
+    with contextlib.suppress(ImportError):
+        import requests
+
+        timeouts.append(requests.Timeout)
+        connection.append(requests.ConnectionError)
+    with contextlib.suppress(ImportError):
+        import aiohttp
+
+        timeouts.append(aiohttp.ServerTimeoutError)
+        connection += [aiohttp.ClientConnectionError, aiohttp.ClientPayloadError]
+    return tuple(timeouts), tuple(connection)
+
+
+_TRANSIENT: tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]] | None = None
+
+
+def _status_code(exc: BaseException) -> int | None:
+    """The HTTP status an SDK error carries: google-genai ``code``, openai ``status_code``, httpx/requests
+    ``response.status_code``. openai's ``code`` is an error string and is ignored."""
+    candidates = [getattr(exc, "status_code", None), getattr(exc, "code", None)]
+    response = getattr(exc, "response", None)
+    if response is not None:
+        candidates.append(getattr(response, "status_code", None))
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+    return None
+
+
+def _seconds(value: Any) -> float | None:
+    """A delay as sent: ``"7"`` / ``7.5`` (seconds), ``"7s"`` / ``"0.5s"`` (protobuf Duration JSON),
+    ``{"seconds": 7, "nanos": 5e8}``, or an HTTP date (seconds from now)."""
+    if isinstance(value, dict):
+        return float(value.get("seconds") or 0) + float(value.get("nanos") or 0) / 1e9
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    with contextlib.suppress(ValueError):
+        return float(text.removesuffix("s"))
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        when = email.utils.parsedate_to_datetime(text)
+        return (when - dt.datetime.now(dt.UTC)).total_seconds()
+    return None
+
+
+def _retry_info(body: Any) -> float | None:
+    """``retryDelay`` of a ``google.rpc.RetryInfo`` anywhere in an error body (Gemini puts it in
+    ``error.details[]``)."""
+    if isinstance(body, dict):
+        if str(body.get("@type", "")).endswith("google.rpc.RetryInfo") and "retryDelay" in body:
+            return _seconds(body["retryDelay"])
+        values: Iterable[Any] = body.values()
+    elif isinstance(body, list):
+        values = body
+    else:
+        return None
+    for value in values:
+        if (found := _retry_info(value)) is not None:
+            return found
+    return None
+
+
+def retry_delay(exc: BaseException) -> float | None:
+    """When the provider asked to come back: ``retry-after-ms`` / ``Retry-After`` headers (OpenAI, Azure) or the
+    body's ``google.rpc.RetryInfo.retryDelay`` (Gemini sends only that); None when it did not say."""
+    response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except (TypeError, ValueError):
-        return None  # an HTTP date: fall back to backoff
+    if headers is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            if (ms := headers.get("retry-after-ms")) is not None:
+                return max(float(ms) / 1000, 0.0)
+        if (seconds := _seconds(headers.get("retry-after"))) is not None:
+            return max(seconds, 0.0)
+    body = getattr(exc, "details", None) or getattr(exc, "body", None)  # google-genai / openai parsed JSON
+    if body is None and response is not None:
+        with contextlib.suppress(Exception):
+            body = response.json()
+    found = _retry_info(body)
+    return max(found, 0.0) if found is not None else None
 
 
-def classify(exc: Exception) -> ProviderError:
-    """An SDK exception (google-genai, openai, httpx...) as a :class:`ProviderError`, by HTTP status or kind.
+def classify(exc: BaseException) -> ProviderError:
+    """An SDK exception (google-genai, openai, LangChain, httpx, requests, aiohttp) as a :class:`ProviderError`.
 
-    The message keeps the status and the provider's short message only: request bodies (media, prompts) and keys
-    never reach a status row or a log line."""
-    codes = (getattr(exc, "status_code", None), getattr(exc, "code", None))  # openai's `code` is a string
-    code = next((c for c in codes if isinstance(c, int) and not isinstance(c, bool)), None)
-    if code is not None:
-        message = str(getattr(exc, "message", None) or "").strip()[:200]
-        reason = f"HTTP {code}" + (f": {message}" if message else "")
-        if code == 429:
-            return RateLimited(reason, retry_after=_retry_after(getattr(exc, "response", None)))
-        if code >= 500 or code == 408:
-            return Transient(reason)
-        return Permanent(reason)
-    kind = type(exc).__name__
-    if "Timeout" in kind or isinstance(exc, TimeoutError):
-        return Transient(f"timeout ({kind})")
-    if "Connect" in kind or "Transport" in kind or "Network" in kind or isinstance(exc, ConnectionError):
-        return Transient(f"connection error ({kind})")
-    return Permanent(f"{kind}: {str(exc)[:200]}")
+    By HTTP status when the error carries one (429 rate limited, with the provider's retry delay; 408 and 5xx
+    transient; other 4xx permanent), else by exception type through the ``__cause__`` chain: timeouts, connection
+    resets and hang-ups, and an HTTP 200 whose body is not JSON are transient; anything else is permanent. The
+    reason keeps the status and the provider's short message only: request bodies (media, prompts) and keys never
+    reach a status row or a log line."""
+    global _TRANSIENT
+    if _TRANSIENT is None:
+        _TRANSIENT = _transient_types()
+    timeouts, connection = _TRANSIENT
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = _status_code(current)
+        if code is not None:
+            message = str(getattr(current, "message", None) or "").strip()[:200]
+            reason = f"HTTP {code}" + (f": {message}" if message else "")
+            if code == 429:
+                return RateLimited(reason, retry_after=retry_delay(current))
+            if code >= 500 or code == 408:
+                return Transient(reason, retry_after=retry_delay(current))
+            return Permanent(reason)
+        kind = type(current).__name__
+        if isinstance(current, timeouts):
+            return Transient(f"timeout ({kind})")
+        if isinstance(current, connection):
+            return Transient(f"connection error ({kind})")
+        if isinstance(current, UnreadableResponse | json.JSONDecodeError):
+            return Transient(f"unreadable response ({kind}: {str(current)[:120]})")
+        current = current.__cause__
+    return Permanent(f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 class LLMProvider(Protocol):
@@ -219,6 +329,99 @@ class Budget:
             self.committed += actual_usd - estimate_usd
 
 
+def estimate_cost(
+    prices: PriceTable,
+    model: str,
+    modality: Modality,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    duration_s: float | None = None,
+    has_audio: bool | None = None,
+    thinking_budget: int = 0,
+    mode: Mode = "online",
+) -> tuple[TokenUsage, float]:
+    """Expected tokens and USD of one extraction call (see :func:`pricing.estimate_usage`)."""
+    usage = pricing.estimate_usage(
+        schema.render_prompt(modality),
+        width=width,
+        height=height,
+        duration_s=duration_s,
+        has_audio=has_audio,
+        video=modality == "video",
+        thinking_tokens=thinking_budget,
+    )
+    return usage, prices.cost(model, usage, mode)
+
+
+def pending_estimate(
+    prices: PriceTable, model: str, modality: Modality, rows: Any, thinking_budget: int = 0, mode: Mode = "online"
+) -> float:
+    """USD the rows of a ``select_pending_*`` query (a DataFrame: ``width``, ``height``, and for videos
+    ``duration_s``, ``has_audio``) are expected to cost, for budget shares."""
+
+    import pandas as pd
+
+    def known(value: Any) -> Any:
+        return None if value is None or pd.isna(value) else value  # NaN / NA -> None
+
+    total = 0.0
+    for row in rows.itertuples(index=False):
+        audio = known(getattr(row, "has_audio", None))
+        width, height, duration = (known(getattr(row, name, None)) for name in ("width", "height", "duration_s"))
+        total += estimate_cost(
+            prices,
+            model,
+            modality,
+            width=None if width is None else int(width),
+            height=None if height is None else int(height),
+            duration_s=None if duration is None else float(duration),
+            has_audio=None if audio is None else bool(audio),
+            thinking_budget=thinking_budget,
+            mode=mode,
+        )[1]
+    return total
+
+
+def split_budget(estimates: Sequence[float]) -> list[float]:
+    """Shares of the run budget (summing to 1) for tasks that may run at the same time, proportional to their
+    estimated cost; equal shares when nothing is estimated.
+
+    Tasks of one DAG run (the image and video tasks, or the mapped chunk tasks of one run) do not see each other's
+    reservations, so each may only spend its share: the shares add up to the run budget, so concurrent tasks
+    cannot overspend it together. Fix the shares once (when the work is planned) and pass each task its own."""
+    total = sum(max(e, 0.0) for e in estimates)
+    if total <= 0:
+        return [1.0 / len(estimates)] * len(estimates) if estimates else []
+    return [max(e, 0.0) / total for e in estimates]
+
+
+def task_budget(
+    warehouse: Any,
+    run_id: str,
+    run_budget_usd: float,
+    *,
+    modality: Modality,
+    share: float = 1.0,
+    creative_ids: Sequence[str] = (),
+) -> Budget:
+    """The :class:`Budget` of one task of a DAG run: at most ``share`` of the run budget, and never more than what
+    the rest of the run left.
+
+    From the ledger (``genai_usage`` by ``run_id``): ``task_usd`` is what this run already spent on this task's
+    items (``modality``, restricted to ``creative_ids`` when given: a chunk), ``run_usd`` what the whole run spent.
+    The task may spend ``min(share * budget, budget - (run_usd - task_usd))`` in all, ``task_usd`` of it already:
+    a retried task gets no fresh budget, and a task that starts after others finished cannot take what they
+    spent."""
+    spend = warehouse.query_file(
+        "features/select_run_spend", {"run_id": run_id, "modality": modality, "creative_ids": list(creative_ids)}
+    )
+    run_usd = float(spend.iloc[0]["run_usd"] or 0.0)
+    task_usd = float(spend.iloc[0]["task_usd"] or 0.0)
+    limit = min(share * run_budget_usd, run_budget_usd - (run_usd - task_usd))
+    return Budget(max(limit, 0.0), task_usd)
+
+
 # --- cache --------------------------------------------------------------------------------------------------------
 class FeatureCache:
     """Validated answers in the bucket under ``genai_cache/<provider>/<model>/<prompt_version>/<sha256>.json``."""
@@ -291,21 +494,26 @@ class Runner:
     backoff_s: float = 1.0
     max_retry_after_s: float = 120.0
     concurrency: int = 4
+    thinking_budget: int = 0
+    """Thinking tokens the provider lets the model spend per call (``genai_thinking_budget``), counted in estimates."""
     prompt_version: str = schema.PROMPT_VERSION
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
     # ---- estimates
     def estimate(self, item: MediaItem, mode: Mode = "online") -> tuple[TokenUsage, float]:
-        usage = pricing.estimate_usage(
-            schema.render_prompt(item.modality),
+        """Tokens and USD one call on ``item`` is expected to cost, the whole thinking budget included."""
+        return estimate_cost(
+            self.prices,
+            self.provider.model,
+            item.modality,
             width=item.width,
             height=item.height,
             duration_s=item.duration_s,
             has_audio=item.has_audio,
-            video=item.modality == "video",
+            thinking_budget=self.thinking_budget,
+            mode=mode,
         )
-        return usage, self.prices.cost(self.provider.model, usage, mode)
 
     # ---- many items
     def run(
@@ -349,7 +557,8 @@ class Runner:
         response_model = schema.response_model(item.modality)
         _, estimate = self.estimate(item)
         if not self.budget.reserve(estimate):
-            reason = f"estimated ${estimate:.4f} does not fit the run budget (${self.budget.limit:.2f})"
+            limit = self.budget.limit
+            reason = f"estimated ${estimate:.4f} does not fit this task's share of the run budget (${limit:.4f})"
             return Outcome(self.status_row(item, "skipped_budget", reason))
         calls: list[tables.GenAIUsage] = []
         try:
@@ -373,6 +582,8 @@ class Runner:
                     log.info("%s: answer failed validation, one repair attempt", item.creative_id)
                     fix = repair_prompt(prompt, answer.text, _error_text(first))
                     answer = self._call(item, media, fix, response_model, calls)
+                    if answer.blocked:
+                        return self.status_row(item, "blocked", f"provider refused: {answer.blocked}")
                     try:
                         parsed = parse_answer(answer.text, response_model)
                     except (ValidationError, ValueError) as second:

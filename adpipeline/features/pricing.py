@@ -57,32 +57,42 @@ class TokenUsage:
 
 @dataclass(frozen=True)
 class ModelPrice:
-    """USD per million tokens for one model."""
+    """USD per million tokens for one model (see ``prices.toml`` for what each field means)."""
 
     input: float
     output: float
     input_audio: float | None = None
     cached: float | None = None
+    cached_audio: float | None = None
     batch_discount: float = 0.0
     long_context_tokens: int | None = None
     input_long: float | None = None
     output_long: float | None = None
+    cached_long: float | None = None
+    retired: str | None = None
 
     def cost(self, usage: TokenUsage, mode: Mode = "online") -> float:
-        """USD for one call. Cached tokens are part of the input counts and billed at the cached rate instead;
-        thinking tokens are billed as output."""
+        """USD for one call. Cached tokens are part of the input counts and billed at the cached rates instead
+        (taken off the text/image/video input first, then off the audio); thinking tokens are billed as output;
+        a prompt over ``long_context_tokens`` bills every token at the long-context rates."""
         long = self.long_context_tokens is not None and usage.input_tokens > self.long_context_tokens
         input_rate = (self.input_long or self.input) if long else self.input
         output_rate = (self.output_long or self.output) if long else self.output
         audio_rate = self.input_audio if self.input_audio is not None else input_rate
-        cached_rate = self.cached if self.cached is not None else input_rate
-        cached = min(usage.cached_tokens, usage.input_tokens)
+        cached_rate = (self.cached_long if long else None) or self.cached
+        cached_rate = input_rate if cached_rate is None else cached_rate
+        cached_audio_rate = self.cached_audio if self.cached_audio is not None else cached_rate
+        if self.cached is None and self.cached_audio is None:
+            cached_audio_rate = audio_rate  # no cache discount published: bill as uncached audio
         visual_text = usage.input_text_tokens + usage.input_image_tokens + usage.input_video_tokens
-        # Cached tokens are taken off the non-audio input first (context caching is mostly prompt and media).
+        cached = min(usage.cached_tokens, usage.input_tokens)
+        cached_visual = min(cached, visual_text)
+        cached_audio = min(cached - cached_visual, usage.input_audio_tokens)
         dollars = (
-            max(visual_text - cached, 0) * input_rate
-            + max(usage.input_audio_tokens - max(cached - visual_text, 0), 0) * audio_rate
-            + cached * cached_rate
+            (visual_text - cached_visual) * input_rate
+            + (usage.input_audio_tokens - cached_audio) * audio_rate
+            + cached_visual * cached_rate
+            + cached_audio * cached_audio_rate
             + (usage.output_tokens + usage.thinking_tokens) * output_rate
         ) / 1e6
         if mode == "batch":
@@ -95,21 +105,32 @@ class PriceTable:
     version: str
     models: dict[str, ModelPrice] = field(default_factory=dict)
 
-    def price(self, model: str) -> ModelPrice:
-        """The entry for ``model``: exact name, else the longest listed name it starts with."""
+    def price(self, model: str, *, include_retired: bool = False) -> ModelPrice:
+        """The entry for ``model``: exact name, else the longest listed name it starts with. A retired model is a
+        :class:`PriceTableError` unless ``include_retired`` (to price old ledger rows)."""
         name = model.removeprefix("models/")
-        if name in self.models:
-            return self.models[name]
-        prefixes = sorted((m for m in self.models if name.startswith(m)), key=len, reverse=True)
-        if prefixes:
-            return self.models[prefixes[0]]
-        raise PriceTableError(
-            f"the price table (version {self.version}) has no entry for model {model!r}; add it to prices.toml "
-            f"or point ADP_PRICE_TABLE at a table that has it (listed: {', '.join(sorted(self.models))})"
-        )
+        found = self.models.get(name)
+        if found is None:
+            prefixes = sorted((m for m in self.models if name.startswith(m)), key=len, reverse=True)
+            found = self.models[prefixes[0]] if prefixes else None
+        if found is None:
+            raise PriceTableError(
+                f"the price table (version {self.version}) has no entry for model {model!r}; add it to prices.toml "
+                f"or point ADP_PRICE_TABLE at a table that has it (listed: {', '.join(sorted(self.current()))})"
+            )
+        if found.retired and not include_retired:
+            raise PriceTableError(
+                f"model {model!r} was retired on {found.retired} (price table version {self.version}); "
+                f"choose a current one: {', '.join(sorted(self.current()))}"
+            )
+        return found
+
+    def current(self) -> list[str]:
+        """The models that are not retired."""
+        return [name for name, price in self.models.items() if not price.retired]
 
     def cost(self, model: str, usage: TokenUsage, mode: Mode = "online") -> float:
-        return self.price(model).cost(usage, mode)
+        return self.price(model, include_retired=True).cost(usage, mode)
 
 
 @lru_cache(maxsize=8)
@@ -157,9 +178,13 @@ def estimate_usage(
     duration_s: float | None = None,
     has_audio: bool | None = None,
     video: bool = False,
+    thinking_tokens: int = 0,
 ) -> TokenUsage:
-    """The tokens one extraction call is expected to use (prompt + media + a typical answer)."""
-    usage = TokenUsage(input_text_tokens=text_tokens(prompt), output_tokens=OUTPUT_TOKENS_ESTIMATE)
+    """The tokens one extraction call is expected to use (prompt + media + a typical answer + the whole thinking
+    budget: a model may think up to it, and thinking is billed as output)."""
+    usage = TokenUsage(
+        input_text_tokens=text_tokens(prompt), output_tokens=OUTPUT_TOKENS_ESTIMATE, thinking_tokens=thinking_tokens
+    )
     if video:
         usage.input_video_tokens, usage.input_audio_tokens = video_tokens(duration_s, has_audio)
     else:

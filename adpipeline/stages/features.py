@@ -28,6 +28,9 @@ from adpipeline.features.llm import (
     ProviderError,
     RateLimiter,
     Runner,
+    pending_estimate,
+    split_budget,
+    task_budget,
     task_share,
 )
 from adpipeline.features.pricing import load_prices
@@ -207,20 +210,18 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
     prices = load_prices(s.price_table)
     prices.price(provider.model)  # an unknown model is an error before any call
     todo = _pending(ctx, modality, provider.name, provider.model, schema.PROMPT_VERSION)
-    spent = float(
-        ctx.warehouse.query_file("features/select_run_spend", {"run_id": ctx.run_id, "modality": modality}).iloc[0, 0]
-        or 0.0
-    )
+    budget = _task_budget(ctx, modality, provider, prices, todo)
     runner = Runner(
         provider=provider,
         prices=prices,
         run_id=ctx.run_id,
         limiter=RateLimiter(task_share(s.genai_rpm, s.genai_pool_slots), task_share(s.genai_tpm, s.genai_pool_slots)),
-        budget=Budget(s.run_budget_usd, spent),
+        budget=budget,
         cache=FeatureCache(ctx.bucket, provider.name, provider.model, schema.PROMPT_VERSION) if s.genai_cache else None,
         max_retries=s.genai_max_retries,
         backoff_s=s.genai_backoff_s,
         concurrency=s.genai_concurrency,
+        thinking_budget=s.genai_thinking_budget,
     )
     writer = _Writer(ctx, modality)
     with ExitStack() as stack:
@@ -234,15 +235,17 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
                 writer.add(hit.row)
         estimated = sum(runner.estimate(item)[1] for item in to_call)
         log.info(
-            "%s: %d %ss to call with %s/%s, estimated $%.4f online (budget $%.2f, $%.4f already spent by this run)",
+            "%s: %d %ss to call with %s/%s, estimated $%.4f online (this task may spend $%.4f of the run's $%.2f; "
+            "$%.4f already spent on these items by this run)",
             ctx.run_id,
             len(to_call),
             modality,
             provider.name,
             provider.model,
             estimated,
+            budget.limit,
             s.run_budget_usd,
-            spent,
+            budget.committed,
         )
         batched = 0
         if _use_batch(s, provider, len(to_call)):
@@ -264,6 +267,20 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
         cached=cached,
         estimated_usd=round(estimated, 6),
     )
+
+
+def _task_budget(ctx: StageContext, modality: Modality, provider: LLMProvider, prices: Any, todo: Any) -> Budget:
+    """This task's budget: the image and video tasks of one run call at the same time, so each gets a share of the
+    run budget proportional to its pending work's estimate (see ``llm.split_budget`` and ``llm.task_budget``)."""
+    s = ctx.settings
+    other: Modality = "video" if modality == "image" else "image"
+    others = _pending(ctx, other, provider.name, provider.model, schema.PROMPT_VERSION)
+    estimates = [
+        pending_estimate(prices, provider.model, modality, todo, s.genai_thinking_budget),
+        pending_estimate(prices, provider.model, other, others, s.genai_thinking_budget),
+    ]
+    share = split_budget(estimates)[0]
+    return task_budget(ctx.warehouse, ctx.run_id, s.run_budget_usd, modality=modality, share=share)
 
 
 def _use_batch(s: Settings, provider: LLMProvider, count: int) -> bool:
@@ -292,7 +309,8 @@ def _submit_batches(
                 runner.status_row(
                     item,
                     "skipped_budget",
-                    f"estimated ${cost:.4f} (batch) does not fit the run budget (${s.run_budget_usd:.2f})",
+                    f"estimated ${cost:.4f} (batch) does not fit this task's share of the run budget "
+                    f"(${runner.budget.limit:.4f})",
                 )
             )
     if not chosen:

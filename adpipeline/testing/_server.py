@@ -8,16 +8,27 @@ Fault queue (:meth:`StubServer.fail`): faults are consumed first-in first-out by
 with an ``endpoint`` matches only that endpoint; one without matches every faultable endpoint, except that content
 faults (``malformed``, ``wrong_schema``, ...) only match ``content_endpoints`` and endpoints listed in
 ``explicit_endpoints`` are only hit by faults naming them. Transport faults: ``"429"``/``"500"``/``"503"`` (an error
-status with the provider's error JSON; ``retry_after`` adds a ``Retry-After`` header) and ``"slow"`` (sleep
-``delay_s``, then answer normally).
+status with the provider's error JSON; ``retry_after`` says when to come back, the way that provider says it: see
+``_error_reply``), ``"slow"`` (sleep ``delay_s``, then answer normally: a client timeout shorter than that sees a
+timeout), ``"reset"`` (the connection is closed with a TCP reset before any response byte) and ``"garbage"`` (HTTP 200
+with a body that is not JSON, as a proxy or a load balancer sometimes sends).
+
+``billed`` sums the usage of every answer that carried usage (what the provider would bill) and ``bills`` lists them
+with the media they were about, so a test or a bench can compare a ledger against the bill and find answers paid
+twice. ``chaos(rate, kinds, seed=)`` injects faults at random (seeded) into the content endpoints, for fault drills.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
+import random
 import re
+import select
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -30,8 +41,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from adpipeline.testing._schema_instance import schema_instance, schema_violation
 
 HTTP_FAULTS = frozenset({"429", "500", "503"})
-TRANSPORT_FAULTS = HTTP_FAULTS | {"slow"}
+TRANSPORT_FAULTS = HTTP_FAULTS | {"slow", "reset", "garbage"}
 MALFORMED_TEXT = "```json {oops"
+GARBAGE_BODY = b"<html><body><h1>502 Bad Gateway</h1>upstream answered nothing</body></html>"
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,13 @@ class Fault:
     endpoint: str | None = None
     retry_after: float | None = None
     delay_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Bill:
+    usage: dict[str, Any]  # the usage JSON as sent
+    media_key: str  # sha256 prefix of the first media part of the request ("" when it had none)
+    clean: bool  # a normal answer (no content fault)
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,17 @@ class Request:
     query: dict[str, str]
     headers: Message
     raw: bytes
+    connection: socket.socket | None = None
+
+    def client_gone(self) -> bool:
+        """Whether the client hung up (e.g. its timeout fired while a "slow" fault slept)."""
+        if self.connection is None:
+            return False
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def json(self) -> Any:
         try:
@@ -73,6 +103,8 @@ class Reply:
     status: int = 200
     body: Any = None  # JSON-serialisable; None sends an empty body
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as is instead of ``body`` (the "garbage" fault)
+    reset: bool = False  # close the connection with a TCP reset instead of answering
 
 
 class StubError(Exception):
@@ -111,6 +143,8 @@ class StubServer:
         self._faults: list[Fault] = []
         self._answers: dict[str | None, str] = {}
         self._requests: list[RecordedRequest] = []
+        self._bills: list[Bill] = []
+        self._chaos: tuple[float, list[str], random.Random, float | None, float] | None = None
         self._server: _Server | None = None
         self.routes: list[Route] = []  # set by subclasses
 
@@ -177,6 +211,45 @@ class StubServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def billed(self) -> dict[str, int]:
+        """Token counts summed over every answer sent with usage (the provider's bill), by usage field name
+        (nested ones dotted: ``prompt_tokens_details.cached_tokens``, ``promptTokensDetails.IMAGE``)."""
+        with self._lock:
+            totals: dict[str, int] = {}
+            for bill in self._bills:
+                for name, value in _flat(bill.usage):
+                    totals[name] = totals.get(name, 0) + value
+            return totals
+
+    @property
+    def bills(self) -> list[Bill]:
+        """Every answer sent with usage, in order: what it billed, which media it was about, and whether it was a
+        clean answer (no content fault): a media key with two clean answers was paid for twice."""
+        with self._lock:
+            return list(self._bills)
+
+    def _bill(self, usage: dict[str, Any], *, media_key: str, clean: bool) -> None:
+        with self._lock:
+            self._bills.append(Bill(usage, media_key, clean))
+
+    def chaos(
+        self,
+        rate: float,
+        kinds: list[str],
+        *,
+        seed: int = 0,
+        retry_after: float | None = None,
+        delay_s: float = 1.0,
+    ) -> None:
+        """From now on, each request to a content endpoint that no queued fault matches gets, with probability
+        ``rate``, a fault drawn evenly from ``kinds`` (seeded, so a drill can be repeated)."""
+        for kind in kinds:
+            if kind not in self.fault_kinds:
+                raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(self.fault_kinds)}")
+        with self._lock:
+            self._chaos = (rate, list(kinds), random.Random(seed), retry_after, delay_s)  # noqa: S311 - not crypto
+
     def count(self, endpoint: str) -> int:
         """How many requests hit ``endpoint`` so far."""
         with self._lock:
@@ -195,6 +268,10 @@ class StubServer:
             for index, fault in enumerate(self._faults):
                 if self._matches(fault, endpoint):
                     return self._faults.pop(index)
+            if self._chaos is not None and endpoint in self.content_endpoints - self.explicit_endpoints:
+                rate, kinds, rng, retry_after, delay_s = self._chaos
+                if rng.random() < rate:
+                    return Fault(rng.choice(kinds), endpoint, retry_after, delay_s)
         return None
 
     def _matches(self, fault: Fault, endpoint: str) -> bool:
@@ -218,8 +295,12 @@ class StubServer:
             return json.dumps(schema_instance(schema))
         return "{}" if json_mode else "stub answer"
 
+    def _retry_headers(self, retry_after: float) -> dict[str, str]:
+        """Headers saying when to come back (OpenAI and Azure send both; Gemini overrides: body only)."""
+        return {"Retry-After": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:.0f}"}
+
     def _error_reply(self, status: int, message: str, retry_after: float | None = None) -> Reply:
-        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        headers = {} if retry_after is None else self._retry_headers(retry_after)
         return Reply(status, self._error_body(status, message, retry_after), headers)
 
     def _handle(self, request: Request) -> Reply:
@@ -236,8 +317,14 @@ class StubServer:
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay_s)
             fault = None
+            if request.client_gone():  # nothing is generated (nor billed) for a client that gave up
+                return Reply(reset=True)
         if fault is not None and fault.kind in HTTP_FAULTS:
             return self._error_reply(int(fault.kind), f"stub fault {fault.kind}", fault.retry_after)
+        if fault is not None and fault.kind == "reset":
+            return Reply(reset=True)
+        if fault is not None and fault.kind == "garbage":
+            return Reply(200, raw=GARBAGE_BODY, headers={"Content-Type": "text/html"})
         try:
             return route.handler(request, params, fault)
         except StubError as exc:
@@ -258,6 +345,25 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # a throughput bench opens many connections at once
 
 
+def media_key(data: bytes | str) -> str:
+    """A short stable key for a request's media (which creative a bill was about)."""
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:16]
+
+
+def _flat(usage: dict[str, Any], prefix: str = "") -> list[tuple[str, int]]:
+    pairs: list[tuple[str, int]] = []
+    for name, value in usage.items():
+        if isinstance(value, dict):
+            pairs.extend(_flat(value, f"{prefix}{name}."))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            pairs.append((f"{prefix}{name}", value))
+        elif isinstance(value, list):  # Gemini's promptTokensDetails: [{"modality": "TEXT", "tokenCount": 12}]
+            for entry in value:
+                if isinstance(entry, dict) and "modality" in entry:
+                    pairs.append((f"{prefix}{name}.{entry['modality']}", int(entry.get("tokenCount") or 0)))
+    return pairs
+
+
 def _model_id(model: str | None) -> str | None:
     return model.removeprefix("models/") if model else None
 
@@ -269,7 +375,7 @@ def _handler_class(stub: StubServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            request = Request(self.command, url.path, dict(parse_qsl(url.query)), self.headers, raw)
+            request = Request(self.command, url.path, dict(parse_qsl(url.query)), self.headers, raw, self.connection)
             try:
                 reply = stub._handle(request)
             except Exception as exc:  # a stub bug: surface it to the client instead of dropping the connection
@@ -279,7 +385,14 @@ def _handler_class(stub: StubServer) -> type[BaseHTTPRequestHandler]:
         do_POST = do_DELETE = do_GET
 
         def _send(self, reply: Reply) -> None:
-            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+            if reply.reset:
+                self.close_connection = True
+                # SO_LINGER with a zero timeout makes close() send RST: the client sees a reset, not a clean EOF.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            payload = reply.raw if reply.raw is not None else b""
+            if reply.raw is None and reply.body is not None:
+                payload = json.dumps(reply.body).encode()
             try:
                 self.send_response(reply.status)
                 for name, value in {"Content-Type": "application/json; charset=UTF-8", **reply.headers}.items():

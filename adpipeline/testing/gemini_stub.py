@@ -27,8 +27,13 @@ Answers: the canned :meth:`answer`, else a minimal instance of ``generationConfi
 ``response_schema``), else ``{}`` for ``responseMimeType: application/json``, else plain text.
 
 Usage metadata: prompt tokens per modality (see ``_tokens``; video/audio last ``media_seconds``, default 5 s),
-output tokens ``ceil(len(text) / 4)``, ``thoughtsTokenCount`` = ``thoughts_tokens`` (default 0, added to the total),
+output tokens ``ceil(len(text) / 4)``, ``thoughtsTokenCount`` = ``thoughts_tokens`` (default 0, added to the total;
+at most ``generationConfig.thinkingConfig.thinkingBudget`` when the request sets one),
 ``cachedContentTokenCount`` = ``cached_tokens`` when set.
+
+Every usage sent is added to ``billed`` (the bill, in tokens). A 429 carries its delay the way the real service does:
+``error.details[]`` holds a ``google.rpc.RetryInfo`` with ``retryDelay`` ("7s"), and there is no ``Retry-After``
+header.
 
 Content faults (``generate`` and ``batch_item``): ``malformed`` (text that is not JSON), ``wrong_schema`` (JSON that
 breaks the schema), ``blocked`` (``promptFeedback.blockReason: SAFETY``, no candidates), ``blocked_candidate`` (one
@@ -39,6 +44,7 @@ candidate, ``finishReason: SAFETY``, no content), ``empty`` (no candidates). Plu
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -48,7 +54,7 @@ from google import genai
 from google.genai import types
 
 from adpipeline.testing._schema_instance import proto_field
-from adpipeline.testing._server import HTTP_FAULTS, Fault, Reply, Request, Route, StubError, StubServer
+from adpipeline.testing._server import HTTP_FAULTS, Fault, Reply, Request, Route, StubError, StubServer, media_key
 from adpipeline.testing._tokens import (
     GEMINI_AUDIO_TOKENS_PER_S,
     GEMINI_IMAGE_TOKENS,
@@ -149,6 +155,9 @@ class GeminiStub(StubServer):
         with self._lock:
             return list(self._deleted)
 
+    def _retry_headers(self, retry_after: float) -> dict[str, str]:
+        return {}  # like the real service: the delay is only in the body's google.rpc.RetryInfo
+
     def _error_body(self, status: int, message: str, retry_after: float | None) -> dict[str, Any]:
         error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}
         if retry_after is not None:
@@ -167,31 +176,50 @@ class GeminiStub(StubServer):
         return Reply(body={"totalTokens": sum(prompt.values()), "promptTokensDetails": _details(prompt)})
 
     def _generate_response(self, model: str, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+        response = self._answer(model, body, fault)
+        self._bill(response["usageMetadata"], media_key=self._media_key(body), clean=fault is None)
+        return response
+
+    def _media_key(self, body: dict[str, Any]) -> str:
+        for content in body.get("contents", []):
+            for part in content.get("parts", []):
+                if inline := proto_field(part, "inlineData"):
+                    return media_key(decode_base64(inline.get("data", "")))
+                if file_data := proto_field(part, "fileData"):
+                    with contextlib.suppress(StubError):
+                        return media_key(self._file_for_uri(proto_field(file_data, "fileUri", "")).data)
+        return ""
+
+    def _answer(self, model: str, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
         prompt = self._prompt_tokens(body)
+        config = proto_field(body, "generationConfig", {})
+        thinking = proto_field(config, "thinkingConfig") or {}
+        budget = proto_field(thinking, "thinkingBudget")
+        thoughts = self.thoughts_tokens if budget is None or budget < 0 else min(self.thoughts_tokens, int(budget))
         envelope = {"modelVersion": self.model_version or model, "responseId": self._next_id("stub-response-")}
         kind = fault.kind if fault is not None else None
         if kind == "blocked":
             feedback = {"blockReason": "SAFETY", "safetyRatings": _SAFETY_BLOCK}
-            return {"promptFeedback": feedback, "usageMetadata": self._usage(prompt, 0), **envelope}
+            return {"promptFeedback": feedback, "usageMetadata": self._usage(prompt, 0, thoughts), **envelope}
         if kind == "blocked_candidate":
             candidate = {"finishReason": "SAFETY", "index": 0, "safetyRatings": _SAFETY_BLOCK}
-            return {"candidates": [candidate], "usageMetadata": self._usage(prompt, 0), **envelope}
+            return {"candidates": [candidate], "usageMetadata": self._usage(prompt, 0, thoughts), **envelope}
         if kind == "empty":
-            return {"usageMetadata": self._usage(prompt, 0), **envelope}
-        config = proto_field(body, "generationConfig", {})
+            return {"usageMetadata": self._usage(prompt, 0, thoughts), **envelope}
         schema = proto_field(config, "responseJsonSchema") or proto_field(config, "responseSchema")
         json_mode = proto_field(config, "responseMimeType") == "application/json"
         text = self._answer_text(model, schema, json_mode, fault)
         candidate = {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}
-        return {"candidates": [candidate], "usageMetadata": self._usage(prompt, text_tokens(text)), **envelope}
+        usage = self._usage(prompt, text_tokens(text), thoughts)
+        return {"candidates": [candidate], "usageMetadata": usage, **envelope}
 
-    def _usage(self, prompt: dict[str, int], output_tokens: int) -> dict[str, Any]:
+    def _usage(self, prompt: dict[str, int], output_tokens: int, thoughts: int) -> dict[str, Any]:
         prompt_total = sum(prompt.values())
         usage: dict[str, Any] = {
             "promptTokenCount": prompt_total,
             "candidatesTokenCount": output_tokens,
-            "totalTokenCount": prompt_total + output_tokens + self.thoughts_tokens,
-            "thoughtsTokenCount": self.thoughts_tokens,
+            "totalTokenCount": prompt_total + output_tokens + thoughts,
+            "thoughtsTokenCount": thoughts,
             "promptTokensDetails": _details(prompt),
         }
         if self.cached_tokens:

@@ -6,7 +6,8 @@
 
 Both bind 127.0.0.1 (port 0: a free one), serve from a daemon thread, work as context managers and share one control
 surface (:mod:`adpipeline.testing._server`): ``url``, ``fail(kind, times=, endpoint=, retry_after=, delay_s=)``,
-``answer(value, model=)``, ``latency_s``, ``requests``, ``count(endpoint)``, ``pending_faults``.
+``chaos(rate, kinds, seed=)``, ``answer(value, model=)``, ``latency_s``, ``requests``, ``count(endpoint)``,
+``pending_faults``, ``billed`` and ``bills`` (what the provider would charge, answer by answer).
 
 Standalone, e.g. for a throughput bench::
 
@@ -18,11 +19,11 @@ from __future__ import annotations
 import argparse
 import threading
 
-from adpipeline.testing._server import Fault, RecordedRequest
+from adpipeline.testing._server import Bill, Fault, RecordedRequest
 from adpipeline.testing.gemini_stub import GeminiStub
 from adpipeline.testing.openai_stub import OpenAIStub
 
-__all__ = ["Fault", "GeminiStub", "OpenAIStub", "RecordedRequest", "main"]
+__all__ = ["Bill", "Fault", "GeminiStub", "OpenAIStub", "RecordedRequest", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:

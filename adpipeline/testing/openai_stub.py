@@ -21,7 +21,8 @@ Usage: ``prompt_tokens`` = ``ceil(chars / 4)`` over text parts + image tokens (s
 ``cached_tokens``; ``completion_tokens_details.reasoning_tokens`` = ``reasoning_tokens`` (both default 0).
 
 Content faults: ``malformed`` (content or arguments that are not JSON), ``wrong_schema`` (JSON that breaks the
-schema), ``blocked`` (``finish_reason: "content_filter"``, no content). Plus the transport faults of ``_server``;
+schema), ``blocked`` (``finish_reason: "content_filter"``, no content, usage billed), ``prompt_filtered`` (Azure's
+HTTP 400 with error code ``content_filter``, nothing billed). Plus the transport faults of ``_server``;
 ``latency_s`` delays every completion.
 """
 
@@ -30,16 +31,29 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from adpipeline.testing._server import Fault, Reply, Request, Route, StubServer
+from adpipeline.testing._server import Fault, Reply, Request, Route, StubServer, media_key
 from adpipeline.testing._tokens import decode_base64, openai_image_tokens, text_tokens
 
+_PROMPT_FILTERED = {
+    "error": {
+        "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+        "type": None,
+        "param": "prompt",
+        "code": "content_filter",
+        "status": 400,
+        "innererror": {
+            "code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": {"violence": {"filtered": True, "severity": "high"}},
+        },
+    }
+}
 _ERROR_TYPES = {429: ("requests", "rate_limit_exceeded"), 500: ("server_error", None), 503: ("server_error", None)}
 
 
 class OpenAIStub(StubServer):
     """OpenAI / Azure OpenAI chat completions on 127.0.0.1 (see the module docstring)."""
 
-    fault_kinds = StubServer.fault_kinds | {"malformed", "wrong_schema", "blocked"}
+    fault_kinds = StubServer.fault_kinds | {"malformed", "wrong_schema", "blocked", "prompt_filtered"}
     content_endpoints = frozenset({"chat"})
 
     def __init__(self, *, port: int = 0, latency_s: float = 0.0) -> None:
@@ -57,6 +71,8 @@ class OpenAIStub(StubServer):
 
     def _chat(self, request: Request, params: dict[str, str], fault: Fault | None) -> Reply:
         time.sleep(self.latency_s)
+        if fault is not None and fault.kind == "prompt_filtered":
+            return Reply(400, body=_PROMPT_FILTERED)
         body = request.json()
         model = body.get("model") or params.get("model", "")
         schema, tool_name = _structured_target(body)
@@ -72,6 +88,8 @@ class OpenAIStub(StubServer):
             message |= {"content": None, "tool_calls": [call]}
             finish_reason = "tool_calls"
         choice = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+        usage = self._usage(_prompt_tokens(body.get("messages", [])), text_tokens(text))
+        self._bill(usage, media_key=_media_key(body.get("messages", [])), clean=fault is None)
         return Reply(
             body={
                 "id": self._next_id("chatcmpl-stub"),
@@ -80,19 +98,20 @@ class OpenAIStub(StubServer):
                 "model": model,
                 "system_fingerprint": "fp_stub",
                 "choices": [choice],
-                "usage": self._usage(_prompt_tokens(body.get("messages", [])), text_tokens(text)),
+                "usage": usage,
             }
         )
 
     def _usage(self, prompt: int, completion: int) -> dict[str, Any]:
         completion += self.reasoning_tokens
-        return {
+        usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": min(self.cached_tokens, prompt), "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens, "audio_tokens": 0},
         }
+        return usage
 
 
 def _structured_target(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -107,6 +126,15 @@ def _structured_target(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str
     if response_format.get("type") == "json_schema":
         return response_format["json_schema"].get("schema", {}), None
     return None, None
+
+
+def _media_key(messages: list[dict[str, Any]]) -> str:
+    for message in messages:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else []:
+            if part.get("type") == "image_url":
+                return media_key(part["image_url"].get("url", ""))
+    return ""
 
 
 def _prompt_tokens(messages: list[dict[str, Any]]) -> int:

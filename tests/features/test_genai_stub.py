@@ -230,8 +230,39 @@ def test_http_faults_raise_sdk_errors(gemini: GeminiStub, client: genai.Client, 
     with pytest.raises(error) as raised:
         _ask(client)
 
-    assert raised.value.code == int(kind) and raised.value.response.headers["retry-after"] == "2"
+    # Like the real service: the delay is in the body's google.rpc.RetryInfo, never in a Retry-After header.
+    assert raised.value.code == int(kind) and "retry-after" not in raised.value.response.headers
+    [info] = raised.value.details["error"]["details"]
+    assert info == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}
     assert _ask(client).parsed is not None  # the fault was consumed
+
+
+def test_reset_and_garbage_faults(gemini: GeminiStub, client: genai.Client) -> None:
+    gemini.fail("reset", endpoint="generate")
+    gemini.fail("garbage", endpoint="generate")
+    with pytest.raises(httpx.RemoteProtocolError):
+        _ask(client)
+    with pytest.raises(json.JSONDecodeError):  # HTTP 200, an HTML page where JSON belongs
+        _ask(client)
+    assert _ask(client).parsed is not None and gemini.count("generate") == 3
+
+
+def test_billed_sums_the_usage_sent_and_the_thinking_budget_caps_thoughts(
+    gemini: GeminiStub, client: genai.Client
+) -> None:
+    gemini.thoughts_tokens = 5000
+    first = _ask(client)
+    capped = client.models.generate_content(
+        model="gemini-2.5-flash",
+        contents=["Describe it."],
+        config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=128)),
+    )
+    assert first.usage_metadata.thoughts_token_count == 5000
+    assert capped.usage_metadata.thoughts_token_count == 128
+    billed = gemini.billed
+    assert billed["thoughtsTokenCount"] == 5128
+    prompt = first.usage_metadata.prompt_token_count + capped.usage_metadata.prompt_token_count
+    assert billed["promptTokenCount"] == prompt
 
 
 def test_faults_are_fifo_and_filtered_by_endpoint(gemini: GeminiStub, client: genai.Client) -> None:
@@ -393,6 +424,7 @@ def test_openai_faults(oai: OpenAIStub, oai_client: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError) as limited:
         ask()
     assert limited.value.response.headers["retry-after"] == "3"
+    assert limited.value.response.headers["retry-after-ms"] == "3000"
     with pytest.raises(openai.InternalServerError):
         ask()
     assert ask().choices[0].message.content == "```json {oops"
@@ -423,3 +455,52 @@ def test_module_entry_point_serves_until_killed() -> None:
         finally:
             process.terminate()
     assert reply.json()["choices"][0]["message"]["content"] == "stub answer"
+
+
+def test_chaos_faults_are_seeded_and_bills_name_their_media(gemini: GeminiStub, client: genai.Client) -> None:
+    gemini.chaos(0.5, ["malformed", "500"], seed=7)
+    outcomes = []
+    for _ in range(20):
+        try:
+            outcomes.append("ok" if _ask(client).parsed is not None else "unparsed")
+        except errors.ServerError:
+            outcomes.append("500")
+    assert "500" in outcomes and "unparsed" in outcomes and "ok" in outcomes
+    bills = gemini.bills
+    assert len(bills) == outcomes.count("ok") + outcomes.count("unparsed")  # a 500 bills nothing
+    assert sum(not b.clean for b in bills) == outcomes.count("unparsed")
+    assert {b.media_key for b in bills} == {""}  # text-only prompts
+    again = GeminiStub().start()
+    try:
+        again.chaos(0.5, ["malformed", "500"], seed=7)
+        replay = []
+        for _ in range(20):
+            try:
+                replay.append("ok" if _ask(again.client()).parsed is not None else "unparsed")
+            except errors.ServerError:
+                replay.append("500")
+    finally:
+        again.stop()
+    assert replay == outcomes  # same seed, same faults
+    with pytest.raises(ValueError):
+        gemini.chaos(0.1, ["no-such-fault"])
+
+
+def test_bills_key_the_media_and_a_client_that_gave_up_is_not_billed(gemini: GeminiStub) -> None:
+    client = genai.Client(
+        api_key="test", http_options=types.HttpOptions(base_url=gemini.url, api_version="v1beta", timeout=500)
+    )
+    image = types.Part.from_bytes(data=_png_bytes(), mime_type="image/png")
+    gemini.fail("slow", delay_s=1.5, endpoint="generate")
+    with pytest.raises(httpx.TimeoutException):
+        client.models.generate_content(model=MODEL, contents=[image, "Describe the ad."])
+    time.sleep(1.3)  # the stub wakes up, sees the client gone, generates nothing
+    client.models.generate_content(model=MODEL, contents=[image, "Describe the ad."])
+    [bill] = gemini.bills
+    assert bill.clean and len(bill.media_key) == 16 and bill.usage["promptTokenCount"] > 258
+
+
+def _png_bytes() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(out, "PNG")
+    return out.getvalue()

@@ -253,3 +253,26 @@ def test_classify_sdk_errors() -> None:
     assert isinstance(classify(Err(503)), Transient)
     assert isinstance(classify(Err(404)), Permanent)
     assert isinstance(classify(TimeoutError()), Transient)
+
+
+def test_price_table_tiers_cached_audio_and_retired_models() -> None:
+    table = load_prices()
+    pro = table.price("gemini-2.5-pro")
+    cached = TokenUsage(input_text_tokens=100_000, cached_tokens=100_000)
+    assert pro.cost(cached) == pytest.approx(0.0125)  # $0.125 / M cached at <= 200k
+    long_cached = TokenUsage(input_text_tokens=300_000, cached_tokens=300_000)
+    assert pro.cost(long_cached) == pytest.approx(0.075)  # $0.25 / M cached above 200k
+    long_out = TokenUsage(input_text_tokens=250_000, output_tokens=1_000_000)
+    assert pro.cost(long_out) == pytest.approx(0.625 + 15.0)
+    flash = table.price("gemini-2.5-flash")
+    audio = TokenUsage(input_text_tokens=1_000_000, input_audio_tokens=1_000_000, cached_tokens=1_500_000)
+    # 1M text cached at 0.03, then 0.5M audio cached at 0.10 and 0.5M audio uncached at 1.00
+    assert flash.cost(audio) == pytest.approx(0.03 + 0.05 + 0.50)
+    with pytest.raises(PriceTableError, match="retired on 2026-06-01"):
+        table.price("gemini-2.0-flash-001")
+    assert table.price("gemini-2.0-flash", include_retired=True).input == 0.10  # old ledger rows stay priceable
+    assert "gemini-2.0-flash" not in table.current() and "gemini-3.8-flash" in table.current()
+    no_cache_rate = table.price("gemini-3.5-flash")  # cache rate not published: billed as uncached, never less
+    assert no_cache_rate.cost(TokenUsage(input_text_tokens=10, cached_tokens=10)) == no_cache_rate.cost(
+        TokenUsage(input_text_tokens=10)
+    )

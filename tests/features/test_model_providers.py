@@ -384,3 +384,60 @@ def test_the_api_key_never_reaches_logs_or_rows(
     for name in ("image_features", "genai_usage"):
         assert secret not in str(table(settings, name))
     assert secret not in repr(settings) and secret not in str(settings.model_dump())
+
+
+def langchain_settings(stub: OpenAIStub, flavour: str = "azure_openai", **overrides: Any) -> dict[str, Any]:
+    return {
+        "feature_provider": "langchain",
+        "langchain_model": f"{flavour}:gpt-4o-mini",
+        "langchain_base_url": stub.url + "/v1" if flavour == "openai" else stub.url,
+        "langchain_api_key": "test-key",
+        "genai_backoff_s": 0.01,
+        "genai_rpm": 1e6,
+        "langchain_video_frames": 2,
+        **overrides,
+    }
+
+
+def ledger_matches_the_bill(usage: list[dict[str, Any]], billed: dict[str, int]) -> None:
+    """Every token the OpenAI stub billed is in the ledger: prompt = input, completion = output + reasoning."""
+    assert sum(u["input_text_tokens"] + u["input_audio_tokens"] for u in usage) == billed["prompt_tokens"]
+    assert sum(u["output_tokens"] + u["thinking_tokens"] for u in usage) == billed["completion_tokens"]
+    assert sum(u["cached_tokens"] for u in usage) == billed["prompt_tokens_details.cached_tokens"]
+
+
+@pytest.mark.parametrize("flavour", ["openai", "azure_openai"])
+def test_langchain_keeps_every_paid_answer(
+    openai_stub: OpenAIStub, video_bytes: bytes, tmp_path: Path, flavour: str
+) -> None:
+    settings = build_home(tmp_path, video_bytes, **langchain_settings(openai_stub, flavour, genai_concurrency=1))
+    openai_stub.reasoning_tokens = 40  # a reasoning model: billed as output, recorded as thinking
+    openai_stub.fail("malformed")  # img_0: repaired ...
+    openai_stub.fail("slow", delay_s=0)  # ... (a fault that changes nothing: the repair is answered well)
+    openai_stub.fail("wrong_schema", times=2)  # img_1: invalid after the repair, raw text kept
+    openai_stub.fail("blocked")  # img_2: the output filter stopped the answer (billed)
+    openai_stub.fail("prompt_filtered")  # img_3: Azure's HTTP 400 content_filter (not billed)
+    openai_stub.fail("reset")  # img_4: retried ...
+    openai_stub.fail("garbage")  # ... HTTP 200 with an HTML page: retried too
+    result = run(settings, features.images)
+    assert result["statuses"] == {"ok": 3, "invalid_response": 1, "blocked": 2}, result
+    rows = {r["creative_id"]: r for r in table(settings, "image_features")}
+    assert rows["img_1"]["status"] == "invalid_response" and rows["img_1"]["raw_response"].startswith("{")
+    assert "content_filter" in rows["img_2"]["reason"] and "content_filter" in rows["img_3"]["reason"]
+    usage = table(settings, "genai_usage")
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for u in usage:
+        by_item.setdefault(u["creative_id"], []).append(u)
+    assert sorted(u["status"] for u in by_item["img_1"]) == ["invalid_response", "ok"]
+    assert all(u["output_tokens"] > 0 and u["cost_usd"] > 0 for u in by_item["img_1"])  # both answers paid
+    assert len(by_item["img_0"]) == 2  # the malformed answer and its repair
+    [filtered] = by_item["img_2"]
+    assert filtered["status"] == "blocked" and filtered["input_text_tokens"] > 0 and filtered["cost_usd"] > 0
+    [img4] = by_item["img_4"]
+    assert img4["status"] == "ok" and img4["attempts"] == 3
+    assert all(u["thinking_tokens"] == 40 for u in usage if u["output_tokens"] > 0)
+    ledger_matches_the_bill(usage, openai_stub.billed)
+    # Blocked items are a verdict: a later run neither calls nor pays for them again.
+    calls = openai_stub.count("chat")
+    rerun = run(settings, features.images, "run2")
+    assert openai_stub.count("chat") == calls + rerun["extracted"] and rerun["extracted"] == 1  # only img_1
