@@ -18,11 +18,13 @@ from adpipeline.window import Window
 log = logging.getLogger("adpipeline")
 
 
-class Chunk(TypedDict):
-    """One mapped task's share of a stage's pending work (what ``plan`` functions return, a list of these)."""
+class Chunk(TypedDict, total=False):
+    """One mapped task's share of a stage's pending work (what ``plan`` functions return, a list of these):
+    ``kind`` and ``ids`` always; ``share``: the part of the run's model budget this chunk may spend."""
 
     kind: str
     ids: list[str]
+    share: float
 
 
 def make_chunks(kind: str, ids: Sequence[str], size: int) -> list[Chunk]:

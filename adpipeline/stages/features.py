@@ -87,12 +87,24 @@ def videos(ctx: StageContext) -> dict[str, Any]:
 def plan(ctx: StageContext) -> list[Chunk]:
     """Every canonical image and video that still needs features from the configured provider, model and prompt
     version, whatever day it came from, in chunks of ``features_chunk_size`` (kind ``image`` or ``video``)."""
+    s = ctx.settings
     ctx.warehouse.ensure_tables(FEATURE_TABLES)
-    provider, model, prompt_version = _identity(ctx.settings)
+    provider, model, prompt_version = _identity(s)
     chunks: list[Chunk] = []
+    estimates: list[float] = []
+    prices = load_prices(s.price_table) if s.feature_provider != "offline" else None
     for modality in ("image", "video"):
         todo = _pending(ctx, modality, provider, model, prompt_version)
-        chunks += make_chunks(modality, list(todo["creative_id"]), ctx.settings.features_chunk_size)
+        for chunk in make_chunks(modality, list(todo["creative_id"]), s.features_chunk_size):
+            chunks.append(chunk)
+            if prices is not None:
+                rows = todo[todo["creative_id"].isin(set(chunk["ids"]))]
+                estimates.append(pending_estimate(prices, model, modality, rows, s.genai_thinking_budget))
+    if prices is not None:
+        # The chunks of one run call at the same time and cannot see each other's reservations: each gets a fixed
+        # share of the run budget, proportional to its estimate, so together they cannot overspend it.
+        for chunk, share in zip(chunks, split_budget(estimates), strict=True):
+            chunk["share"] = share
     log.info("features: %d chunks pending for %s/%s", len(chunks), provider, model)
     return chunks
 
@@ -273,6 +285,15 @@ def _task_budget(ctx: StageContext, modality: Modality, provider: LLMProvider, p
     """This task's budget: the image and video tasks of one run call at the same time, so each gets a share of the
     run budget proportional to its pending work's estimate (see ``llm.split_budget`` and ``llm.task_budget``)."""
     s = ctx.settings
+    if ctx.chunk is not None and "share" in ctx.chunk:  # a mapped task: the share fixed by plan()
+        return task_budget(
+            ctx.warehouse,
+            ctx.run_id,
+            s.run_budget_usd,
+            modality=modality,
+            share=ctx.chunk["share"],
+            creative_ids=ctx.chunk["ids"],
+        )
     other: Modality = "video" if modality == "image" else "image"
     others = _pending(ctx, other, provider.name, provider.model, schema.PROMPT_VERSION)
     estimates = [
