@@ -136,7 +136,7 @@ def export_faces(settings: Settings, out_dir: Path) -> tuple[Path, Path, int]:
     from adpipeline.bucket import Bucket
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    bucket = Bucket(settings.resolved_bucket_url)
+    bucket = Bucket.for_settings(settings)
     with get_warehouse(settings) as wh:
         frame = wh.query("SELECT * FROM {{ face_performance }} ORDER BY ctr DESC, face_id")
     csv_path, zip_path = out_dir / "faces.csv", out_dir / "face_crops.zip"

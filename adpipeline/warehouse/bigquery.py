@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import io
+import logging
 import os
 import uuid
 import warnings
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from adpipeline.google_auth import DEFAULT_GCP_CONN_ID, google_credentials
 from adpipeline.tables import Row, TableSpec
 from adpipeline.warehouse import schema
 from adpipeline.warehouse.base import Warehouse
@@ -31,28 +33,36 @@ from adpipeline.warehouse.base import Warehouse
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
+log = logging.getLogger("adpipeline")
+
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 _STAGE_TTL = dt.timedelta(hours=6)  # a staging table left behind by a killed task expires by itself
 
 
-def make_client(project: str, location: str | None = None) -> bigquery.Client:
-    """A BigQuery client; pointed at the emulator with anonymous credentials when ``BIGQUERY_EMULATOR_HOST`` is
-    set, otherwise with Application Default Credentials."""
+def make_client(
+    project: str, location: str | None = None, gcp_conn_id: str | None = DEFAULT_GCP_CONN_ID
+) -> bigquery.Client:
+    """A BigQuery client with credentials from the Airflow connection ``gcp_conn_id`` when one can be read, else
+    Application Default Credentials (:mod:`adpipeline.google_auth`).
+
+    ``BIGQUERY_EMULATOR_HOST`` points the client at the emulator; without a connection it then sends anonymous
+    credentials (the emulator checks none)."""
     from google.cloud import bigquery
 
+    found = google_credentials(gcp_conn_id)
+    credentials = found.credentials
+    options = None
     host = os.environ.get(EMULATOR_ENV)
     if host:
-        from google.auth.credentials import AnonymousCredentials
-
         if "://" not in host:
             host = f"http://{host}"
-        return bigquery.Client(
-            project=project,
-            location=location,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options={"api_endpoint": host},
-        )
-    return bigquery.Client(project=project, location=location)
+        options = {"api_endpoint": host}
+        if credentials is None:
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    log.debug("BigQuery client for %s with credentials from %s", project, found.source)
+    return bigquery.Client(project=project, location=location, credentials=credentials, client_options=options)
 
 
 def _scalar_type(value: Any) -> str:
@@ -119,7 +129,8 @@ def schema_fields(model: type[Row]) -> list[bigquery.SchemaField]:
 
 
 class BigQueryWarehouse(Warehouse):
-    """Tables in one BigQuery dataset, created (in ``location``) on first use if missing."""
+    """Tables in one BigQuery dataset, created (in ``location``) on first use if missing. Credentials: the Airflow
+    connection ``gcp_conn_id`` when one can be read, else ADC (see :func:`make_client`)."""
 
     name = "bigquery"
 
@@ -129,10 +140,12 @@ class BigQueryWarehouse(Warehouse):
         dataset: str,
         location: str = "US",
         client: bigquery.Client | None = None,
+        gcp_conn_id: str | None = DEFAULT_GCP_CONN_ID,
     ) -> None:
         self.project = project
         self.dataset = dataset
         self.location = location
+        self.gcp_conn_id = gcp_conn_id
         self._client = client
         self._dataset_ready = False
 
@@ -140,7 +153,7 @@ class BigQueryWarehouse(Warehouse):
     @property
     def client(self) -> bigquery.Client:
         if self._client is None:
-            self._client = make_client(self.project, self.location)
+            self._client = make_client(self.project, self.location, self.gcp_conn_id)
         return self._client
 
     @property
