@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -12,8 +13,11 @@ from adpipeline.settings import Settings
 from adpipeline.tables import TABLES
 from adpipeline.warehouse import Warehouse, get_warehouse
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def _table(title: str, frame, columns: list[str] | None = None) -> Table:
+
+def _table(title: str, frame: pd.DataFrame, columns: list[str] | None = None) -> Table:
     table = Table(title=title, title_justify="left")
     columns = columns or list(frame.columns)
     for column in columns:

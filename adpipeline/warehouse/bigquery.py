@@ -60,7 +60,7 @@ def make_client(
         if credentials is None:
             from google.auth.credentials import AnonymousCredentials
 
-            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+            credentials = AnonymousCredentials()
     log.debug("BigQuery client for %s with credentials from %s", project, found.source)
     return bigquery.Client(project=project, location=location, credentials=credentials, client_options=options)
 
