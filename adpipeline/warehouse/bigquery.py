@@ -13,6 +13,7 @@ emulator forced a choice, the choice is one BigQuery accepts too:
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import decimal
 import io
@@ -133,6 +134,7 @@ class BigQueryWarehouse(Warehouse):
     connection ``gcp_conn_id`` when one can be read, else ADC (see :func:`make_client`)."""
 
     name = "bigquery"
+    partitioned = True
 
     def __init__(
         self,
@@ -148,6 +150,9 @@ class BigQueryWarehouse(Warehouse):
         self.gcp_conn_id = gcp_conn_id
         self._client = client
         self._dataset_ready = False
+        self._existing: set[str] | None = None  # table names known to exist (listed once, then kept up to date)
+        self.jobs: collections.Counter[str] = collections.Counter()
+        """BigQuery jobs this instance started, by kind (query statement type, or ``load``): each is billed/quota'd."""
 
     # --- connection -----------------------------------------------------------------------------
     @property
@@ -176,11 +181,25 @@ class BigQueryWarehouse(Warehouse):
             self.client.create_dataset(ds, exists_ok=True)
         self._dataset_ready = True
 
+    def ensure_tables(self, names: Sequence[str] | None = None) -> None:
+        """Create the missing tables (partitioned and clustered per their spec). Lists the dataset once per
+        instance (an API call, not a job) instead of a ``CREATE TABLE IF NOT EXISTS`` job per table per call."""
+        from adpipeline.tables import TABLES
+
+        self.ensure_dataset()
+        if self._existing is None:
+            self._existing = {t.table_id for t in self.client.list_tables(self.dataset_id)}
+        for name in names or list(TABLES):
+            if name not in self._existing:
+                self._run(self.create_table_sql(TABLES[name]), None)
+                self._existing.add(name)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
             self._dataset_ready = False
+            self._existing = None
 
     # --- primitives ------------------------------------------------------------------------------
     def table_ref(self, table: str) -> str:
@@ -208,6 +227,9 @@ class BigQueryWarehouse(Warehouse):
         config = bigquery.QueryJobConfig(query_parameters=query_parameters(params))
         job = self.client.query(sql, job_config=config, location=self.location)
         result = job.result()
+        self.jobs[job.statement_type or "QUERY"] += 1
+        if job.statement_type == "DROP_TABLE":
+            self._existing = None  # list again before the next ensure_tables
         if not result.schema:  # DDL / DML / scripts without a final SELECT
             return pd.DataFrame()
         with warnings.catch_warnings():
@@ -235,6 +257,7 @@ class BigQueryWarehouse(Warehouse):
             io.BytesIO(payload), table_id, job_config=config, size=None, location=self.location
         )
         job.result()
+        self.jobs["load"] += 1
         return f"`{table_id}`"
 
     def _drop(self, table_ref: str) -> None:
