@@ -55,6 +55,10 @@ class Warehouse(ABC):
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
         """Run one BigQuery-dialect statement; return its rows (empty frame for DDL/DML)."""
 
+    def _read(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
+        """Run one BigQuery-dialect SELECT and return its rows (a backend may read results its own way)."""
+        return self._run(sql, params)
+
     @abstractmethod
     def _load_stage(self, spec: TableSpec, rows: Sequence[Row]) -> str:
         """Write rows into a fresh staging table shaped like ``spec.model``; return its reference."""
@@ -88,7 +92,7 @@ class Warehouse(ABC):
         self, sql: str, params: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None
     ) -> pd.DataFrame:
         """Run a templated BigQuery-dialect query and return a DataFrame."""
-        return self._run(self.render(sql, names), params)
+        return self._read(self.render(sql, names), params)
 
     def query_file(
         self, name: str, params: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None
@@ -183,7 +187,7 @@ class Warehouse(ABC):
 
     def read_table(self, table: str, order_by: str | None = None) -> pd.DataFrame:
         order = f" ORDER BY {order_by}" if order_by else ""
-        return self._run(f"SELECT * FROM {self.table_ref(table)}{order}", None)
+        return self._read(f"SELECT * FROM {self.table_ref(table)}{order}", None)
 
     def __enter__(self) -> Warehouse:
         return self
