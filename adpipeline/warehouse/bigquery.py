@@ -1,5 +1,14 @@
 """BigQuery warehouse (production): SQL runs natively; rows arrive through load jobs into staging tables.
 
+Reads (``query``, ``read_table``) go through pandas-gbq's ``read_gbq`` on this warehouse's client. Row writes do not
+use ``to_gbq``: rows are validated Pydantic models, and newline-delimited JSON with the schema derived from the model
+keeps REPEATED and REQUIRED columns and NULL integers exactly, where a DataFrame round trip (``to_gbq``'s Parquet)
+would turn ``list[str]`` and ``int | None`` columns into object/float columns first. The load lands in a staging
+table that one MERGE applies, so a write is one load job plus one query job whatever the row count.
+
+Credentials: the Airflow connection ``gcp_conn_id`` through the Google provider's hook, else Application Default
+Credentials (:mod:`adpipeline.google_auth`).
+
 Against the local emulator (tests), set ``BIGQUERY_EMULATOR_HOST`` (e.g. ``http://127.0.0.1:9050``): the client
 then talks to that endpoint with anonymous credentials. Everything here also holds on real BigQuery; where the
 emulator forced a choice, the choice is one BigQuery accepts too:
