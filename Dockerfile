@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # adpipeline on Apache Airflow 3: one image for every Airflow component (api-server, scheduler,
-# dag-processor, triggerer). Build: docker build -t adpipeline:latest .   Run: see docker-compose.yaml.
+# dag-processor, triggerer, Celery workers). Build: docker build -t adpipeline:latest .   Run: see docker-compose.yaml.
 #
 # Nothing is downloaded at run time: the dlib face models come from the face-recognition-models package
 # in requirements/lock.txt, installed here at build time like every other dependency.
@@ -32,9 +32,11 @@ RUN useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /b
 WORKDIR /opt/adpipeline
 
 # Dependencies first (cached until the lock changes). The sync installs exactly the lock, compiled to .pyc.
-COPY requirements/lock.txt requirements/overrides.txt requirements/
-# (psycopg2-binary for the PostgreSQL metadata database is in the lock.)
-RUN uv pip sync --system --compile-bytecode requirements/lock.txt
+COPY requirements/lock.txt requirements/overrides.txt requirements/celery.txt requirements/
+# (psycopg2-binary for the PostgreSQL metadata database is in the lock.) Then the CeleryExecutor's packages, resolved
+# against the lock's pins (requirements/celery.txt says how), after the sync, which would remove them.
+RUN uv pip sync --system --compile-bytecode requirements/lock.txt \
+ && uv pip install --system --no-deps --compile-bytecode -r requirements/celery.txt
 
 # The project. sql/ must sit next to adpipeline/ (adpipeline.warehouse.base finds it relative to the
 # package), which the editable install keeps true.
@@ -43,8 +45,8 @@ COPY adpipeline/ adpipeline/
 COPY sql/ sql/
 COPY dags/ dags/
 COPY plugins/ plugins/
-RUN uv pip install --system --no-deps --compile-bytecode -e . \
- && python -c "import adpipeline, airflow, dlib, cv2, duckdb; \
+RUN uv pip install --system --no-deps --compile-bytecode -e ".[airflow,celery]" \
+ && python -c "import adpipeline, airflow, dlib, cv2, duckdb, airflow.providers.celery; \
 from adpipeline.faces.engine import dlib_model_dir; \
 models = sorted(p.name for p in dlib_model_dir().glob('*.dat')); assert models, 'no dlib weights'; print(models)"
 

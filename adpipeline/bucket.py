@@ -8,8 +8,14 @@ import tempfile
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
+
+from adpipeline.google_auth import DEFAULT_GCP_CONN_ID, google_credentials
+
+if TYPE_CHECKING:
+    from adpipeline.settings import Settings
 
 # gcsfs probes for hierarchical-namespace buckets over gRPC and stalls about a minute per bucket when that endpoint is
 # unreachable (emulators, locked-down networks); the flag must be set before gcsfs is imported.
@@ -17,14 +23,29 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 
 class Bucket:
-    """Keys are ``/``-separated paths under the bucket root URL."""
+    """Keys are ``/``-separated paths under the bucket root URL.
 
-    def __init__(self, url: str, **storage_options: object) -> None:
+    On ``gs://``, credentials come from the Airflow connection ``gcp_conn_id`` when one can be read, else gcsfs
+    finds Application Default Credentials itself (:mod:`adpipeline.google_auth`); a ``token`` storage option wins.
+    """
+
+    def __init__(self, url: str, *, gcp_conn_id: str | None = DEFAULT_GCP_CONN_ID, **storage_options: object) -> None:
         self.url = url.rstrip("/")
+        if self.url.startswith(("gs://", "gcs://")) and "token" not in storage_options:
+            found = google_credentials(gcp_conn_id)
+            if found.credentials is not None:
+                storage_options = {"token": found.credentials, **storage_options}
+                if found.project:
+                    storage_options.setdefault("project", found.project)
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options)
         self.root = self.root.rstrip("/")
         if "file" in _protocols(self.fs):
             self.fs.makedirs(self.root, exist_ok=True)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Bucket:
+        """The configured bucket, with the configured Google connection."""
+        return cls(settings.resolved_bucket_url, gcp_conn_id=settings.gcp_conn_id or None)
 
     def _path(self, key: str) -> str:
         key = key.lstrip("/")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -12,8 +13,11 @@ from adpipeline.settings import Settings
 from adpipeline.tables import TABLES
 from adpipeline.warehouse import Warehouse, get_warehouse
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def _table(title: str, frame, columns: list[str] | None = None) -> Table:
+
+def _table(title: str, frame: pd.DataFrame, columns: list[str] | None = None) -> Table:
     table = Table(title=title, title_justify="left")
     columns = columns or list(frame.columns)
     for column in columns:
@@ -136,7 +140,7 @@ def export_faces(settings: Settings, out_dir: Path) -> tuple[Path, Path, int]:
     from adpipeline.bucket import Bucket
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    bucket = Bucket(settings.resolved_bucket_url)
+    bucket = Bucket.for_settings(settings)
     with get_warehouse(settings) as wh:
         frame = wh.query("SELECT * FROM {{ face_performance }} ORDER BY ctr DESC, face_id")
     csv_path, zip_path = out_dir / "faces.csv", out_dir / "face_crops.zip"

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     bq_location: str = "US"
     """BigQuery location of the dataset and jobs."""
     bucket_url: str | None = Field(None, description="fsspec URL of the bucket; defaults to <home>/bucket.")
+    gcp_conn_id: str = "google_cloud_default"
+    """Airflow connection for BigQuery and GCS (read inside tasks, or from AIRFLOW_CONN_<ID>); else ADC. Empty: ADC."""
 
     # --- runs: scheduling and fan-out ----------------------------------------------------------
     schedule_start_date: dt.date = dt.date(2026, 10, 1)

@@ -365,12 +365,21 @@ class TableSpec:
     key: tuple[str, ...]
     write: Literal["merge", "rebuild", "source"]
     doc: str = ""
+    partition_by: str | None = None
+    """DATE column the table is partitioned by (BigQuery); writes replace whole partitions of it."""
+    cluster_by: tuple[str, ...] = ()
+    """Columns the table is clustered by (BigQuery, at most four); empty: the key, which MERGEs and joins use."""
+
+    @property
+    def clustering(self) -> tuple[str, ...]:
+        """The clustering columns: ``cluster_by``, else the key (BigQuery allows four)."""
+        return (self.cluster_by or self.key)[:4]
 
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
-        TableSpec("raw_ads", RawAd, ("ad_id", "date"), "source", "source rows (demo/local only)"),
+        TableSpec("raw_ads", RawAd, ("ad_id", "date"), "source", "source rows (demo/local only)", partition_by="date"),
         TableSpec("creatives", Creative, ("creative_id",), "merge"),
         TableSpec("media_fetches", MediaFetch, ("creative_id",), "merge"),
         TableSpec("image_hashes", ImageHash, ("creative_id",), "merge"),
@@ -384,6 +393,14 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("faces", Face, ("face_id",), "merge"),
         TableSpec("face_video_status", FaceVideoStatus, ("creative_id",), "merge"),
         TableSpec("face_performance", FacePerformance, ("face_id",), "rebuild"),
-        TableSpec("ads_enriched", AdEnriched, ("ad_id", "date"), "rebuild"),
+        # Joined to the creatives on creative_id; read by ad. Rebuilt a window of date partitions at a time.
+        TableSpec(
+            "ads_enriched",
+            AdEnriched,
+            ("ad_id", "date"),
+            "rebuild",
+            partition_by="date",
+            cluster_by=("creative_id", "ad_id"),
+        ),
     )
 }

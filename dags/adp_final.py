@@ -1,9 +1,10 @@
 """### adp_final — rebuild `ads_enriched`
 
 Triggered when both `adpipeline.features` and `adpipeline.faces` have new events, or when Gemini Batch results were
-collected (`adpipeline.feature_batches`). Rebuilds **`ads_enriched`**
-(CREATE OR REPLACE from `sql/final/select_ads_enriched.sql`; grain one row per source `(ad_id, date)`), then checks
-that its row count equals the source rows it covers and that the key is unique. Emits `adpipeline.ads_enriched`.
+collected (`adpipeline.feature_batches`). Replaces the `date` partitions of **`ads_enriched`** that are missing or
+out of step with what they join (one MERGE from `sql/final/select_ads_enriched.sql`; grain one row per source
+`(ad_id, date)`), rebuilds the summary tables, then checks that the row count equals the source rows covered and
+that the key is unique. Emits `adpipeline.ads_enriched`.
 """
 
 from __future__ import annotations

@@ -6,4 +6,5 @@ bash scripts/setup.sh
 UV="$PWD/.venv-uv/bin/uv" bash scripts/setup_bqemulator.sh
 .venv/bin/ruff check .
 .venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml
+.venv/bin/mypy  # the package, with the pydantic plugin ([tool.mypy] in pyproject.toml)
 exec .venv/bin/python -m pytest "$@"

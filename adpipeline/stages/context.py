@@ -51,7 +51,7 @@ class StageContext:
 
     def __post_init__(self) -> None:
         self.warehouse = get_warehouse(self.settings)
-        self.bucket = Bucket(self.settings.resolved_bucket_url)
+        self.bucket = Bucket.for_settings(self.settings)
 
     def close(self) -> None:
         self.warehouse.close()

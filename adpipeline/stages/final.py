@@ -1,8 +1,12 @@
-"""final: rebuild ``ads_enriched`` from ``sql/final/select_ads_enriched.sql`` and run its data checks."""
+"""final: replace the window's date partitions of ``ads_enriched`` (``sql/final/select_ads_enriched.sql``), plus any
+imported date that is missing or out of step (``sql/final/select_stale_dates.sql``), then run the table's checks."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+
+import pandas as pd
 
 from adpipeline.stages.context import StageContext, StageFailed, log, summary
 from adpipeline.tables import TABLES
@@ -12,7 +16,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
     wh = ctx.warehouse
     wh.ensure_tables([name for name, spec in TABLES.items() if spec.write != "source"])
     names = ctx.source_names()
-    wh.rebuild_from_file("ads_enriched", "final/select_ads_enriched", names=names)
+    # The window's dates, and the dates no run built yet or whose creatives' facts changed since (caught up here).
+    stale = [_as_date(d) for d in wh.query_file("final/select_stale_dates", names=names)["date"]]
+    dates = sorted(set(ctx.window.days()) | set(stale))
+    if set(stale) - set(ctx.window.days()):
+        log.info("ads_enriched: %d date(s) outside the window out of step", len(set(stale) - set(ctx.window.days())))
+    wh.replace_partitions_from_file("ads_enriched", "final/select_ads_enriched", dates, names=names)
     checks = wh.query_file("checks/check_ads_enriched", names=names).iloc[0].to_dict()
     checks = {k: int(v) for k, v in checks.items()}
     problems = []
@@ -25,4 +34,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
         log.warning("%d ads reference creatives not imported yet", checks["n_unmatched_creatives"])
     if problems:
         raise StageFailed("ads_enriched checks failed: " + "; ".join(problems))
-    return summary("final", ctx.window, **checks)
+    return summary("final", ctx.window, partitions_replaced=len(dates), **checks)
+
+
+def _as_date(value: Any) -> dt.date:
+    """A DATE read back through pandas (``date``, ``Timestamp`` or ``datetime64``) as a ``datetime.date``."""
+    return pd.Timestamp(value).date()

@@ -13,7 +13,10 @@ def get_warehouse(settings: Settings) -> Warehouse:
 
         assert settings.bq_project is not None  # checked by Settings
         return BigQueryWarehouse(
-            project=settings.bq_project, dataset=settings.bq_dataset, location=settings.bq_location
+            project=settings.bq_project,
+            dataset=settings.bq_dataset,
+            location=settings.bq_location,
+            gcp_conn_id=settings.gcp_conn_id or None,
         )
     from adpipeline.warehouse.duckdb import DuckDBWarehouse
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,8 @@ class Warehouse(ABC):
     """
 
     name: str
+    partitioned: bool = False
+    """Whether tables get the specs' PARTITION BY / CLUSTER BY (BigQuery); DuckDB has neither."""
 
     # --- backend primitives ---------------------------------------------------------------------
     @abstractmethod
@@ -52,6 +55,10 @@ class Warehouse(ABC):
     @abstractmethod
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
         """Run one BigQuery-dialect statement; return its rows (empty frame for DDL/DML)."""
+
+    def _read(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
+        """Run one BigQuery-dialect SELECT and return its rows (a backend may read results its own way)."""
+        return self._run(sql, params)
 
     @abstractmethod
     def _load_stage(self, spec: TableSpec, rows: Sequence[Row]) -> str:
@@ -91,7 +98,7 @@ class Warehouse(ABC):
         self, sql: str, params: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None
     ) -> pd.DataFrame:
         """Run a templated BigQuery-dialect query and return a DataFrame."""
-        return self._run(self.render(sql, names), params)
+        return self._read(self.render(sql, names), params)
 
     def query_file(
         self, name: str, params: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None
@@ -103,8 +110,13 @@ class Warehouse(ABC):
         """Create the named tables (all by default) from their row models, if missing."""
         with self.session():
             for name in names or list(TABLES):
-                spec = TABLES[name]
-                self._run(schema.create_table_sql(self.table_ref(spec.name), spec.model), None)
+                self._run(self.create_table_sql(TABLES[name]), None)
+
+    def create_table_sql(self, spec: TableSpec) -> str:
+        """The table's DDL on this backend (with partitioning and clustering where the backend has them)."""
+        if self.partitioned:
+            return schema.create_table_sql(self.table_ref(spec.name), spec.model, spec.partition_by, spec.clustering)
+        return schema.create_table_sql(self.table_ref(spec.name), spec.model)
 
     def merge_rows(
         self,
@@ -142,7 +154,39 @@ class Warehouse(ABC):
         spec = TABLES[table]
         inner = self.render(sql_path(name).read_text(), names).strip().rstrip(";")
         select = schema.select_as_model_sql(spec.model, inner)
-        self._run(f"CREATE OR REPLACE TABLE {self.table_ref(table)} AS\n{select}", params)
+        layout = schema.layout_sql(spec.model, spec.partition_by, spec.clustering) if self.partitioned else ""
+        self._run(f"CREATE OR REPLACE TABLE {self.table_ref(table)}{layout} AS\n{select}", params)
+
+    def replace_partitions_from_file(
+        self,
+        table: str,
+        name: str,
+        dates: Sequence[dt.date],
+        params: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        """Replace the rows of ``dates`` in ``table`` with the SELECT in ``sql/<name>.sql``, which gets ``@dates``.
+
+        One atomic MERGE, BigQuery's idiom for replacing partitions: the old rows of those dates are deleted and the
+        new ones inserted together; other partitions are neither read nor written (rows the SELECT returns for
+        other dates are not inserted either). Idempotent."""
+        spec = TABLES[table]
+        if not spec.partition_by:
+            raise ValueError(f"{table} has no partition column")
+        if not dates:
+            return
+        self.ensure_tables([table])
+        inner = self.render(sql_path(name).read_text(), names).strip().rstrip(";")
+        select = schema.select_as_model_sql(spec.model, inner)
+        cols = [c.name for c in schema.columns(spec.model)]
+        column = spec.partition_by
+        sql = (
+            f"MERGE {self.table_ref(table)} AS T\nUSING (\n{select}\n) AS S\nON FALSE\n"
+            f"WHEN NOT MATCHED BY SOURCE AND T.{column} IN UNNEST(@dates) THEN DELETE\n"
+            f"WHEN NOT MATCHED AND S.{column} IN UNNEST(@dates) THEN "
+            f"INSERT ({', '.join(cols)}) VALUES ({', '.join(f'S.{c}' for c in cols)})"
+        )
+        self._run(sql, {**(params or {}), "dates": sorted(set(dates))})
 
     def delete_where(self, table: str, condition: str, params: Mapping[str, Any] | None = None) -> None:
         """DELETE rows matching a BigQuery-dialect condition (used by deletion of a person)."""
@@ -151,7 +195,7 @@ class Warehouse(ABC):
 
     def read_table(self, table: str, order_by: str | None = None) -> pd.DataFrame:
         order = f" ORDER BY {order_by}" if order_by else ""
-        return self._run(f"SELECT * FROM {self.table_ref(table)}{order}", None)
+        return self._read(f"SELECT * FROM {self.table_ref(table)}{order}", None)
 
     def __enter__(self) -> Warehouse:
         return self

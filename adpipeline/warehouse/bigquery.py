@@ -1,5 +1,14 @@
 """BigQuery warehouse (production): SQL runs natively; rows arrive through load jobs into staging tables.
 
+Reads (``query``, ``read_table``) go through pandas-gbq's ``read_gbq`` on this warehouse's client. Row writes do not
+use ``to_gbq``: rows are validated Pydantic models, and newline-delimited JSON with the schema derived from the model
+keeps REPEATED and REQUIRED columns and NULL integers exactly, where a DataFrame round trip (``to_gbq``'s Parquet)
+would turn ``list[str]`` and ``int | None`` columns into object/float columns first. The load lands in a staging
+table that one MERGE applies, so a write is one load job plus one query job whatever the row count.
+
+Credentials: the Airflow connection ``gcp_conn_id`` through the Google provider's hook, else Application Default
+Credentials (:mod:`adpipeline.google_auth`).
+
 Against the local emulator (tests), set ``BIGQUERY_EMULATOR_HOST`` (e.g. ``http://127.0.0.1:9050``): the client
 then talks to that endpoint with anonymous credentials. Everything here also holds on real BigQuery; where the
 emulator forced a choice, the choice is one BigQuery accepts too:
@@ -13,9 +22,11 @@ emulator forced a choice, the choice is one BigQuery accepts too:
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import decimal
 import io
+import logging
 import os
 import uuid
 import warnings
@@ -24,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from adpipeline.google_auth import DEFAULT_GCP_CONN_ID, google_credentials
 from adpipeline.tables import Row, TableSpec
 from adpipeline.warehouse import schema
 from adpipeline.warehouse.base import Warehouse
@@ -31,28 +43,36 @@ from adpipeline.warehouse.base import Warehouse
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
+log = logging.getLogger("adpipeline")
+
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 _STAGE_TTL = dt.timedelta(hours=6)  # a staging table left behind by a killed task expires by itself
 
 
-def make_client(project: str, location: str | None = None) -> bigquery.Client:
-    """A BigQuery client; pointed at the emulator with anonymous credentials when ``BIGQUERY_EMULATOR_HOST`` is
-    set, otherwise with Application Default Credentials."""
+def make_client(
+    project: str, location: str | None = None, gcp_conn_id: str | None = DEFAULT_GCP_CONN_ID
+) -> bigquery.Client:
+    """A BigQuery client with credentials from the Airflow connection ``gcp_conn_id`` when one can be read, else
+    Application Default Credentials (:mod:`adpipeline.google_auth`).
+
+    ``BIGQUERY_EMULATOR_HOST`` points the client at the emulator; without a connection it then sends anonymous
+    credentials (the emulator checks none)."""
     from google.cloud import bigquery
 
+    found = google_credentials(gcp_conn_id)
+    credentials = found.credentials
+    options = None
     host = os.environ.get(EMULATOR_ENV)
     if host:
-        from google.auth.credentials import AnonymousCredentials
-
         if "://" not in host:
             host = f"http://{host}"
-        return bigquery.Client(
-            project=project,
-            location=location,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options={"api_endpoint": host},
-        )
-    return bigquery.Client(project=project, location=location)
+        options = {"api_endpoint": host}
+        if credentials is None:
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials = AnonymousCredentials()
+    log.debug("BigQuery client for %s with credentials from %s", project, found.source)
+    return bigquery.Client(project=project, location=location, credentials=credentials, client_options=options)
 
 
 def _scalar_type(value: Any) -> str:
@@ -119,9 +139,11 @@ def schema_fields(model: type[Row]) -> list[bigquery.SchemaField]:
 
 
 class BigQueryWarehouse(Warehouse):
-    """Tables in one BigQuery dataset, created (in ``location``) on first use if missing."""
+    """Tables in one BigQuery dataset, created (in ``location``) on first use if missing. Credentials: the Airflow
+    connection ``gcp_conn_id`` when one can be read, else ADC (see :func:`make_client`)."""
 
     name = "bigquery"
+    partitioned = True
 
     def __init__(
         self,
@@ -129,18 +151,23 @@ class BigQueryWarehouse(Warehouse):
         dataset: str,
         location: str = "US",
         client: bigquery.Client | None = None,
+        gcp_conn_id: str | None = DEFAULT_GCP_CONN_ID,
     ) -> None:
         self.project = project
         self.dataset = dataset
         self.location = location
+        self.gcp_conn_id = gcp_conn_id
         self._client = client
         self._dataset_ready = False
+        self._existing: set[str] | None = None  # table names known to exist (listed once, then kept up to date)
+        self.jobs: collections.Counter[str] = collections.Counter()
+        """BigQuery jobs this instance started, by kind (query statement type, or ``load``): each is billed/quota'd."""
 
     # --- connection -----------------------------------------------------------------------------
     @property
     def client(self) -> bigquery.Client:
         if self._client is None:
-            self._client = make_client(self.project, self.location)
+            self._client = make_client(self.project, self.location, self.gcp_conn_id)
         return self._client
 
     @property
@@ -163,11 +190,25 @@ class BigQueryWarehouse(Warehouse):
             self.client.create_dataset(ds, exists_ok=True)
         self._dataset_ready = True
 
+    def ensure_tables(self, names: Sequence[str] | None = None) -> None:
+        """Create the missing tables (partitioned and clustered per their spec). Lists the dataset once per
+        instance (an API call, not a job) instead of a ``CREATE TABLE IF NOT EXISTS`` job per table per call."""
+        from adpipeline.tables import TABLES
+
+        self.ensure_dataset()
+        if self._existing is None:
+            self._existing = {t.table_id for t in self.client.list_tables(self.dataset_id)}
+        for name in names or list(TABLES):
+            if name not in self._existing:
+                self._run(self.create_table_sql(TABLES[name]), None)
+                self._existing.add(name)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
             self._dataset_ready = False
+            self._existing = None
 
     # --- primitives ------------------------------------------------------------------------------
     def table_ref(self, table: str) -> str:
@@ -195,12 +236,45 @@ class BigQueryWarehouse(Warehouse):
         config = bigquery.QueryJobConfig(query_parameters=query_parameters(params))
         job = self.client.query(sql, job_config=config, location=self.location)
         result = job.result()
+        self.jobs[job.statement_type or "QUERY"] += 1
+        if job.statement_type == "DROP_TABLE":
+            self._existing = None  # list again before the next ensure_tables
         if not result.schema:  # DDL / DML / scripts without a final SELECT
             return pd.DataFrame()
         with warnings.catch_warnings():
             # google-cloud-bigquery>=3.3x nudges towards pandas-gbq; to_dataframe stays supported
             warnings.filterwarnings("ignore", "Retrieving DataFrames", PendingDeprecationWarning)
             return result.to_dataframe(create_bqstorage_client=False)
+
+    def _read(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
+        """A SELECT through pandas-gbq (``read_gbq`` on this warehouse's client, so the same credentials and
+        endpoint): BigQuery's own DataFrame reader, which runs short queries without a job where BigQuery allows
+        (``query_and_wait``) and maps types with the db-dtypes pandas extension (DATE, TIME) and nullable ints."""
+        import pandas_gbq
+
+        self.ensure_dataset()
+        config = {
+            "query": {
+                "useLegacySql": False,
+                "parameterMode": "NAMED",
+                "queryParameters": [p.to_api_repr() for p in query_parameters(params)],
+            }
+        }
+        with warnings.catch_warnings():
+            # both raised inside read_gbq: about the client call it makes, and its own user-agent format
+            warnings.filterwarnings("ignore", "Retrieving DataFrames", PendingDeprecationWarning)
+            warnings.filterwarnings("ignore", "In a future major release, the default", PendingDeprecationWarning)
+            frame = pandas_gbq.read_gbq(
+                sql,
+                project_id=self.project,
+                location=self.location,
+                configuration=config,
+                bigquery_client=self.client,
+                use_bqstorage_api=False,  # REST: the Storage Read API is a separate permission, absent on emulators
+                progress_bar_type=None,
+            )
+        self.jobs["SELECT"] += 1
+        return frame
 
     def _load_stage(self, spec: TableSpec, rows: Sequence[Row]) -> str:
         from google.cloud import bigquery
@@ -222,6 +296,7 @@ class BigQueryWarehouse(Warehouse):
             io.BytesIO(payload), table_id, job_config=config, size=None, location=self.location
         )
         job.result()
+        self.jobs["load"] += 1
         return f"`{table_id}`"
 
     def _drop(self, table_ref: str) -> None:

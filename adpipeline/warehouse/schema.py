@@ -82,12 +82,34 @@ def columns(model: type[BaseModel]) -> list[Column]:
     return result
 
 
-def create_table_sql(table_ref: str, model: type[BaseModel]) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` in BigQuery's dialect."""
+def create_table_sql(
+    table_ref: str,
+    model: type[BaseModel],
+    partition_by: str | None = None,
+    cluster_by: typing.Sequence[str] = (),
+) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` in BigQuery's dialect, partitioned by a DATE column and clustered if asked."""
     cols = ",\n  ".join(
         f"{c.name} {c.sql_type}{'' if c.nullable or c.repeated else ' NOT NULL'}" for c in columns(model)
     )
-    return f"CREATE TABLE IF NOT EXISTS {table_ref} (\n  {cols}\n)"
+    return f"CREATE TABLE IF NOT EXISTS {table_ref} (\n  {cols}\n){layout_sql(model, partition_by, cluster_by)}"
+
+
+def layout_sql(model: type[BaseModel], partition_by: str | None = None, cluster_by: typing.Sequence[str] = ()) -> str:
+    """`` PARTITION BY d CLUSTER BY a, b`` (or ``""``), checked against the model's columns."""
+    by_name = {c.name: c for c in columns(model)}
+    clauses = []
+    if partition_by:
+        column = by_name.get(partition_by)
+        if column is None or column.bq_type != "DATE" or column.repeated:
+            raise ValueError(f"{model.__name__}: partition column {partition_by!r} must be a DATE column")
+        clauses.append(f"PARTITION BY {partition_by}")
+    if cluster_by:
+        bad = [c for c in cluster_by if c not in by_name or by_name[c].repeated]
+        if bad or len(cluster_by) > 4:
+            raise ValueError(f"{model.__name__}: bad clustering columns {list(cluster_by)} (at most four scalars)")
+        clauses.append("CLUSTER BY " + ", ".join(cluster_by))
+    return "".join(f"\n{clause}" for clause in clauses)
 
 
 def arrow_schema(model: type[BaseModel]) -> pa.Schema:

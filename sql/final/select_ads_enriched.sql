@@ -1,10 +1,13 @@
 -- ads_enriched: every source ad row up to the last imported date, with its creative, duplicate group, features
 -- (through the group's canonical creative), video metadata and face summary. Grain: one row per (ad_id, date).
--- Rebuilt whole (CREATE OR REPLACE) by the final DAG; the bound is data-driven, so a backfill never shrinks it.
+-- The final DAG replaces the date partitions @dates with these rows (one MERGE; other dates are not touched): the
+-- window's dates and those sql/final/select_stale_dates.sql finds; dates not imported yet stay out.
+-- params: dates=ARRAY<DATE>:2024-01-01|2024-01-02|2024-01-03
 WITH ads AS (
   SELECT *
   FROM {{ source_ads }}
   WHERE date <= (SELECT MAX(last_seen_date) FROM {{ creatives }})
+    AND date IN UNNEST(@dates)
 ),
 ad_creative AS (
   SELECT

@@ -128,14 +128,18 @@ def test_dag_files_do_no_heavy_imports() -> None:
 
 
 def test_package_does_not_import_airflow() -> None:
-    """Only adpipeline.airflow_adapter may import Airflow."""
+    """Only adpipeline.airflow_adapter may import Airflow (and google_auth, see ALLOWED)."""
     import pathlib
+
+    # google_auth.py reads the Google connection through the Google provider's hook (lazily, inside a function, and
+    # only when a connection is to be read), so the package keeps working without Airflow installed.
+    allowed = {"airflow_adapter.py", "google_auth.py"}
 
     root = pathlib.Path(__file__).resolve().parents[2] / "adpipeline"
     offenders = [
         str(p.relative_to(root))
         for p in root.rglob("*.py")
-        if p.name != "airflow_adapter.py"
+        if p.name not in allowed
         and any(line.lstrip().startswith(("import airflow", "from airflow")) for line in p.read_text().splitlines())
     ]
     assert offenders == []

@@ -18,11 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # ``tests.emulators`` lives beside, not inside, the installed package
     sys.path.insert(0, str(ROOT))
 
+from adpipeline.google_auth import connection_env_var  # noqa: E402
 from adpipeline.warehouse.bigquery import EMULATOR_ENV, BigQueryWarehouse  # noqa: E402
 from adpipeline.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
 from tests.emulators.bigquery import EmulatorError, bigquery_emulator, emulator_python  # noqa: E402
+from tests.emulators.google_token import TokenServer, token_server  # noqa: E402
 
 BQ_PROJECT = "test-project"
+CONN_ID = "adp_test_gcp"
+"""The Airflow connection the connection-based tests define (``AIRFLOW_CONN_ADP_TEST_GCP``)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,6 +48,16 @@ def bq_emulator() -> Iterator[str]:
     with bigquery_emulator(project=BQ_PROJECT) as endpoint, pytest.MonkeyPatch.context() as mp:
         mp.setenv(EMULATOR_ENV, endpoint)
         yield endpoint
+
+
+@pytest.fixture
+def gcp_connection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[TokenServer]:
+    """The Airflow connection ``CONN_ID`` as an environment variable: a service-account key whose token endpoint is a
+    local server, so the token requests it counts prove the clients used the connection."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))  # never the developer's metadata DB
+    with token_server() as server:
+        monkeypatch.setenv(connection_env_var(CONN_ID), server.connection_json(BQ_PROJECT))
+        yield server
 
 
 def unique_dataset(prefix: str = "test") -> str:

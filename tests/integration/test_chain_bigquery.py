@@ -1,4 +1,7 @@
-"""The whole chain on the BigQuery backend (against the local emulator) gives the same tables as on DuckDB."""
+"""The whole chain on the BigQuery backend (against the local emulator) gives the same tables as on DuckDB.
+
+The BigQuery side takes its credentials from an Airflow connection (``AIRFLOW_CONN_ADP_TEST_GCP``) through the Google
+provider's hook, as a deployment does: the production credential path end to end."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.support import table_checksums
-from tests.integration.conftest import BQ_PROJECT, unique_dataset
+from tests.emulators.google_token import TokenServer
+from tests.integration.conftest import BQ_PROJECT, CONN_ID, unique_dataset
 
 pytestmark = [pytest.mark.bigquery, pytest.mark.slow]
 
@@ -28,7 +32,7 @@ def _run(settings, sample) -> dict[str, tuple[int, str]]:
     return table_checksums(settings, ignore=WHERE_NOT_WHAT, digits=4)
 
 
-def test_chain_on_bigquery_matches_duckdb(bq_emulator: str, tmp_path: Path) -> None:
+def test_chain_on_bigquery_matches_duckdb(bq_emulator: str, gcp_connection: TokenServer, tmp_path: Path) -> None:
     from adpipeline.demo.sample import generate_sample
     from adpipeline.settings import Settings
 
@@ -41,6 +45,7 @@ def test_chain_on_bigquery_matches_duckdb(bq_emulator: str, tmp_path: Path) -> N
             warehouse_backend="bigquery",
             bq_project=BQ_PROJECT,
             bq_dataset=unique_dataset("chain"),
+            gcp_conn_id=CONN_ID,
             **common,
         ),
         sample,
@@ -59,3 +64,4 @@ def test_chain_on_bigquery_matches_duckdb(bq_emulator: str, tmp_path: Path) -> N
     ):
         assert bq[table][0] == duck[table][0] > 0, table
     assert bq == duck
+    assert gcp_connection.grants, "the chain's BigQuery client did not use the connection's credentials"

@@ -78,3 +78,14 @@ def test_chain_with_a_gcs_bucket(gcs: str, tmp_path: Path) -> None:
     assert len(crops) > 0 and all(p.startswith("gs://adp-chain/media/faces/crops/") for p in crops["crop_path"])
     assert all(bucket.exists(p.removeprefix(bucket.url + "/")) for p in crops["crop_path"])
     assert not (tmp_path / "home" / "bucket").exists(), "nothing may fall back to a local folder"
+
+
+def test_bucket_through_an_airflow_connection(gcs: str, gcp_connection) -> None:
+    """With ``gcp_conn_id`` naming a connection, gcsfs gets the connection's credentials (token requests counted)."""
+    from tests.integration.conftest import CONN_ID
+
+    bucket = Bucket("gs://adp-bucket/conn", gcp_conn_id=CONN_ID)
+    sha, key = bucket.put_blob(b"through the connection")
+    assert bucket.get_bytes(key) == b"through the connection"
+    assert gcp_connection.grants, "gcsfs did not use the connection's credentials"
+    assert bucket.delete(key)
