@@ -27,7 +27,8 @@ def test_ok_is_stored_content_addressed(server, settings, bucket) -> None:
     assert bucket.get_bytes(result.blob_key) == routes.image
     assert result.content_type == "image/jpeg" and result.size_bytes == len(routes.image)
     row = result.to_row()
-    assert row.status == "ok" and row.blob_path == result.blob_key and row.attempts == 1
+    assert row.status == "fetched" and row.blob_path == result.blob_key and row.attempts == 1  # analysed later
+    assert row.failure_kind is None
 
 
 @pytest.mark.parametrize(
