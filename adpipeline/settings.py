@@ -70,8 +70,7 @@ class Settings(BaseSettings):
     """Allow local file paths / file:// as media URLs (the demo sets it; keep false in production)."""
     fetch_allowlist: list[str] = Field(default_factory=list, description="Hosts/CIDRs exempt from the address block.")
     fetch_concurrency: int = Field(16, ge=1, le=256)
-    """Media fetches in flight at once per task (bodies stream to disk: ~64 KiB of memory each; temp disk up to
-    this many times the size cap)."""
+    """Media fetches in flight per task (bodies stream to disk: ~64 KiB of memory each, temp disk up to N x cap)."""
     fetch_per_host: int = Field(4, ge=1, le=64)
     """Media fetches in flight per host."""
     fetch_connect_timeout_s: float = Field(5.0, gt=0)
@@ -87,14 +86,12 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(25 * 2**20, gt=0)
     """Largest image accepted, bytes (enforced while streaming)."""
     max_video_bytes: int = Field(256 * 2**20, gt=0)
-    """Largest video accepted, bytes (enforced while streaming; 16 fetches at the cap need 4 GiB of temp disk, not
-    memory)."""
+    """Largest video accepted, bytes (enforced while streaming; 16 at the cap need 4 GiB of temp disk, not memory)."""
     # Pillow refuses more than twice its own MAX_IMAGE_PIXELS (178,956,970) whatever this says.
     max_image_pixels: int = Field(50_000_000, gt=0, le=178_956_970)
     """Largest decoded image, pixels (decompression-bomb guard; ~150 MB of RGB at the default)."""
     refresh_media: bool = False
-    """Fetch every creative of the run's window again, whatever its status or back-off, even when its bytes are in
-    the bucket (a failure then keeps an earlier good row)."""
+    """Fetch every creative of the run's window again, whatever its status, back-off or cached bytes."""
     fetch_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt, with jitter.")
     fetch_max_retry_after_s: float = Field(
         30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."

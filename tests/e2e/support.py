@@ -15,8 +15,9 @@ VOLATILE = {"genai_usage": ("call_id", "latency_ms", "called_at", "run_id")}
 """Columns that record when and how fast a call happened, not what it produced: left out of the checksums."""
 
 
-def make_settings(home: Path) -> Settings:
-    return Settings(home=home, allow_local_paths=True, face_workers=1)
+def make_settings(home: Path, media_root: Path) -> Settings:
+    """Settings for a run on the sample in ``media_root`` (local media paths are allowed only under it)."""
+    return Settings(home=home, allow_local_paths=True, local_media_roots=[media_root], face_workers=1)
 
 
 def load_sample(settings: Settings, manifest) -> int:
