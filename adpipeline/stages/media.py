@@ -37,10 +37,10 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
     pending = wh.query_file("media/select_pending_fetches", params)
     earlier = {r.creative_id: r for r in pending.itertuples(index=False)}
     urls = sorted({r.url for r in earlier.values()})
-    cached = {
-        r.url: (r.sha256, r.blob_path)
-        for r in wh.query_file("media/select_cached_blobs", {"urls": urls}).itertuples(index=False)
-    }
+    cached: dict[str, tuple[str, str]] = {}
+    if urls:
+        frame = wh.query_file("media/select_cached_blobs", {"urls": urls})
+        cached = {r.url: (r.sha256, r.blob_path) for r in frame.itertuples(index=False)}
     requests = [FetchRequest(r.creative_id, r.url, r.media_type) for r in earlier.values()]
     by_status: dict[str, int] = {}
     fresh_transient = kept = 0

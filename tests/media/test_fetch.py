@@ -281,3 +281,14 @@ def test_fetch_iter_yields_as_fetches_end(server, settings, bucket) -> None:
     for _ in fetch.fetch_iter(requests, quick, bucket):
         break  # leaving early cancels the slow one
     assert time.monotonic() - started < 1.5
+
+
+def test_a_remote_bucket_gets_the_body_from_a_temporary_file(server, settings) -> None:
+    """A non-local bucket (fsspec memory://) receives the body with put_file; the temporary file is removed."""
+    import uuid
+
+    base, routes = server
+    remote = Bucket(f"memory://adp-{uuid.uuid4().hex}")
+    result = _one(f"{base}/ok?remote", settings, remote)
+    assert result.status == "ok" and remote.get_bytes(result.blob_key) == routes.image
+    assert list(remote.list()) == [result.blob_key]
