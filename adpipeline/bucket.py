@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -99,6 +100,20 @@ class Bucket:
             yield writer
         finally:
             writer.discard()
+
+    def remove_stale_uploads(self, max_age_s: float = 86400.0) -> int:
+        """Delete temporary uploads older than ``max_age_s`` (left by a killed worker) on a local bucket; how many."""
+        folder = self.local_path("tmp/uploads")
+        if folder is None or not os.path.isdir(folder):
+            return 0
+        removed = 0
+        cutoff = time.time() - max_age_s
+        for entry in os.scandir(folder):
+            with suppress(FileNotFoundError):
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    os.remove(entry.path)
+                    removed += 1
+        return removed
 
     def put_blob(self, data: bytes) -> tuple[str, str]:
         """Store bytes once under their sha256; return (sha256, key)."""

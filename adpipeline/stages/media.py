@@ -32,6 +32,7 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
 
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
+    ctx.bucket.remove_stale_uploads()
     now = _now()
     params = {**ctx.window.params(), "refresh": ctx.settings.refresh_media, "now": now}
     pending = wh.query_file("media/select_pending_fetches", params)

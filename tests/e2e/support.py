@@ -11,7 +11,10 @@ from adpipeline.settings import Settings
 from adpipeline.tables import TABLES
 
 START = dt.date(2026, 10, 1)
-VOLATILE = {"genai_usage": ("call_id", "latency_ms", "called_at", "run_id")}
+VOLATILE = {
+    "genai_usage": ("call_id", "latency_ms", "called_at", "run_id"),
+    "media_fetches": ("next_attempt_at",),  # a retry time counted from the wall clock
+}
 """Columns that record when and how fast a call happened, not what it produced: left out of the checksums."""
 
 

@@ -292,3 +292,17 @@ def test_a_remote_bucket_gets_the_body_from_a_temporary_file(server, settings) -
     result = _one(f"{base}/ok?remote", settings, remote)
     assert result.status == "ok" and remote.get_bytes(result.blob_key) == routes.image
     assert list(remote.list()) == [result.blob_key]
+
+
+def test_stale_temporary_uploads_are_removed(bucket) -> None:
+    import os
+
+    with bucket.blob_writer() as fresh:
+        fresh.write(b"in flight")
+        folder = Path(bucket.local_path("tmp/uploads") or "")
+        old = folder / "upload-left-by-a-killed-worker"
+        old.write_bytes(b"x")
+        os.utime(old, (0, 0))
+        assert bucket.remove_stale_uploads() == 1
+        assert not old.exists() and len(list(folder.iterdir())) == 1  # the upload in flight is untouched
+    assert list(folder.iterdir()) == []  # not committed: removed on exit
