@@ -59,8 +59,9 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
         if not result.ok:
             fresh_transient += previous is None and result.transient
             _schedule_retry(row, int(before.failed_runs), now, ctx)
+        else:
+            row.failed_runs = int(before.failed_runs)  # only an analysis that says ok starts the count again
         writer.add(row)
-        writer.flush_if_due()
         if writer.due():
             writer.flush()
     writer.flush()
@@ -109,6 +110,8 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
                     status, reason = exc.status, exc.reason
                     counts["failed_images"] += 1
             else:
+                if not ctx.bucket.exists(key):  # a path to nothing would be probed as a corrupt video
+                    raise FileNotFoundError(key)
                 with ctx.bucket.local_file(key) as path:
                     video = probe_video(path, ctx.settings)
                 videos.add(video.to_row(row.creative_id, row.sha256))
@@ -210,10 +213,6 @@ class _BatchWriter:
     def due(self) -> bool:
         old = time.monotonic() - self.since > WRITE_EVERY_S
         return len(self.rows) >= WRITE_EVERY_ITEMS or (bool(self.rows) and old)
-
-    def flush_if_due(self) -> None:
-        if len(self.rows) >= WRITE_EVERY_ITEMS:
-            self.flush()
 
     def flush(self) -> None:
         if self.rows:

@@ -172,6 +172,10 @@ def test_a_verdict_never_turns_back_into_ok_without_analysis(blobs, settings, mo
         assert after["good-a"] == ("fetched" if rerun.settings.refresh_media else "ok")
         media.analyse(rerun)
         assert {name: (r["status"], r["failure_kind"]) for name, r in _rows(ctx, ids).items()} == verdicts
+    # Each new verdict on the same bad bytes is one more failed run in a row (a longer wait); ok ones stay at 0.
+    final = _rows(ctx, ids)
+    assert final["truncated"]["failed_runs"] == final["video-corrupt"]["failed_runs"] == 3
+    assert final["good-a"]["failed_runs"] == 0
 
 
 def test_corrupt_video_shows_in_fetch_rows_and_video_metadata(blobs, settings) -> None:
@@ -201,15 +205,22 @@ def test_a_blob_shared_with_a_usable_row_is_kept_until_its_last_user_is_judged(b
 def test_a_vanished_blob_is_fetched_again(blobs, settings) -> None:
     base, _ = blobs
     ctx = _ctx(settings, fetch_retry_transient_s=0.0)
-    ids = _add_creatives(ctx, {"img": f"{base}/blob/good-b", "other": f"{base}/blob/good-a?other"})
+    urls = {"img": f"{base}/blob/good-b", "other": f"{base}/blob/good-a?other", "video": f"{base}/blob/video-good"}
+    ids = _add_creatives(ctx, urls)
     media.fetch(ctx)
-    ctx.bucket.delete(_rows(ctx, ids)["img"]["blob_path"])
-    media.analyse(ctx)  # 1 of 2 missing: at the limit, not over it (a bucket losing most blobs fails the task)
-    row = _rows(ctx, ids)["img"]
-    assert (row["status"], row["failure_kind"]) == ("blob_missing", "transient")
+    for name in ("img", "video"):
+        ctx.bucket.delete(_rows(ctx, ids)[name]["blob_path"])
+    with pytest.raises(StageFailed, match=r"blobs missing\): 2 of 3"):  # a bucket losing blobs fails the task ...
+        media.analyse(ctx)
+    rows = _rows(ctx, ids)  # ... after writing every row; a missing video is not called corrupt
+    assert {n: (r["status"], r["failure_kind"]) for n, r in rows.items()} == {
+        "img": ("blob_missing", "transient"),
+        "video": ("blob_missing", "transient"),
+        "other": ("ok", None),
+    }
     media.fetch(ctx)
     media.analyse(ctx)
-    assert _rows(ctx, ids)["img"]["status"] == "ok"
+    assert {r["status"] for r in _rows(ctx, ids).values()} == {"ok"}
 
 
 def test_pending_work_is_not_limited_to_the_window(blobs, settings) -> None:
