@@ -103,6 +103,8 @@ class FetchResult:
             blob_path=self.blob_key,
             attempts=self.attempts,
             failure_kind=self.failure_kind,
+            failed_runs=0,
+            next_attempt_at=None,
         )
 
 

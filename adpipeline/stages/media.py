@@ -232,7 +232,7 @@ def _judged_blobs(ctx: StageContext, rows: list[MediaFetch]) -> list[str]:
     judged = [r for r in rows if r.status not in USABLE and r.status != "blob_missing" and r.sha256 and r.blob_path]
     if not judged:
         return []
-    params = {"shas": sorted({r.sha256 for r in judged}), "ids": sorted({r.creative_id for r in rows})}
+    params = {"shas": sorted({r.sha256 for r in judged if r.sha256}), "ids": sorted({r.creative_id for r in rows})}
     used = ctx.warehouse.query_file("media/select_usable_blobs", params)
     keep = set(used["sha256"]) if len(used) else set()
     doomed = set()
