@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import fsspec
 
@@ -101,13 +102,38 @@ class Bucket:
             return
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / key.rsplit("/", 1)[-1]
-            path.write_bytes(self.get_bytes(key))
+            self.fs.get_file(self._path(key), str(path))  # streamed: never the whole object in memory
             yield str(path)
 
     # content-addressed media
     @staticmethod
     def blob_key(sha256: str) -> str:
         return f"blobs/sha256/{sha256[:2]}/{sha256}"
+
+    @contextmanager
+    def blob_writer(self) -> Generator[BlobWriter, None, None]:
+        """Stream bytes into the content-addressed store: write pieces, then ``commit()`` for (sha256, key). The
+        bytes go to a temporary file as they come (hashed on the way), never all into memory; whatever is not
+        committed (an error, a refused body) is removed on exit."""
+        writer = BlobWriter(self)
+        try:
+            yield writer
+        finally:
+            writer.discard()
+
+    def remove_stale_uploads(self, max_age_s: float = 86400.0) -> int:
+        """Delete temporary uploads older than ``max_age_s`` (left by a killed worker) on a local bucket; how many."""
+        folder = self.local_path("tmp/uploads")
+        if folder is None or not os.path.isdir(folder):
+            return 0
+        removed = 0
+        cutoff = time.time() - max_age_s
+        for entry in os.scandir(folder):
+            with suppress(FileNotFoundError):
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    os.remove(entry.path)
+                    removed += 1
+        return removed
 
     def put_blob(self, data: bytes) -> tuple[str, str]:
         """Store bytes once under their sha256; return (sha256, key)."""
@@ -116,6 +142,63 @@ class Bucket:
         if not self.exists(key):
             self.put_bytes(key, data)
         return digest, key
+
+
+class BlobWriter:
+    """One body on its way into the bucket (see :meth:`Bucket.blob_writer`).
+
+    On a local bucket the temporary file lives under ``<root>/tmp/uploads`` (same filesystem), so ``commit`` is a
+    rename; on a remote bucket it lives in the system temp folder and is uploaded from disk (fsspec ``put_file``).
+    """
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+        self.size = 0
+        self.head = b""  # the first bytes, for sniffing a format
+        self._digest = hashlib.sha256()
+        local = bucket.local_path("tmp/uploads")
+        if local is not None:
+            os.makedirs(local, exist_ok=True)
+        fd, self._temp = tempfile.mkstemp(prefix="upload-", dir=local)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+        self._local = local is not None
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            raise ValueError("blob writer is closed")
+        if len(self.head) < 64:
+            self.head += data[: 64 - len(self.head)]
+        self._file.write(data)
+        self._digest.update(data)
+        self.size += len(data)
+
+    def commit(self) -> tuple[str, str]:
+        """Move the bytes to ``blobs/sha256/xx/<sha256>`` (kept as they are if that key exists); (sha256, key)."""
+        if self._file is None:
+            raise ValueError("blob writer is closed")
+        self._file.close()
+        self._file = None
+        digest = self._digest.hexdigest()
+        key = self.bucket.blob_key(digest)
+        try:
+            if not self.bucket.exists(key):
+                target = self.bucket._path(key)
+                if self._local:
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    os.replace(self._temp, target)
+                else:
+                    self.bucket.fs.put_file(self._temp, target)
+        finally:
+            self.discard()
+        return digest, key
+
+    def discard(self) -> None:
+        """Drop whatever was written and not committed (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with suppress(FileNotFoundError):
+            os.remove(self._temp)
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -47,7 +47,8 @@ class Creative(Row):
 
 # --- media ----------------------------------------------------------------------------------------
 class MediaFetch(Row):
-    """Fetch status per creative: ``ok`` or the reason it failed. Key: creative_id."""
+    """Fetch status per creative: ``fetched`` (bytes stored, not analysed yet), ``ok`` (analysed, usable) or the
+    reason it failed. Key: creative_id."""
 
     creative_id: str
     url: str
@@ -59,6 +60,11 @@ class MediaFetch(Row):
     size_bytes: int | None = None
     blob_path: str | None = None
     attempts: int = 0
+    failure_kind: Literal["transient", "permanent"] | None = Field(
+        None, description="transient (retried by the next runs) or permanent (retried after a long back-off)."
+    )
+    failed_runs: int = Field(0, description="Runs in a row whose fetch or analysis of this creative failed.")
+    next_attempt_at: dt.datetime | None = Field(None, description="A failed fetch is not tried again before this.")
 
 
 class ImageHash(Row):

@@ -112,7 +112,9 @@ def cost(model: str, days: int) -> None:
     prices = load_prices()
     with tempfile.TemporaryDirectory() as tmp:
         sample = generate_sample(Path(tmp) / "sample", days=days)
-        settings = Settings(_env_file=None, home=Path(tmp) / "home", allow_local_paths=True)
+        settings = Settings(
+            _env_file=None, home=Path(tmp) / "home", allow_local_paths=True, local_media_roots=[sample.out_dir]
+        )
         load_ads_csv(settings, sample.raw_ads_csv)
         window = Window(sample.start, sample.end)
         with StageContext(settings, window, run_id="bench") as ctx:

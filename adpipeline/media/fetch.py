@@ -3,7 +3,8 @@
 How it stays safe:
 
 * Schemes: ``http``/``https``; ``gs://`` through fsspec; local paths and ``file://`` only when
-  ``settings.allow_local_paths``. Anything else is ``bad_scheme`` before any connection.
+  ``settings.allow_local_paths``, and then only under ``settings.local_media_roots`` (symlinks resolved; else
+  ``blocked_path``). Anything else is ``bad_scheme`` before any connection.
 * Addresses: the host is resolved once (``getaddrinfo``, which also reads the odd spellings: ``0x7f000001``,
   ``2130706433``, ``0177.1``, ``[::ffff:127.0.0.1]``); *every* answer must be a public unicast address (IPv4-mapped,
   6to4, NAT64 and Teredo embeddings are unwrapped and checked too), otherwise ``blocked_address``. The request then
@@ -16,7 +17,12 @@ How it stays safe:
 * Limits: connect/read timeouts per attempt, ``fetch_total_timeout_s`` for the whole fetch including retries, and the
   byte cap (image or video) counted while streaming; Content-Length is only ever used to refuse early.
 * Retries with exponential backoff and jitter on 429 (``Retry-After`` honoured up to a cap), 5xx and transport
-  errors; never on other 4xx. The decision is made in one place, :func:`_retry_delay`.
+  errors; never on other 4xx. The decision is made in one place, :meth:`_Fetcher._get_with_retries`.
+* Memory: a body streams into :meth:`Bucket.blob_writer` (hashed on the way to a temporary file, then moved to its
+  content-addressed key), so a fetch holds one network chunk (~64 KiB), never the body.
+* Every failure is ``transient`` (timeouts, 5xx, 429, connection errors, a body cut short: worth trying again soon)
+  or ``permanent`` (the answer will not change: blocked, 404/410, other 4xx, too large, not an image, unsupported
+  format); :func:`next_attempt_delay_s` turns that into a back-off for later runs.
 """
 
 from __future__ import annotations
@@ -24,27 +30,30 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
+import queue
 import random
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
 from adpipeline import tables
-from adpipeline.bucket import Bucket
+from adpipeline.bucket import BlobWriter, Bucket
+from adpipeline.media.images import ALLOWED_FORMATS, sniff_image_format, unsupported_reason
 from adpipeline.settings import Settings
 
 MediaType = Literal["image", "video"]
 MAX_URL_LENGTH = 2048
 BLOCKED_HOSTNAMES = {"localhost", "metadata", "metadata.google.internal", "metadata.goog", "instance-data"}
-IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
-_TRANSIENT_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
+FETCHED = "fetched"  # the row status of stored bytes that the analyse task has not judged yet
+_LOCAL_CHUNK = 2**20
 
 
 @dataclass(frozen=True)
@@ -68,33 +77,52 @@ class FetchResult:
     content_type: str | None = None
     size_bytes: int | None = None
     attempts: int = 0
+    transient: bool = False  # for a failure: worth trying again soon (timeouts, 5xx, 429, connection errors)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def failure_kind(self) -> Literal["transient", "permanent"] | None:
+        if self.ok:
+            return None
+        return "transient" if self.transient else "permanent"
+
     def to_row(self) -> tables.MediaFetch:
+        """The status row: good bytes are ``fetched`` (the analyse task turns them into ``ok`` or a verdict)."""
         return tables.MediaFetch(
             creative_id=self.creative_id,
             url=self.url,
             media_type=self.media_type,
-            status=self.status,
+            status=FETCHED if self.ok else self.status,
             reason=self.reason,
             sha256=self.sha256,
             content_type=self.content_type,
             size_bytes=self.size_bytes,
             blob_path=self.blob_key,
             attempts=self.attempts,
+            failure_kind=self.failure_kind,
+            failed_runs=0,
+            next_attempt_at=None,
         )
+
+
+def next_attempt_delay_s(kind: Literal["transient", "permanent"], failed_runs: int, settings: Settings) -> float:
+    """Seconds before a creative that has now failed ``failed_runs`` runs in a row is fetched again: the first wait of
+    its kind, doubled per further failed run, capped by ``fetch_retry_max_s``."""
+    first = settings.fetch_retry_transient_s if kind == "transient" else settings.fetch_retry_permanent_s
+    return float(min(first * 2 ** min(max(failed_runs - 1, 0), 30), settings.fetch_retry_max_s))
 
 
 class FetchError(Exception):
     """A per-item failure with its status code; caught in one place and turned into a result."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: str, reason: str, *, transient: bool = False) -> None:
         super().__init__(f"{status}: {reason}")
         self.status = status
         self.reason = reason
+        self.transient = transient
 
 
 class _Retryable(Exception):
@@ -105,7 +133,7 @@ class _Retryable(Exception):
         self.delay = delay
 
 
-# --- public entry point ---------------------------------------------------------------------------
+# --- public entry points -------------------------------------------------------------------------
 def fetch_all(
     requests: Sequence[FetchRequest],
     settings: Settings,
@@ -118,37 +146,96 @@ def fetch_all(
     ``cached`` maps url -> (sha256, blob_key) of earlier ok fetches: those are answered from the bucket without a
     request, unless ``settings.refresh_media`` or the blob has gone. Never raises for a per-item problem.
     """
-    coroutine = _fetch_all(list(requests), settings, bucket, dict(cached or {}))
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    # Called from inside an event loop (a notebook, an async task): run ours on a thread of its own.
-    box: list[list[FetchResult]] = []
-    thread = threading.Thread(target=lambda: box.append(asyncio.run(coroutine)))
+    results: list[FetchResult | None] = [None] * len(requests)
+    for index, result in _iterate(requests, settings, bucket, cached):
+        results[index] = result
+    return [r for r in results if r is not None]
+
+
+def fetch_iter(
+    requests: Sequence[FetchRequest],
+    settings: Settings,
+    bucket: Bucket,
+    *,
+    cached: Mapping[str, tuple[str, str]] | None = None,
+) -> Iterator[FetchResult]:
+    """Like :func:`fetch_all`, but yields each result as soon as its fetch ends (completion order), so the caller can
+    write rows as it goes. Leaving the loop early cancels the fetches still running."""
+    for _index, result in _iterate(requests, settings, bucket, cached):
+        yield result
+
+
+_DONE = object()
+
+
+def _iterate(
+    requests: Sequence[FetchRequest],
+    settings: Settings,
+    bucket: Bucket,
+    cached: Mapping[str, tuple[str, str]] | None,
+) -> Iterator[tuple[int, FetchResult]]:
+    """Run the fetches on an event loop in a thread of our own (so a caller inside a loop works too) and hand the
+    results over a queue as they finish."""
+    out: queue.Queue[object] = queue.Queue()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            emit = lambda index, result: out.put((index, result))  # noqa: E731
+            asyncio.run(_fetch_into(list(requests), settings, bucket, dict(cached or {}), emit, stop))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread and raised there
+            out.put(exc)
+        finally:
+            out.put(_DONE)
+
+    thread = threading.Thread(target=run, name="adp-media-fetch", daemon=True)
     thread.start()
-    thread.join()
-    return box[0]
-
-
-async def _fetch_all(
-    requests: list[FetchRequest], settings: Settings, bucket: Bucket, cached: dict[str, tuple[str, str]]
-) -> list[FetchResult]:
-    fetcher = _Fetcher(settings, bucket)
     try:
-        unique: dict[tuple[str, str], asyncio.Task[FetchResult]] = {}
-        for request in requests:  # one fetch per distinct URL in the batch
-            key = (request.url, request.media_type)
-            if key not in unique:
-                unique[key] = asyncio.ensure_future(fetcher.fetch(request, cached.get(request.url)))
-        await asyncio.gather(*unique.values())
-        results = []
-        for request in requests:
-            result = unique[(request.url, request.media_type)].result()
-            results.append(replace(result, creative_id=request.creative_id))
-        return results
+        while (item := out.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
     finally:
+        stop.set()
+        thread.join()
+
+
+async def _fetch_into(
+    requests: list[FetchRequest],
+    settings: Settings,
+    bucket: Bucket,
+    cached: dict[str, tuple[str, str]],
+    emit: Callable[[int, FetchResult], None],
+    stop: threading.Event,
+) -> None:
+    fetcher = _Fetcher(settings, bucket)
+    sharing: dict[tuple[str, str], list[int]] = {}
+    for index, request in enumerate(requests):  # one fetch per distinct URL in the batch
+        sharing.setdefault((request.url, request.media_type), []).append(index)
+    tasks = {
+        asyncio.ensure_future(fetcher.fetch(requests[indexes[0]], cached.get(requests[indexes[0]].url))): indexes
+        for indexes in sharing.values()
+    }
+    watcher = asyncio.ensure_future(_cancel_on(stop, list(tasks)))
+    try:
+        for done in asyncio.as_completed(list(tasks)):
+            result = await done
+            for index in sharing[(result.url, result.media_type)]:
+                emit(index, replace(result, creative_id=requests[index].creative_id))
+    finally:
+        watcher.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await fetcher.aclose()
+
+
+async def _cancel_on(stop: threading.Event, tasks: list[asyncio.Future[FetchResult]]) -> None:
+    """The consumer left early: cancel what is still running (temporary files are removed on the way out)."""
+    while not stop.is_set():
+        await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
 
 
 # --- the fetcher ----------------------------------------------------------------------------------
@@ -193,29 +280,41 @@ class _Fetcher:
             if size is not None:
                 return replace(base, sha256=sha256, blob_key=key, size_bytes=size, reason="cached")
         attempts = [0]
+        body: _Body | None = None
         try:
             async with asyncio.timeout(self.settings.fetch_total_timeout_s):
-                data, content_type = await self._get(request, attempts)
-            if not data:
+                body = await self._get(request, attempts)
+            writer = body.writer
+            if not writer.size:
                 raise FetchError("empty", "zero bytes")
-            if request.media_type == "image" and not looks_like_image(data):
-                raise FetchError("not_an_image", f"content does not start like an image (type {content_type!r})")
-            sha256, key = await asyncio.to_thread(self.bucket.put_blob, data)
+            if request.media_type == "image":
+                sniffed = sniff_image_format(writer.head)
+                if sniffed is None:
+                    raise FetchError(
+                        "not_an_image", f"content does not start like an image (type {body.content_type!r})"
+                    )
+                if sniffed not in ALLOWED_FORMATS:
+                    raise FetchError("unsupported_format", unsupported_reason(sniffed))
+            sha256, key = await asyncio.to_thread(writer.commit)
             return replace(
                 base,
                 sha256=sha256,
                 blob_key=key,
-                content_type=content_type,
-                size_bytes=len(data),
+                content_type=body.content_type,
+                size_bytes=writer.size,
                 attempts=attempts[0],
             )
         except FetchError as exc:
-            return replace(base, status=exc.status, reason=exc.reason, attempts=attempts[0])
+            return replace(base, status=exc.status, reason=exc.reason, attempts=attempts[0], transient=exc.transient)
         except TimeoutError:
             total = self.settings.fetch_total_timeout_s
-            return replace(base, status="timeout", reason=f"over the total time of {total:g}s", attempts=attempts[0])
+            reason = f"over the total time of {total:g}s"
+            return replace(base, status="timeout", reason=reason, attempts=attempts[0], transient=True)
+        finally:
+            if body is not None:
+                body.writer.discard()  # a no-op after commit
 
-    async def _get(self, request: FetchRequest, attempts: list[int]) -> tuple[bytes, str | None]:
+    async def _get(self, request: FetchRequest, attempts: list[int]) -> _Body:
         url = request.url
         cap = self.settings.max_image_bytes if request.media_type == "image" else self.settings.max_video_bytes
         if len(url) > MAX_URL_LENGTH:
@@ -226,16 +325,20 @@ class _Fetcher:
             return await self._get_http(url.strip(), cap, attempts)
         if scheme == "gs":
             attempts[0] = 1
-            return await asyncio.to_thread(_read_fsspec, url, cap), None
+            async with self.slots:
+                return await asyncio.to_thread(_read_fsspec, url, cap, self.bucket)
         if scheme == "file" or (scheme == "" and url.strip()) or _is_windows_drive(scheme):
             if not self.settings.allow_local_paths:
                 raise FetchError("bad_scheme", "local paths are not allowed (ADP_ALLOW_LOCAL_PATHS)")
             attempts[0] = 1
             path = unquote(parts.path) if scheme == "file" else url.strip()
-            return await asyncio.to_thread(_read_local, path, cap), None
+            async with self.slots:
+                return await asyncio.to_thread(
+                    _read_local, path, cap, self.bucket, self.settings.resolved_local_media_roots
+                )
         raise FetchError("bad_scheme", f"scheme {scheme or '(none)'!r} is not allowed")
 
-    async def _get_http(self, url: str, cap: int, attempts: list[int]) -> tuple[bytes, str | None]:
+    async def _get_http(self, url: str, cap: int, attempts: list[int]) -> _Body:
         seen: set[str] = set()
         for _hop in range(self.settings.fetch_max_redirects + 1):
             if url in seen:
@@ -278,7 +381,7 @@ class _Fetcher:
             path += "?" + parts.query
         return _Target(url, scheme, host, port, f"{scheme}://{literal}:{port}{path}")
 
-    async def _get_with_retries(self, target: _Target, cap: int, attempts: list[int]) -> tuple[bytes, str | None] | str:
+    async def _get_with_retries(self, target: _Target, cap: int, attempts: list[int]) -> _Body | str:
         settings = self.settings
         for attempt in range(settings.fetch_max_retries + 1):
             attempts[0] += 1
@@ -287,10 +390,12 @@ class _Fetcher:
                     return await self._get_once(target, cap)
             except _Retryable as exc:
                 if attempt >= settings.fetch_max_retries:
-                    raise FetchError(exc.status, f"{exc.reason} after {attempt + 1} attempts") from None
+                    reason = f"{exc.reason} after {attempt + 1} attempts"
+                    raise FetchError(exc.status, reason, transient=True) from None
                 delay = exc.delay if exc.delay is not None else settings.fetch_backoff_s * 2**attempt
                 if delay > settings.fetch_max_retry_after_s:
-                    raise FetchError("rate_limited", f"{exc.reason}; asked to wait {delay:g}s") from None
+                    reason = f"{exc.reason}; asked to wait {delay:g}s"
+                    raise FetchError("rate_limited", reason, transient=True) from None
                 await asyncio.sleep(delay * (1 + 0.1 * random.random()))
         raise AssertionError("unreachable")
 
@@ -299,7 +404,7 @@ class _Fetcher:
             self.host_slots[host] = asyncio.Semaphore(self.settings.fetch_per_host)
         return self.host_slots[host]
 
-    async def _get_once(self, target: _Target, cap: int) -> tuple[bytes, str | None] | str:
+    async def _get_once(self, target: _Target, cap: int) -> _Body | str:
         client = self._client(target.scheme, target.host)
         default_port = 443 if target.scheme == "https" else 80
         host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
@@ -337,22 +442,36 @@ class _Fetcher:
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > cap:
                 raise FetchError("too_large", f"Content-Length {declared} is over the cap of {cap} bytes")
-            body = bytearray()
+            content_type = response.headers.get("content-type")
+            body = _Body(self.bucket, content_type.split(";")[0].strip() if content_type else None)
             try:
                 async for piece in response.aiter_raw():
-                    body += piece
-                    if len(body) > cap:
+                    if body.writer.size + len(piece) > cap:
                         raise FetchError("too_large", f"body passed the cap of {cap} bytes")
+                    body.writer.write(piece)
             except httpx.TimeoutException as exc:
+                body.writer.discard()
                 raise _Retryable("timeout", f"{type(exc).__name__} while reading", None) from None
             except httpx.RemoteProtocolError as exc:
+                body.writer.discard()
                 raise _Retryable("truncated", f"body ended early: {exc}", None) from None
             except httpx.TransportError as exc:
+                body.writer.discard()
                 raise _Retryable("connection_error", f"{type(exc).__name__}: {exc}", None) from None
-            content_type = response.headers.get("content-type")
-            return bytes(body), content_type.split(";")[0].strip() if content_type else None
+            except BaseException:  # too large, cancelled by the total timeout
+                body.writer.discard()
+                raise
+            return body
         finally:
             await response.aclose()
+
+
+class _Body:
+    """A response body on its way into the bucket."""
+
+    def __init__(self, bucket: Bucket, content_type: str | None) -> None:
+        self.writer = BlobWriter(bucket)
+        self.content_type = content_type
 
 
 @dataclass(frozen=True)
@@ -388,14 +507,14 @@ async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddre
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError("connection_error", f"cannot resolve {host}: {exc}") from None
+        raise FetchError("connection_error", f"cannot resolve {host}: {exc}", transient=True) from None
     addresses = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise FetchError("connection_error", f"{host} has no address")
+        raise FetchError("connection_error", f"{host} has no address", transient=True)
     return addresses
 
 
@@ -467,20 +586,27 @@ class _Allowlist:
 
 
 # --- other sources --------------------------------------------------------------------------------
-def _read_local(path: str, cap: int) -> bytes:
+def _read_local(path: str, cap: int, bucket: Bucket, roots: Sequence[Path]) -> _Body:
+    """Copy a local file under one of ``roots`` into the bucket, a chunk at a time."""
     file = Path(path)
     try:
-        if not file.is_file():
+        real = file.resolve()
+        if not any(real.is_relative_to(root) for root in roots):
+            shown = ", ".join(str(r) for r in roots)
+            reason = f"{path} is outside the local media roots ({shown}; ADP_LOCAL_MEDIA_ROOTS)"
+            raise FetchError("blocked_path", reason)
+        if not real.is_file():
             raise FetchError("not_found", f"no file at {path}")
-        if file.stat().st_size > cap:
-            raise FetchError("too_large", f"{file.stat().st_size} bytes is over the cap of {cap}")
-        with file.open("rb") as fh:
-            return fh.read(cap + 1)
+        size = real.stat().st_size
+        if size > cap:
+            raise FetchError("too_large", f"{size} bytes is over the cap of {cap}")
+        with real.open("rb") as fh:
+            return _copy_stream(fh, cap, bucket, None)
     except OSError as exc:
-        raise FetchError("connection_error", f"{type(exc).__name__}: {exc}") from None
+        raise FetchError("connection_error", f"{type(exc).__name__}: {exc}", transient=True) from None
 
 
-def _read_fsspec(url: str, cap: int) -> bytes:
+def _read_fsspec(url: str, cap: int, bucket: Bucket) -> _Body:
     import fsspec
 
     try:
@@ -491,14 +617,24 @@ def _read_fsspec(url: str, cap: int) -> bytes:
         if size is not None and size > cap:
             raise FetchError("too_large", f"{size} bytes is over the cap of {cap}")
         with fs.open(path, "rb") as fh:
-            data = fh.read(cap + 1)
+            return _copy_stream(fh, cap, bucket, None)
     except FetchError:
         raise
     except (OSError, ValueError) as exc:
-        raise FetchError("connection_error", f"{type(exc).__name__}: {exc}") from None
-    if len(data) > cap:
-        raise FetchError("too_large", f"over the cap of {cap} bytes")
-    return data
+        raise FetchError("connection_error", f"{type(exc).__name__}: {exc}", transient=True) from None
+
+
+def _copy_stream(fh: BinaryIO, cap: int, bucket: Bucket, content_type: str | None) -> _Body:
+    body = _Body(bucket, content_type)
+    try:
+        while piece := fh.read(_LOCAL_CHUNK):
+            if body.writer.size + len(piece) > cap:
+                raise FetchError("too_large", f"over the cap of {cap} bytes")
+            body.writer.write(piece)
+    except BaseException:
+        body.writer.discard()
+        raise
+    return body
 
 
 def _blob_size(bucket: Bucket, key: str) -> int | None:
@@ -512,8 +648,3 @@ def _blob_size(bucket: Bucket, key: str) -> int | None:
 
 def _is_windows_drive(scheme: str) -> bool:
     return len(scheme) == 1 and scheme.isalpha()
-
-
-def looks_like_image(data: bytes) -> bool:
-    """A cheap sniff before storing: the allowed image formats' magic numbers (full decode comes later)."""
-    return data.startswith(IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -22,6 +23,27 @@ from adpipeline.settings import Settings
 
 # SVG, TIFF, PSD, ICO and the rest are refused: every decoder is attack surface, and ads do not use them.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+
+# Magic numbers of the allowed formats, and of image formats we recognise but refuse (named in the status reason).
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),
+    (b"MM\x00+", "TIFF"),
+    (b"8BPS", "PSD"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+)
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF"}
+_HEIF_BRANDS |= {b"avif": "AVIF", b"avis": "AVIF"}
 
 # Named ad ratios (width / height). A ratio within 3 % of one of these gets its name.
 AD_RATIOS: dict[str, float] = {"1:1": 1.0, "4:5": 0.8, "9:16": 9 / 16, "16:9": 16 / 9, "1.91:1": 1.91}
@@ -100,6 +122,28 @@ def analyse_image(data: bytes, settings: Settings) -> ImageFacts:
     )
 
 
+def sniff_image_format(head: bytes) -> str | None:
+    """The image format the first bytes announce (allowed or not: ``TIFF``, ``SVG``, ``HEIC`` ...), else None.
+
+    Only magic numbers are read, no decoder runs; :data:`ALLOWED_FORMATS` says which ones are decoded.
+    """
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return _HEIF_BRANDS[head[8:12]]
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "SVG"
+    return None
+
+
+def unsupported_reason(image_format: str) -> str:
+    return f"{image_format} is not supported (allowed: {', '.join(ALLOWED_FORMATS)})"
+
+
 def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str, bool]:
     """Open with the format allow-list and pixel cap; return an oriented 8-bit RGB image, its format, is-animated."""
     if not data:
@@ -114,7 +158,7 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str, bool]:
             if width <= 0 or height <= 0:
                 raise MediaError("corrupt", f"image has size {width}x{height}")
             if width * height > max_pixels:
-                raise MediaError("too_large", f"{width}x{height} pixels is over the cap of {max_pixels}")
+                raise MediaError("too_many_pixels", _pixels_reason(f"{width}x{height}", max_pixels))
             is_animated = bool(getattr(image, "is_animated", False))
             if is_animated:
                 image.seek(0)
@@ -124,12 +168,24 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str, bool]:
     except MediaError:
         raise
     except UnidentifiedImageError as exc:
-        raise MediaError("not_an_image", f"not a {'/'.join(ALLOWED_FORMATS)} image") from exc
+        sniffed = sniff_image_format(data[:64])
+        if sniffed is None:
+            raise MediaError("not_an_image", f"not a {'/'.join(ALLOWED_FORMATS)} image") from exc
+        if sniffed not in ALLOWED_FORMATS:
+            raise MediaError("unsupported_format", unsupported_reason(sniffed)) from exc
+        raise MediaError("corrupt", f"starts like {sniffed} but its header does not parse") from exc
     except Image.DecompressionBombError as exc:
-        raise MediaError("too_large", str(exc)) from exc
+        # Pillow's own guard (twice its MAX_IMAGE_PIXELS) fired before ours; report our cap, the one a user sets.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = found.group(1) if found else "the image"
+        raise MediaError("too_many_pixels", _pixels_reason(size, max_pixels)) from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
         # Pillow reports truncated and malformed files with these; anything else is a bug and should surface.
         raise MediaError("corrupt", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _pixels_reason(size: str, max_pixels: int) -> str:
+    return f"{size} pixels is over the cap of {max_pixels:,} (ADP_MAX_IMAGE_PIXELS)"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from adpipeline.stages.context import Chunk, StageContext, check_failure_share, log, make_chunks, summary
@@ -12,17 +13,21 @@ from adpipeline.warehouse.schema import rows_from_frame
 MEDIA_TABLES = ["creatives", "media_fetches", "image_hashes", "video_metadata", "duplicate_groups"]
 
 
+# Rows are written in batches as the work goes, so a killed task keeps what it finished.
+WRITE_EVERY_ITEMS = 200
+WRITE_EVERY_S = 30.0
+USABLE = ("ok", "fetched")  # fetch rows whose bytes are (or may be) good; a verdict on the bytes is anything else
+
+
 def plan(ctx: StageContext) -> list[Chunk]:
     """Every creative waiting to be fetched or analysed, whatever day it came from, in chunks of
     ``media_chunk_size`` for the mapped ``fetch_and_analyse`` tasks."""
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
-    params = {**ctx.window.params(), "refresh": ctx.settings.refresh_media}
+    params = {**ctx.window.params(), "refresh": ctx.settings.refresh_media, "now": _now()}
     ids = list(wh.query_file("media/select_pending_fetches", params)["creative_id"])
     seen = set(ids)
-    ids += [
-        i for i in wh.query_file("media/select_unanalysed_media", ctx.window.params())["creative_id"] if i not in seen
-    ]
+    ids += [i for i in wh.query_file("media/select_unanalysed_media")["creative_id"] if i not in seen]
     chunks = make_chunks("media", ids, ctx.settings.media_chunk_size)
     log.info("media: %d creatives pending in %d chunks", len(ids), len(chunks))
     return chunks
@@ -34,65 +39,123 @@ def fetch_and_analyse(ctx: StageContext) -> dict[str, Any]:
 
 
 def fetch(ctx: StageContext) -> dict[str, Any]:
-    """Fetch every creative of the window that has no good fetch yet; MERGE one status row per creative."""
-    from adpipeline.media.fetch import FetchRequest, fetch_all
+    """Fetch every pending creative: no fetch row yet, or a failed fetch whose back-off has passed (with
+    ``refresh_media``: every creative of the window again). MERGE one status row per creative as results come in.
+
+    Good bytes get status ``fetched`` (the analyse task judges them). A failure is transient or permanent and waits
+    before the next try (``next_attempt_at``). The task fails only when more than ``max_failure_share`` of the items
+    fetched for the first time failed transiently (an outage); permanent failures and items retried from earlier
+    runs never fail it, so a bad day cannot wedge the chain.
+    """
+    from adpipeline.media.fetch import FetchRequest, fetch_iter
 
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
-    params = {**ctx.window.params(), "refresh": ctx.settings.refresh_media}
+    ctx.bucket.remove_stale_uploads()
+    now = _now()
+    params = {**ctx.window.params(), "refresh": ctx.settings.refresh_media, "now": now}
     pending = ctx.only_chunk(wh.query_file("media/select_pending_fetches", params))
-    cached = {
-        r.url: (r.sha256, r.blob_path) for r in wh.query_file("media/select_cached_blobs").itertuples(index=False)
-    }
-    requests = [FetchRequest(r.creative_id, r.url, r.media_type) for r in pending.itertuples(index=False)]
-    results = fetch_all(requests, ctx.settings, ctx.bucket, cached=cached)
-    wh.merge_rows("media_fetches", [r.to_row() for r in results])
-    failed = [r for r in results if r.status != "ok"]
+    earlier = {r.creative_id: r for r in pending.itertuples(index=False)}
+    urls = sorted({r.url for r in earlier.values()})
+    cached: dict[str, tuple[str, str]] = {}
+    if urls:
+        frame = wh.query_file("media/select_cached_blobs", {"urls": urls})
+        cached = {r.url: (r.sha256, r.blob_path) for r in frame.itertuples(index=False)}
+    requests = [FetchRequest(r.creative_id, r.url, r.media_type) for r in earlier.values()]
     by_status: dict[str, int] = {}
-    for r in results:
-        by_status[r.status] = by_status.get(r.status, 0) + 1
-    check_failure_share("media.fetch", len(failed), len(results), ctx.settings.max_failure_share)
-    return summary("media.fetch", ctx.window, requested=len(requests), by_status=by_status)
+    fresh_transient = kept = 0
+    writer = _BatchWriter(ctx, "media_fetches")
+    for result in fetch_iter(requests, ctx.settings, ctx.bucket, cached=cached):
+        before = earlier[result.creative_id]
+        previous = before.previous_status if isinstance(before.previous_status, str) else None
+        by_status[result.status] = by_status.get(result.status, 0) + 1
+        if not result.ok and previous in USABLE:
+            # Only a refresh fetches a usable row again: failing now must not take away the bytes we have.
+            kept += 1
+            log.warning("refresh of %s failed (%s: %s); earlier row kept", result.url, result.status, result.reason)
+            continue
+        row = result.to_row()
+        if not result.ok:
+            fresh_transient += previous is None and result.transient
+            _schedule_retry(row, int(before.failed_runs), now, ctx)
+        else:
+            row.failed_runs = int(before.failed_runs)  # only an analysis that says ok starts the count again
+        writer.add(row)
+        if writer.due():
+            writer.flush()
+    writer.flush()
+    limit = ctx.settings.max_failure_share
+    check_failure_share("media.fetch (first tries failing transiently)", fresh_transient, len(requests), limit)
+    return summary(
+        "media.fetch",
+        ctx.window,
+        requested=len(requests),
+        by_status=by_status,
+        transient_first_tries=fresh_transient,
+        refresh_failures_kept=kept,
+    )
 
 
 def analyse(ctx: StageContext) -> dict[str, Any]:
-    """dHash + geometry for new images, container metadata for new videos. Undecodable images turn their fetch
-    row into a status (``corrupt``, ``not_an_image``, ``too_many_pixels`` ...); bad videos get a status row."""
+    """Judge every fetched body not analysed yet: dHash + geometry for images (``image_hashes``), container facts for
+    videos (``video_metadata``), and write the verdict back to ``media_fetches``: ``ok``, or ``corrupt``,
+    ``not_an_image``, ``unsupported_format``, ``too_many_pixels`` (images), ``corrupt``, ``truncated``,
+    ``no_video_stream``, ``empty``, ``too_large`` (videos). Only this task sets ``ok``, so a row reaches ``ok`` only
+    through an analysis of its current bytes. A verdict is a permanent failure (retried after the long back-off) and
+    its blob is deleted unless another usable row shares it. A blob that has gone is ``blob_missing`` (transient:
+    the fetch task gets it again). Rows are written in batches as the work goes."""
     from adpipeline.media.images import MediaError, analyse_image
     from adpipeline.media.videos import probe_video
 
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
-    todo = ctx.only_chunk(wh.query_file("media/select_unanalysed_media", ctx.window.params()))
-    hashes, videos, image_failures = [], [], {}
-    for item in todo.itertuples(index=False):
-        key = _blob_key(ctx, item.blob_path)
-        if item.media_type == "image":
-            try:
-                facts = analyse_image(ctx.bucket.get_bytes(key), ctx.settings)
-            except MediaError as exc:
-                image_failures[item.creative_id] = (exc.status, exc.reason)
-                continue
-            hashes.append(facts.to_row(item.creative_id, item.sha256))
+    now = _now()
+    todo = ctx.only_chunk(wh.query_file("media/select_unanalysed_media"))
+    fetch_rows = rows_from_frame(MediaFetch, todo)
+    counts = {"images": 0, "videos": 0, "failed_images": 0, "failed_videos": 0, "blob_missing": 0}
+    fetches = _BatchWriter(ctx, "media_fetches", prepare=_judged_blobs)
+    hashes = _BatchWriter(ctx, "image_hashes")
+    videos = _BatchWriter(ctx, "video_metadata")
+    for row in fetch_rows:
+        key = _blob_key(ctx, row.blob_path or "")
+        status, reason = "ok", None
+        try:
+            if row.media_type == "image":
+                try:
+                    facts = analyse_image(ctx.bucket.get_bytes(key), ctx.settings)
+                    hashes.add(facts.to_row(row.creative_id, row.sha256 or ""))
+                    counts["images"] += 1
+                except MediaError as exc:
+                    status, reason = exc.status, exc.reason
+                    counts["failed_images"] += 1
+            else:
+                if not ctx.bucket.exists(key):  # a path to nothing would be probed as a corrupt video
+                    raise FileNotFoundError(key)
+                with ctx.bucket.local_file(key) as path:
+                    video = probe_video(path, ctx.settings)
+                videos.add(video.to_row(row.creative_id, row.sha256))
+                status, reason = video.status, video.reason
+                counts["videos" if video.status == "ok" else "failed_videos"] += 1
+        except FileNotFoundError:
+            status, reason = "blob_missing", f"{key} is not in the bucket; fetched again by the next run"
+            counts["blob_missing"] += 1
+        if status == "ok":
+            row.status, row.reason, row.failure_kind, row.failed_runs, row.next_attempt_at = "ok", None, None, 0, None
         else:
-            with ctx.bucket.local_file(key) as path:
-                facts = probe_video(path, ctx.settings)
-            videos.append(facts.to_row(item.creative_id, item.sha256))
-    wh.merge_rows("image_hashes", hashes)
-    wh.merge_rows("video_metadata", videos)
-    if image_failures:
-        _mark_fetch_failures(ctx, image_failures)
-    bad_videos = sum(v.status != "ok" for v in videos)
-    failed = len(image_failures) + bad_videos
-    check_failure_share("media.analyse", failed, len(todo), ctx.settings.max_failure_share)
-    return summary(
-        "media.analyse",
-        ctx.window,
-        images=len(hashes),
-        videos=len(videos),
-        failed_images=len(image_failures),
-        failed_videos=bad_videos,
-    )
+            row.status, row.reason = status, reason
+            _schedule_retry(row, row.failed_runs, now, ctx, transient=status == "blob_missing")
+        fetches.add(row)
+        if fetches.due():  # facts first: a fetch row says ok only once its facts are stored
+            hashes.flush()
+            videos.flush()
+            fetches.flush()
+    hashes.flush()
+    videos.flush()
+    fetches.flush()
+    # Verdicts on the bytes are the content's fault, not the task's; only vanished blobs (a bucket problem) count.
+    limit = ctx.settings.max_failure_share
+    check_failure_share("media.analyse (blobs missing)", counts["blob_missing"], len(fetch_rows), limit)
+    return summary("media.analyse", ctx.window, **counts)
 
 
 def group(ctx: StageContext) -> dict[str, Any]:
@@ -133,12 +196,67 @@ def _blob_key(ctx: StageContext, blob_path: str) -> str:
     return blob_path[len(prefix) :] if blob_path.startswith(prefix) else blob_path
 
 
-def _mark_fetch_failures(ctx: StageContext, failures: dict[str, tuple[str, str | None]]) -> None:
-    frame = ctx.warehouse.query(
-        "SELECT * FROM {{ media_fetches }} WHERE creative_id IN UNNEST(@ids)", {"ids": sorted(failures)}
-    )
-    rows = rows_from_frame(MediaFetch, frame)
-    for row in rows:
-        row.status, row.reason = failures[row.creative_id]
-    ctx.warehouse.merge_rows("media_fetches", rows)
-    log.info("%d fetched images could not be decoded", len(rows))
+def _now() -> dt.datetime:
+    """Wall-clock time for retry back-offs only (what a run processes never depends on it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def _schedule_retry(
+    row: MediaFetch, failed_before: int, now: dt.datetime, ctx: StageContext, *, transient: bool | None = None
+) -> None:
+    """Mark a failed row: its kind, one more failed run, and when the fetch task may try it again."""
+    from adpipeline.media.fetch import next_attempt_delay_s
+
+    if transient is not None:
+        row.failure_kind = "transient" if transient else "permanent"
+    kind = row.failure_kind or "permanent"
+    row.failure_kind = kind
+    row.failed_runs = failed_before + 1
+    row.next_attempt_at = now + dt.timedelta(seconds=next_attempt_delay_s(kind, row.failed_runs, ctx.settings))
+
+
+class _BatchWriter:
+    """MERGE rows in batches (every WRITE_EVERY_ITEMS rows or WRITE_EVERY_S seconds) so a killed task keeps its work.
+
+    ``prepare(ctx, rows)`` may edit the rows before they are written and return blob keys to delete once they are.
+    """
+
+    def __init__(self, ctx: StageContext, table: str, *, prepare: Any = None) -> None:
+        self.ctx, self.table, self.prepare = ctx, table, prepare
+        self.rows: list[Any] = []
+        self.since = time.monotonic()
+
+    def add(self, row: Any) -> None:
+        self.rows.append(row)
+
+    def due(self) -> bool:
+        old = time.monotonic() - self.since > WRITE_EVERY_S
+        return len(self.rows) >= WRITE_EVERY_ITEMS or (bool(self.rows) and old)
+
+    def flush(self) -> None:
+        if self.rows:
+            doomed = self.prepare(self.ctx, self.rows) if self.prepare is not None else []
+            self.ctx.warehouse.merge_rows(self.table, self.rows)
+            for key in doomed:
+                self.ctx.bucket.delete(key)
+            if doomed:
+                log.info("deleted the blobs of %d unusable media items", len(doomed))
+        self.rows = []
+        self.since = time.monotonic()
+
+
+def _judged_blobs(ctx: StageContext, rows: list[MediaFetch]) -> list[str]:
+    """Blobs of the items judged unusable that no other usable row (another creative with the same bytes) points
+    at: their rows lose ``blob_path`` (the sha256 stays) and the caller deletes them once the rows are written."""
+    judged = [r for r in rows if r.status not in USABLE and r.status != "blob_missing" and r.sha256 and r.blob_path]
+    if not judged:
+        return []
+    params = {"shas": sorted({r.sha256 for r in judged if r.sha256}), "ids": sorted({r.creative_id for r in rows})}
+    used = ctx.warehouse.query_file("media/select_usable_blobs", params)
+    keep = set(used["sha256"]) if len(used) else set()
+    doomed = set()
+    for row in judged:
+        if row.sha256 not in keep:
+            doomed.add(_blob_key(ctx, row.blob_path or ""))
+            row.blob_path = None
+    return sorted(doomed)

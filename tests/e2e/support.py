@@ -11,12 +11,16 @@ from adpipeline.settings import Settings
 from adpipeline.tables import TABLES
 
 START = dt.date(2026, 10, 1)
-VOLATILE = {"genai_usage": ("call_id", "latency_ms", "called_at", "run_id")}
+VOLATILE = {
+    "genai_usage": ("call_id", "latency_ms", "called_at", "run_id"),
+    "media_fetches": ("next_attempt_at",),  # a retry time counted from the wall clock
+}
 """Columns that record when and how fast a call happened, not what it produced: left out of the checksums."""
 
 
-def make_settings(home: Path) -> Settings:
-    return Settings(home=home, allow_local_paths=True)
+def make_settings(home: Path, media_root: Path) -> Settings:
+    """Settings for a run on the sample in ``media_root`` (local media paths are allowed only under it)."""
+    return Settings(home=home, allow_local_paths=True, local_media_roots=[media_root])
 
 
 def load_sample(settings: Settings, manifest) -> int:

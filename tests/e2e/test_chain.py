@@ -16,7 +16,7 @@ DAY = dt.timedelta(days=1)
 
 
 def test_chain_fills_every_table(small_sample, tmp_path) -> None:
-    settings = make_settings(tmp_path / "home")
+    settings = make_settings(tmp_path / "home", small_sample.out_dir)
     load_sample(settings, small_sample)
     results = run_direct(settings, Window(START, START + 2 * DAY))
     by_stage = {r["stage"]: r for r in results}
@@ -50,7 +50,7 @@ def test_chain_fills_every_table(small_sample, tmp_path) -> None:
 
 
 def test_running_twice_changes_nothing(small_sample, tmp_path) -> None:
-    settings = make_settings(tmp_path / "home")
+    settings = make_settings(tmp_path / "home", small_sample.out_dir)
     load_sample(settings, small_sample)
     window = Window(START, START + 2 * DAY)
     run_direct(settings, window)
@@ -60,12 +60,12 @@ def test_running_twice_changes_nothing(small_sample, tmp_path) -> None:
 
 
 def test_backfill_of_single_days_equals_one_run(small_sample, tmp_path) -> None:
-    daily = make_settings(tmp_path / "daily")
+    daily = make_settings(tmp_path / "daily", small_sample.out_dir)
     load_sample(daily, small_sample)
     for offset in range(3):
         day = START + offset * DAY
         run_direct(daily, Window(day, day))
-    once = make_settings(tmp_path / "once")
+    once = make_settings(tmp_path / "once", small_sample.out_dir)
     load_sample(once, small_sample)
     run_direct(once, Window(START, START + 2 * DAY))
     a = table_checksums(daily, placeholder_for=str((tmp_path / "daily").resolve()))
@@ -82,6 +82,7 @@ def test_chain_through_airflow(small_sample, tmp_path, airflow_db, monkeypatch) 
 
     monkeypatch.setenv("ADP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ADP_ALLOW_LOCAL_PATHS", "true")
+    monkeypatch.setenv("ADP_LOCAL_MEDIA_ROOTS", f'["{small_sample.out_dir}"]')
     get_settings.cache_clear()
     settings = get_settings()
     load_sample(settings, small_sample)

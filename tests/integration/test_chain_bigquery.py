@@ -37,7 +37,7 @@ def test_chain_on_bigquery_matches_duckdb(bq_emulator: str, gcp_connection: Toke
     from adpipeline.settings import Settings
 
     sample = generate_sample(tmp_path / "sample", start=START, days=3, n_images=8, n_videos=2)
-    common = {"_env_file": None, "allow_local_paths": True}
+    common = {"_env_file": None, "allow_local_paths": True, "local_media_roots": [sample.out_dir]}
     duck = _run(Settings(home=tmp_path / "duck", **common), sample)
     bq = _run(
         Settings(

@@ -37,6 +37,7 @@ class Routes:
         self.hits: dict[str, int] = {}
         self.image = jpeg_bytes()
         self.delay_s = 0.0
+        self.blobs: dict[str, bytes] = {}  # served at /blob/<name>
 
 
 def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
@@ -131,6 +132,8 @@ def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"<html><body>not an image</body></html>", {"Content-Type": "image/jpeg"})
             elif path == "/empty":
                 self._send(200, b"")
+            elif path.startswith("/blob/") and path[len("/blob/") :] in routes.blobs:
+                self._send(200, routes.blobs[path[len("/blob/") :]])
             elif path.startswith("/fixture/"):
                 self._send(200, (FIXTURES / path[len("/fixture/") :]).read_bytes())
             else:

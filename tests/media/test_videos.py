@@ -100,3 +100,16 @@ def test_truncated_mp4(plain: Settings) -> None:
     for cut in (len(data) // 2, len(data) - 200):
         facts = probe_video(data[:cut], plain)
         assert facts.status in ("truncated", "corrupt"), (cut, facts)
+
+
+def test_probe_from_a_remote_bucket_through_a_streamed_temporary_copy(plain: Settings) -> None:
+    import uuid
+
+    from adpipeline.bucket import Bucket
+
+    remote = Bucket(f"memory://adp-{uuid.uuid4().hex}")
+    with remote.blob_writer() as writer:
+        writer.write(_mp4())
+        _, key = writer.commit()
+    with remote.local_file(key) as path:
+        assert probe_video(path, plain).frame_count == 20

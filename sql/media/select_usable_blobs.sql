@@ -1,0 +1,7 @@
+-- Which of the blobs @shas are still used by a usable fetch row (fetched, or analysed ok) of a creative outside
+-- @ids: those are kept when the items @ids are judged unusable.
+SELECT DISTINCT sha256
+FROM {{ media_fetches }}
+WHERE sha256 IN UNNEST(@shas)
+  AND status IN ('ok', 'fetched')
+  AND creative_id NOT IN UNNEST(@ids)
