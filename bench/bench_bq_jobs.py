@@ -75,7 +75,8 @@ with tempfile.TemporaryDirectory() as tmp, bigquery_emulator() as url:
     sample = generate_sample(Path(tmp) / "sample", start=start, days=3, n_images=int(sys.argv[1]),
                              n_videos=int(sys.argv[2]))
     settings = Settings(_env_file=None, home=Path(tmp) / "home", warehouse_backend="bigquery",
-                        bq_project="test-project", bq_dataset="bench", allow_local_paths=True)
+                        bq_project="test-project", bq_dataset="bench", allow_local_paths=True,
+                        local_media_roots=[sample.out_dir])
     load_ads_csv(settings, sample.raw_ads_csv)
     for label, day in (("day 1 (first run)", start), ("day 2 (daily run)", start + dt.timedelta(days=1))):
         jobs.clear(); api.clear()
