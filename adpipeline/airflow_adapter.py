@@ -60,7 +60,7 @@ def notify_failure(context: Mapping[str, Any]) -> None:
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(conn_id)
-        url = conn.host if (conn.host or "").startswith("http") else conn.get_uri()
+        url = str(conn.host) if (conn.host or "").startswith("http") else conn.get_uri()
         httpx.post(url, json={"text": line}, timeout=10).raise_for_status()
     except Exception as alert_exc:  # noqa: BLE001 - an alert that cannot be sent must not hide the failure
         log.warning("could not send the failure alert through connection %s: %s", conn_id, type(alert_exc).__name__)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,11 +20,15 @@ app = typer.Typer(
 )
 console = Console()
 
+if TYPE_CHECKING:
+    from adpipeline.settings import Settings
+    from adpipeline.window import Window
+
 StartOpt = Annotated[str, typer.Option(help="First date, YYYY-MM-DD.")]
 EndOpt = Annotated[str | None, typer.Option(help="Last date (inclusive); defaults to --start.")]
 
 
-def _settings():
+def _settings() -> Settings:
     from adpipeline.settings import get_settings
 
     get_settings.cache_clear()
@@ -42,10 +46,7 @@ def _migrate_airflow_db() -> None:
     )
 
 
-def _run_chain(window, direct: bool) -> None:
-    from adpipeline.window import Window
-
-    assert isinstance(window, Window)
+def _run_chain(window: Window, direct: bool) -> None:
     started = time.monotonic()
     if direct:
         from adpipeline.stages.chain import run_direct

@@ -109,7 +109,7 @@ def sample_frames(
         time_base = float(stream.time_base) if stream.time_base else 1 / 90000
         start_pts = stream.start_time or 0
         duration_s = None
-        if stream.duration:
+        if stream.duration and stream.time_base:
             duration_s = float(stream.duration * stream.time_base)
         elif container.duration:
             duration_s = container.duration / 1_000_000

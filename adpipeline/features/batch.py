@@ -181,8 +181,8 @@ def _collected(
                     out.rows.append(_status(batch, creative_id, status, reason, raw=(answer.text or "")[:20000]))
                 else:
                     out.rows.append(
-                        schema.to_row(
-                            modality,  # type: ignore[arg-type]
+                        schema.to_row(  # type: ignore[call-overload]
+                            modality,
                             parsed,
                             creative_id=creative_id,
                             provider=batch.provider,
@@ -224,8 +224,8 @@ def _collected(
 
 
 def _status(batch: tables.GenAIBatch, creative_id: str, status: str, reason: str, raw: str | None = None) -> Any:
-    return schema.status_row(
-        batch.modality,  # type: ignore[arg-type]
+    return schema.status_row(  # type: ignore[call-overload]
+        batch.modality,
         creative_id=creative_id,
         provider=batch.provider,
         model=batch.model,

@@ -14,6 +14,7 @@ import importlib
 import json
 import threading
 from collections.abc import Generator
+from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel
@@ -164,12 +165,11 @@ def video_frames(path: str, count: int, max_side: int = 768) -> list[tuple[float
     frames: list[tuple[float, bytes]] = []
     with av.open(path) as container:
         stream = container.streams.video[0]
-        duration = (
-            float(container.duration / 1e6) if container.duration else float(stream.duration * stream.time_base or 0)
-        )
+        time_base = stream.time_base or Fraction(1, 90000)
+        duration = float(container.duration / 1e6) if container.duration else float((stream.duration or 0) * time_base)
         times = [duration * (i + 0.5) / count for i in range(count)] if duration > 0 else [0.0]
         for t in times:
-            container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+            container.seek(int(t / time_base), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if frame.time is None or frame.time + 1e-3 >= t or duration <= 0:
                     image: Image.Image = frame.to_image()

@@ -174,6 +174,7 @@ def _offline(ctx: StageContext, modality: Modality) -> dict[str, Any]:
     writer = _Writer(ctx, modality)
     for item in todo.itertuples(index=False):
         started = time.monotonic()
+        row: tables.ImageFeatureRow | tables.VideoFeatureRow
         if modality == "image":
             row = extractor.extract_image(ctx.bucket.get_bytes(_blob_key(ctx, item.blob_path)), item.creative_id)
         else:
