@@ -219,7 +219,8 @@ class Tracker:
             self._embed(chosen)
             embedded = [d for d in dets if d.embedding is not None]
             weights = np.array([max(d.quality, 1e-3) for d in embedded], dtype=np.float64)
-            mean = (np.stack([d.embedding for d in embedded]).astype(np.float64) * weights[:, None]).sum(0)
+            vectors = [d.embedding for d in embedded if d.embedding is not None]  # all of them: typed for mypy
+            mean = (np.stack(vectors).astype(np.float64) * weights[:, None]).sum(0)
             mean /= max(float(np.linalg.norm(mean)), 1e-12)
             best = by_quality[0]
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(best.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
