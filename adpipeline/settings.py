@@ -210,6 +210,14 @@ class Settings(BaseSettings):
     face_embeds_per_track: int = Field(3, ge=1, le=50)
     """Embeddings computed per track (its best-quality samples)."""
 
+    # --- insights (feature_performance and the Airflow UI page) ------------------------------
+    feature_min_impressions: int = Field(1000, ge=0)
+    """feature_performance flags a value only from this many impressions (and two creatives) on."""
+    insights_page_size: int = Field(25, ge=1, le=500)
+    """Rows per page on the insights page (faces, duplicate groups, features)."""
+    insights_max_upload_bytes: int = Field(50 * 2**20, gt=0)
+    """Largest photo or video accepted by the insights verify form, bytes (photos are also held to max_image_bytes)."""
+
     @model_validator(mode="before")
     @classmethod
     def _no_unknown_names(cls, data: object) -> object:

@@ -356,6 +356,40 @@ class AdEnriched(Row):
     n_faces: int = 0
 
 
+class FeaturePerformance(Row):
+    """Performance of the creatives that show one feature value (or one face), with how sure we are.
+
+    Key: (feature, value). Rebuilt by the final DAG from ``ads_enriched`` (all dates); the insights page runs the same
+    SQL for a date range. Statistics are pooled per creative (duplicates count once): the CTR's 95 % interval is a
+    Wilson interval on the impressions divided by the design effect of the creatives' spread, so one big creative
+    cannot make a value look certain. ``flag`` is set only where the interval excludes ``baseline_ctr`` and the value
+    has at least ``ADP_FEATURE_MIN_IMPRESSIONS`` impressions over at least two creatives.
+    """
+
+    feature: str = Field(
+        description="media_type, cta_kind, promotion, color, has_text, people, visual_style, setting, "
+        "product_category, language, aspect, brand or face."
+    )
+    value: str
+    n_creatives: int = Field(description="Distinct creatives (canonical of each duplicate group) with the value.")
+    n_ads: int
+    impressions: int
+    clicks: int
+    spend: float
+    conversions: int
+    ctr: float | None = None
+    ctr_low: float | None = Field(None, description="95 % interval, lower end.")
+    ctr_high: float | None = Field(None, description="95 % interval, upper end.")
+    effective_impressions: float | None = Field(
+        None, description="Impressions divided by the design effect of the per-creative spread (>= 1)."
+    )
+    spend_weighted_ctr: float | None = Field(None, description="Creatives' CTRs weighted by their spend.")
+    cpc: float | None = None
+    baseline_ctr: float | None = Field(None, description="CTR of all other creatives in the same dates.")
+    lift: float | None = Field(None, description="ctr / baseline_ctr - 1.")
+    flag: str | None = Field(None, description="above or below the baseline, only where the interval excludes it.")
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """How a table is keyed and written."""
@@ -385,5 +419,6 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("face_video_status", FaceVideoStatus, ("creative_id",), "merge"),
         TableSpec("face_performance", FacePerformance, ("face_id",), "rebuild"),
         TableSpec("ads_enriched", AdEnriched, ("ad_id", "date"), "rebuild"),
+        TableSpec("feature_performance", FeaturePerformance, ("feature", "value"), "rebuild"),
     )
 }

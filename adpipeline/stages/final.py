@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from adpipeline.stages.context import StageContext, StageFailed, log, summary
 from adpipeline.tables import TABLES
+from adpipeline.warehouse import Warehouse
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -25,4 +27,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
         log.warning("%d ads reference creatives not imported yet", checks["n_unmatched_creatives"])
     if problems:
         raise StageFailed("ads_enriched checks failed: " + "; ".join(problems))
+    rebuild_feature_performance(wh, ctx.settings.feature_min_impressions)
     return summary("final", ctx.window, **checks)
+
+
+def rebuild_feature_performance(wh: Warehouse, min_impressions: int) -> None:
+    """Rebuild ``feature_performance`` from ``ads_enriched`` over all dates (the insights page runs the same SQL for a
+    date range)."""
+    params = {"start_date": dt.date(1, 1, 1), "end_date": dt.date(9999, 12, 31), "min_impressions": min_impressions}
+    wh.rebuild_from_file("feature_performance", "final/select_feature_performance", params=params)
