@@ -1,4 +1,4 @@
-"""The insights page: a FastAPI app that the Airflow plugin (``plugins/adpipeline_insights.py``) mounts."""
+"""The insights page: a FastAPI app that the Airflow plugin (``plugins/adpipeline_insights.py``) mounts.
 
 Airflow does not authenticate a plugin's app by itself, and this package must not import Airflow, so the plugin hands
 in Airflow's own security dependencies: ``read_dependency`` guards every route (a logged-in user; anonymous gets
