@@ -360,10 +360,10 @@ class FeaturePerformance(Row):
     """Performance of the creatives that show one feature value (or one face), with how sure we are.
 
     Key: (feature, value). Rebuilt by the final DAG from ``ads_enriched`` (all dates); the insights page runs the same
-    SQL for a date range. Statistics are pooled per creative (duplicates count once): the CTR's 95 % interval is a
-    Wilson interval on the impressions divided by the design effect of the creatives' spread, so one big creative
-    cannot make a value look certain. ``flag`` is set only where the interval excludes ``baseline_ctr`` and the value
-    has at least ``ADP_FEATURE_MIN_IMPRESSIONS`` impressions over at least two creatives.
+    SQL for a date range. Pooled per creative (duplicates count once) in a beta-binomial way: each creative's weight
+    saturates at 1 / ``overdispersion`` impressions, so one big creative cannot decide a value (the SQL file explains
+    the estimate). ``flag`` is set only where the 95 % interval excludes ``baseline_ctr`` and the value has at least
+    ``ADP_FEATURE_MIN_IMPRESSIONS`` impressions over at least two creatives.
     """
 
     feature: str = Field(
@@ -377,16 +377,16 @@ class FeaturePerformance(Row):
     clicks: int
     spend: float
     conversions: int
-    ctr: float | None = None
-    ctr_low: float | None = Field(None, description="95 % interval, lower end.")
-    ctr_high: float | None = Field(None, description="95 % interval, upper end.")
-    effective_impressions: float | None = Field(
-        None, description="Impressions divided by the design effect of the per-creative spread (>= 1)."
-    )
+    ctr: float | None = Field(None, description="Clicks / impressions (a big creative weighs by its size here).")
+    ctr_estimate: float | None = Field(None, description="Creative-pooled CTR: the creatives' CTRs, weighted.")
+    ctr_low: float | None = Field(None, description="95 % interval of ctr_estimate, lower end (Wilson).")
+    ctr_high: float | None = Field(None, description="95 % interval of ctr_estimate, upper end (Wilson).")
+    effective_impressions: float | None = Field(None, description="Sum of the creatives' weights.")
+    overdispersion: float | None = Field(None, description="rho: spread of CTR between creatives (0: binomial).")
     spend_weighted_ctr: float | None = Field(None, description="Creatives' CTRs weighted by their spend.")
     cpc: float | None = None
-    baseline_ctr: float | None = Field(None, description="CTR of all other creatives in the same dates.")
-    lift: float | None = Field(None, description="ctr / baseline_ctr - 1.")
+    baseline_ctr: float | None = Field(None, description="Creative-pooled CTR of all other creatives, same dates.")
+    lift: float | None = Field(None, description="ctr_estimate / baseline_ctr - 1.")
     flag: str | None = Field(None, description="above or below the baseline, only where the interval excludes it.")
 
 

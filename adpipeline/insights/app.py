@@ -111,7 +111,7 @@ def create_app(
             rows, info = reader.faces(page, state.settings.insights_page_size)
             baseline = reader.face_baseline()
         chart = charts.interval_chart(
-            [charts.Estimate(r.face_id, r.ctr, r.ctr_low, r.ctr_high, r.flag) for r in rows],
+            [charts.Estimate(r.face_id, _first(r.ctr_estimate, r.ctr), r.ctr_low, r.ctr_high, r.flag) for r in rows],
             baseline.baseline_ctr,
             baseline_label="no face",
         )
@@ -143,7 +143,8 @@ def create_app(
             )
         baseline = rows[0].baseline_ctr if len(rows) == 1 else None
         chart = charts.interval_chart(
-            [charts.Estimate(r.value, r.ctr, r.ctr_low, r.ctr_high, r.flag) for r in rows], baseline
+            [charts.Estimate(r.value, _first(r.ctr_estimate, r.ctr), r.ctr_low, r.ctr_high, r.flag) for r in rows],
+            baseline,
         )
         return render(
             request,
@@ -376,6 +377,10 @@ def _caps(s: Settings) -> dict[str, int]:
 def _image_headers(private: bool = False) -> dict[str, str]:
     cache = "private, max-age=300" if private else "private, max-age=86400, immutable"
     return {"Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _pct(value: float | None, digits: int = 2) -> str:

@@ -76,6 +76,7 @@ class FaceRow(BaseModel):
     cpa: float | None = None
     cpc: float | None = None
     cpm: float | None = None
+    ctr_estimate: float | None = None
     ctr_low: float | None = None
     ctr_high: float | None = None
     spend_weighted_ctr: float | None = None
@@ -125,9 +126,11 @@ class FeatureValueRow(BaseModel):
     spend: float
     conversions: int
     ctr: float | None = None
+    ctr_estimate: float | None = None
     ctr_low: float | None = None
     ctr_high: float | None = None
     effective_impressions: float | None = None
+    overdispersion: float | None = None
     spend_weighted_ctr: float | None = None
     cpc: float | None = None
     baseline_ctr: float | None = None

@@ -4,10 +4,12 @@
 -- insights page runs it for a date range. params: start_date=DATE:2026-10-01, end_date=DATE:2026-10-14,
 -- min_impressions=INT64:1000
 --
--- Pooled per creative: the unit is the canonical creative of a duplicate group. The interval is Wilson's on an
--- effective sample size, impressions / design effect, where the design effect compares the spread of the creatives'
--- clicks around the pooled CTR (cluster-robust variance of the ratio K/N) with the binomial variance; it is at least 1,
--- so one large creative, or creatives that disagree, widen the interval instead of looking certain.
+-- Pooled per creative (beta-binomial): the unit is the canonical creative of a duplicate group, and creatives' CTRs
+-- vary around a feature's mean with an overdispersion rho (the intra-class correlation of clicks, one ANOVA
+-- moment estimate over all creatives of the dates). A creative with n impressions then carries the information of
+-- w = n / (1 + (n - 1) rho) independent impressions, at most 1 / rho however big it is. ctr_estimate is the w-weighted
+-- mean of the creatives' CTRs, its interval Wilson's on sum(w) impressions, and the baseline the same estimate over all
+-- other creatives; so one big creative cannot decide a value. ctr is plain clicks / impressions, for reference.
 WITH ads AS (
   SELECT *
   FROM {{ ads_enriched }}
@@ -68,61 +70,74 @@ feature_values AS (
   UNION ALL
   SELECT unit_id, feature, value FROM array_values WHERE value IS NOT NULL AND value != ''
 ),
+stats AS (
+  SELECT * FROM per_creative WHERE n > 0
+),
+moments AS (
+  SELECT
+    COUNT(*) AS m,
+    SUM(n) AS n_all,
+    SAFE_DIVIDE(SUM(k), SUM(n)) AS mu,
+    SUM(n * n) AS nn
+  FROM stats
+),
+anova AS (
+  SELECT
+    SAFE_DIVIDE(SUM(s.n * POW(s.k / s.n - mo.mu, 2)), ANY_VALUE(mo.m) - 1) AS msb,
+    SAFE_DIVIDE(SUM(s.k * (1 - s.k / s.n)), ANY_VALUE(mo.n_all) - ANY_VALUE(mo.m)) AS msw,
+    SAFE_DIVIDE(ANY_VALUE(mo.n_all) - ANY_VALUE(mo.nn) / ANY_VALUE(mo.n_all), ANY_VALUE(mo.m) - 1) AS n0
+  FROM stats AS s CROSS JOIN moments AS mo
+),
+overdispersion AS (
+  SELECT COALESCE(GREATEST(0, LEAST(0.999, SAFE_DIVIDE(msb - msw, msb + (n0 - 1) * msw))), 0) AS rho
+  FROM anova
+),
+weighted AS (
+  SELECT s.unit_id, s.n / (1 + (s.n - 1) * o.rho) AS w, s.k / s.n AS p, o.rho
+  FROM stats AS s CROSS JOIN overdispersion AS o
+),
 totals AS (
-  SELECT SUM(n) AS n_all, SUM(k) AS k_all FROM per_creative
+  SELECT SUM(w) AS w_all, SUM(w * p) AS wp_all FROM weighted
 ),
 agg AS (
   SELECT
     fv.feature,
     fv.value,
     COUNT(*) AS m,
-    SUM(p.n_ads) AS n_ads,
-    SUM(p.n) AS n,
-    SUM(p.k) AS k,
-    SUM(p.spend) AS spend,
-    SUM(p.conversions) AS conversions,
-    SAFE_DIVIDE(SUM(IF(p.n > 0, p.spend * p.k / p.n, 0)), SUM(IF(p.n > 0, p.spend, 0))) AS spend_weighted_ctr,
-    SUM(p.k * p.k) AS kk,
-    SUM(p.k * p.n) AS kn,
-    SUM(p.n * p.n) AS nn
+    SUM(pc.n_ads) AS n_ads,
+    SUM(pc.n) AS n,
+    SUM(pc.k) AS k,
+    SUM(pc.spend) AS spend,
+    SUM(pc.conversions) AS conversions,
+    SAFE_DIVIDE(SUM(IF(pc.n > 0, pc.spend * pc.k / pc.n, 0)), SUM(IF(pc.n > 0, pc.spend, 0))) AS spend_weighted_ctr,
+    SUM(wt.w) AS w,
+    SUM(wt.w * wt.p) AS wp,
+    ANY_VALUE(wt.rho) AS rho
   FROM feature_values AS fv
-  JOIN per_creative AS p ON p.unit_id = fv.unit_id
+  JOIN per_creative AS pc ON pc.unit_id = fv.unit_id
+  LEFT JOIN weighted AS wt ON wt.unit_id = fv.unit_id
   GROUP BY fv.feature, fv.value
 ),
-rates AS (
+estimates AS (
   SELECT
     agg.*,
     SAFE_DIVIDE(k, n) AS ctr,
-    SAFE_DIVIDE(t.k_all - k, t.n_all - n) AS baseline_ctr
+    SAFE_DIVIDE(wp, w) AS est,
+    SAFE_DIVIDE(t.wp_all - wp, t.w_all - w) AS baseline_ctr
   FROM agg CROSS JOIN totals AS t
-),
-spread AS (
-  SELECT
-    rates.*,
-    -- cluster-robust variance of K/N over the m creatives, and the binomial variance
-    CASE WHEN m > 1 AND n > 0
-      THEN m / (m - 1) * GREATEST(kk - 2 * ctr * kn + ctr * ctr * nn, 0) / (n * n) END AS var_cluster,
-    CASE WHEN n > 0 THEN ctr * (1 - ctr) / n END AS var_binomial
-  FROM rates
-),
-effective AS (
-  SELECT
-    spread.*,
-    n / CASE WHEN var_binomial > 0 AND var_cluster > var_binomial THEN var_cluster / var_binomial ELSE 1 END AS n_eff
-  FROM spread
 ),
 interval_95 AS (
   SELECT
-    effective.*,
-    CASE WHEN n_eff > 0 THEN
-      (ctr + 3.841459 / (2 * n_eff)) / (1 + 3.841459 / n_eff)
-      - 1.959964 * SQRT(ctr * (1 - ctr) / n_eff + 3.841459 / (4 * n_eff * n_eff)) / (1 + 3.841459 / n_eff)
+    estimates.*,
+    CASE WHEN w > 0 THEN
+      (est + 3.841459 / (2 * w)) / (1 + 3.841459 / w)
+      - 1.959964 * SQRT(est * (1 - est) / w + 3.841459 / (4 * w * w)) / (1 + 3.841459 / w)
     END AS ctr_low,
-    CASE WHEN n_eff > 0 THEN
-      (ctr + 3.841459 / (2 * n_eff)) / (1 + 3.841459 / n_eff)
-      + 1.959964 * SQRT(ctr * (1 - ctr) / n_eff + 3.841459 / (4 * n_eff * n_eff)) / (1 + 3.841459 / n_eff)
+    CASE WHEN w > 0 THEN
+      (est + 3.841459 / (2 * w)) / (1 + 3.841459 / w)
+      + 1.959964 * SQRT(est * (1 - est) / w + 3.841459 / (4 * w * w)) / (1 + 3.841459 / w)
     END AS ctr_high
-  FROM effective
+  FROM estimates
 )
 SELECT
   feature,
@@ -134,13 +149,15 @@ SELECT
   spend,
   conversions,
   ctr,
+  est AS ctr_estimate,
   GREATEST(ctr_low, 0) AS ctr_low,
   LEAST(ctr_high, 1) AS ctr_high,
-  n_eff AS effective_impressions,
+  w AS effective_impressions,
+  rho AS overdispersion,
   spend_weighted_ctr,
   SAFE_DIVIDE(spend, k) AS cpc,
   baseline_ctr,
-  SAFE_DIVIDE(ctr, baseline_ctr) - 1 AS lift,
+  SAFE_DIVIDE(est, baseline_ctr) - 1 AS lift,
   CASE
     WHEN n < @min_impressions OR m < 2 OR baseline_ctr IS NULL THEN NULL
     WHEN ctr_low > baseline_ctr THEN 'above'

@@ -15,6 +15,7 @@ SELECT
   fp.cpa,
   SAFE_DIVIDE(fp.spend, fp.clicks) AS cpc,
   SAFE_DIVIDE(fp.spend * 1000, fp.impressions) AS cpm,
+  ft.ctr_estimate,
   ft.ctr_low,
   ft.ctr_high,
   ft.spend_weighted_ctr,
