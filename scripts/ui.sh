@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Optional: the Airflow UI on http://localhost:8080 (login admin / admin) over the same local files as the demo.
+# Optional: the Airflow UI on http://localhost:8080 (login admin / admin) over the same local files as the demo,
+# with the insights page (plugins/adpipeline_insights.py) under "Insights" in the menu.
 # Stop it with Ctrl-C (SIGINT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,5 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/simple_a
 airflow db migrate > /dev/null
 airflow pools set media_fetch 4 "media fetches (external web servers)" > /dev/null
 airflow pools set genai_api 2 "model API calls (Gemini / LangChain)" > /dev/null
+echo "Airflow UI: http://localhost:8080 (admin / admin); insights page: http://localhost:8080/plugin/adpipeline-insights"
 exec airflow standalone

@@ -7,6 +7,7 @@ in Airflow's own security dependencies: ``read_dependency`` guards every route (
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import tempfile
 from collections.abc import Callable, Generator
@@ -28,6 +29,7 @@ from adpipeline.insights.media import (
     FACE_ID,
     THUMB_SIDES,
     UploadError,
+    best_frame_jpeg,
     blob_thumbnail,
     check_image_upload,
     check_video_upload,
@@ -212,12 +214,20 @@ def create_app(
         video_url: Annotated[str, Form(max_length=2048)] = "",
     ) -> HTMLResponse:
         try:
-            result = state.run_verify(image, video, image_url, video_url)
+            result, frame = state.run_verify(image, video, image_url, video_url, with_frame=True)
         except UploadError as exc:
             response = render(request, "verify.html", result=None, error=exc.reason, caps=_caps(state.settings))
             response.status_code = exc.status
             return response
-        return render(request, "verify.html", result=result, error=None, caps=_caps(state.settings))
+        return render(
+            request,
+            "verify.html",
+            result=result,
+            fields=[(k, v) for k, v in result.model_dump(mode="json").items() if v not in (None, "")],
+            best_frame=base64.b64encode(frame).decode() if frame else None,
+            error=None,
+            caps=_caps(state.settings),
+        )
 
     # --- JSON API -----------------------------------------------------------------------------
     @app.post("/api/verify", dependencies=[Depends(run_dependency)])
@@ -227,8 +237,8 @@ def create_app(
         image_url: Annotated[str, Form(max_length=2048)] = "",
         video_url: Annotated[str, Form(max_length=2048)] = "",
     ) -> JSONResponse:
-        result = state.run_verify(image, video, image_url, video_url)
-        return JSONResponse(result.model_dump(mode="json", exclude={"best_frame_jpeg"}), headers=_SECURITY_HEADERS)
+        result, _frame = state.run_verify(image, video, image_url, video_url)
+        return JSONResponse(result.model_dump(mode="json"), headers=_SECURITY_HEADERS)
 
     @app.get("/api/faces")
     def faces_api(page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> JSONResponse:
@@ -318,8 +328,16 @@ class _State:
         return self._verifier
 
     def run_verify(
-        self, image: UploadFile | None, video: UploadFile | None, image_url: str, video_url: str
-    ) -> BaseModel:
+        self,
+        image: UploadFile | None,
+        video: UploadFile | None,
+        image_url: str,
+        video_url: str,
+        *,
+        with_frame: bool = False,
+    ) -> tuple[BaseModel, bytes | None]:
+        """Check the inputs like fetched media, run the verifier on a temporary copy of the video (removed after),
+        and, when asked, cut out the best frame while the copy exists."""
         s = self.settings
         image_bytes = check_image_upload(self._read(image, image_url, "image", s.max_image_bytes), s)
         video_cap = min(s.max_video_bytes, s.insights_max_upload_bytes)
@@ -328,7 +346,10 @@ class _State:
         with tempfile.TemporaryDirectory(prefix="adp-verify-") as tmp:
             path = Path(tmp) / "video"  # our name, never the client's
             path.write_bytes(video_bytes)
-            return verifier(image_bytes, path, s)
+            result = verifier(image_bytes, path, s)
+            best_time = getattr(result, "best_frame_time_s", None)
+            frame = best_frame_jpeg(path, best_time, s) if with_frame and best_time is not None else None
+            return result, frame
 
     def _read(self, upload: UploadFile | None, url: str, kind: str, cap: int) -> bytes:
         has_file = upload is not None and bool(upload.filename)

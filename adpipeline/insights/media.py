@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 from functools import lru_cache
+from pathlib import Path
 
 from PIL import Image
 
@@ -100,3 +101,26 @@ def crop_bytes(bucket: Bucket, uri: str | None) -> bytes:
     if ".." in key.split("/") or not bucket.exists(key):
         raise UploadError(404, "no crop for this face")
     return bucket.get_bytes(key)
+
+
+def best_frame_jpeg(video_path: Path, time_s: float, settings: Settings, max_side: int = 640) -> bytes | None:
+    """The sampled frame at ``time_s`` (a verification's best frame), as JPEG. Uses the faces stage's own sampler
+    with the same settings, so it is the frame the verification looked at, rotation applied; None if unreadable."""
+    from adpipeline.faces.video import _VideoError, sample_frames
+
+    best: tuple[float, object] | None = None
+    try:
+        for t, rgb, _scale in sample_frames(
+            str(video_path), settings.face_sample_fps, settings.face_max_frames, max_side
+        ):
+            if best is None or abs(t - time_s) < abs(best[0] - time_s):
+                best = (t, rgb)
+            if t >= time_s:
+                break
+    except _VideoError:
+        return None
+    if best is None:
+        return None
+    out = io.BytesIO()
+    Image.fromarray(best[1]).save(out, format="JPEG", quality=85)  # type: ignore[call-overload]
+    return out.getvalue()

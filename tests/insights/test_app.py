@@ -259,3 +259,34 @@ def test_cross_site_post_is_refused(upload_client) -> None:
     assert response.status_code == 403
     ok = client.post("/verify", files=files, headers={**ADMIN, "Origin": "http://testserver"})
     assert ok.status_code == 200
+
+
+# --- the real verification ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def obama_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.faces import face_synth
+
+    apps = [face_synth.Appearance("obama", "obama/obama.jpg", 0, 4, (200, 180), (240, 170), 120)]
+    return face_synth.write_video(tmp_path_factory.mktemp("verify") / "obama.mp4", apps, 4.0, (640, 360), fps=5)
+
+
+def test_real_verification_html_and_json(seeded: Seeded, obama_video: Path) -> None:
+    assets = Path(__file__).resolve().parents[2] / "adpipeline" / "demo" / "assets" / "faces"
+    settings = seeded.settings.model_copy(update={"face_workers": 1})
+    app = create_app(read_dependency=read_dependency, run_dependency=run_dependency, settings=settings)
+    video = obama_video.read_bytes()
+    with TestClient(app) as client:
+        same = {
+            "image": ("o.jpg", (assets / "obama/obama2.jpg").read_bytes(), "image/jpeg"),
+            "video": ("v.mp4", video, "video/mp4"),
+        }
+        html = client.post("/verify", files=same, headers=ADMIN)
+        assert html.status_code == 200, html.text
+        assert "Same person" in html.text and 'id="best-frame" src="data:image/jpeg;base64,' in html.text
+        other = {
+            "image": ("g.jpg", (assets / "grace_hopper/grace_hopper.jpg").read_bytes(), "image/jpeg"),
+            "video": ("v.mp4", video, "video/mp4"),
+        }
+        answer = client.post("/api/verify", files=other, headers=ADMIN).json()
+        assert answer["status"] == "ok" and answer["face_in_image"] and answer["face_in_video"]
+        assert answer["matched"] is False and answer["frames_checked"] >= 1
