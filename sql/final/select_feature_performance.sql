@@ -1,8 +1,8 @@
 -- feature_performance: for each feature value (and each face), the creatives that show it, their ads and metrics, the
 -- CTR with a 95 % interval, the lift against all other creatives of the same dates, and a flag only where the
 -- interval excludes that baseline. Grain: one row per (feature, value). Rebuilt by the final DAG over all dates; the
--- insights page runs it for a date range. params: start_date=DATE:2026-10-01, end_date=DATE:2026-10-14,
--- min_impressions=INT64:1000
+-- insights page runs it for a date range.
+-- params: start_date=DATE:2024-01-01, end_date=DATE:2024-01-31, min_impressions=INT64:100
 --
 -- Pooled per creative (beta-binomial): the unit is the canonical creative of a duplicate group, and creatives' CTRs
 -- vary around a feature's mean with an overdispersion rho (the intra-class correlation of clicks, one ANOVA

@@ -1,5 +1,6 @@
 -- One page of near-duplicate groups (two members or more), largest first, with every member of those groups: its
--- content hash (for the thumbnail), distance to the canonical member and URL. params: limit=INT64:25, offset=INT64:0
+-- content hash (for the thumbnail), distance to the canonical member and URL.
+-- params: limit=INT64:25, offset=INT64:0
 WITH page AS (
   SELECT group_id, ANY_VALUE(group_size) AS group_size
   FROM {{ duplicate_groups }}

@@ -1,5 +1,6 @@
 -- One page of the faces leaderboard: face_performance with the CTR interval, lift and flag of feature_performance
--- (feature 'face'), best CTR first. params: limit=INT64:25, offset=INT64:0
+-- (feature 'face'), best CTR first.
+-- params: limit=INT64:25, offset=INT64:0
 SELECT
   fp.face_id,
   fp.n_videos,

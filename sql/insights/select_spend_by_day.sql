@@ -1,5 +1,5 @@
 -- Model spend per day, provider and model, with calls and tokens by modality.
--- params: start_date=DATE:2026-10-01, end_date=DATE:2026-10-14, limit=INT64:500
+-- params: start_date=DATE:2024-01-01, end_date=DATE:2024-01-31, limit=INT64:500
 SELECT
   DATE(called_at) AS day,
   provider,

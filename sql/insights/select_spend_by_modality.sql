@@ -1,5 +1,5 @@
 -- Tokens and spend per modality of the creative (image or video) and mode (online, batch, offline).
--- params: start_date=DATE:2026-10-01, end_date=DATE:2026-10-14
+-- params: start_date=DATE:2024-01-01, end_date=DATE:2024-01-31
 SELECT
   COALESCE(modality, 'unknown') AS modality,
   mode,

@@ -1,5 +1,5 @@
 -- Budget use: what each features run spent per modality (the cap applies per run), latest runs first.
--- params: start_date=DATE:2026-10-01, end_date=DATE:2026-10-14, limit=INT64:20
+-- params: start_date=DATE:2024-01-01, end_date=DATE:2024-01-31, limit=INT64:20
 SELECT
   run_id,
   COALESCE(modality, 'unknown') AS modality,
