@@ -31,44 +31,13 @@ per_creative AS (
     ANY_VALUE(setting) AS setting,
     ANY_VALUE(product_category) AS product_category,
     ANY_VALUE(language) AS language,
-    ANY_VALUE(aspect_label) AS aspect_label
+    ANY_VALUE(aspect_label) AS aspect_label,
+    ANY_VALUE(promotions) AS promotions,
+    ANY_VALUE(dominant_colors) AS dominant_colors,
+    ANY_VALUE(brands) AS brands,
+    ANY_VALUE(face_ids) AS face_ids
   FROM ads
   GROUP BY unit_id
-),
-array_values AS (
-  SELECT DISTINCT COALESCE(a.canonical_creative_id, a.creative_id) AS unit_id, 'promotion' AS feature, v AS value
-  FROM ads AS a CROSS JOIN UNNEST(a.promotions) AS v
-  UNION ALL
-  SELECT DISTINCT COALESCE(a.canonical_creative_id, a.creative_id), 'color', v
-  FROM ads AS a CROSS JOIN UNNEST(a.dominant_colors) AS v
-  UNION ALL
-  SELECT DISTINCT COALESCE(a.canonical_creative_id, a.creative_id), 'brand', v
-  FROM ads AS a CROSS JOIN UNNEST(a.brands) AS v
-  UNION ALL
-  SELECT DISTINCT COALESCE(a.canonical_creative_id, a.creative_id), 'face', v
-  FROM ads AS a CROSS JOIN UNNEST(a.face_ids) AS v
-),
-feature_values AS (
-  SELECT unit_id, 'media_type' AS feature, media_type AS value FROM per_creative WHERE media_type IS NOT NULL
-  UNION ALL
-  SELECT unit_id, 'cta_kind', cta_kind FROM per_creative WHERE cta_kind IS NOT NULL
-  UNION ALL
-  SELECT unit_id, 'has_text', CASE WHEN has_text THEN 'yes' ELSE 'no' END FROM per_creative WHERE has_text IS NOT NULL
-  UNION ALL
-  SELECT unit_id, 'people', CASE WHEN people_count = 0 THEN 'none' WHEN people_count = 1 THEN 'one' ELSE 'several' END
-  FROM per_creative WHERE people_count IS NOT NULL
-  UNION ALL
-  SELECT unit_id, 'visual_style', visual_style FROM per_creative WHERE visual_style IS NOT NULL
-  UNION ALL
-  SELECT unit_id, 'setting', setting FROM per_creative WHERE setting IS NOT NULL
-  UNION ALL
-  SELECT unit_id, 'product_category', product_category FROM per_creative WHERE product_category IS NOT NULL
-  UNION ALL
-  SELECT unit_id, 'language', language FROM per_creative WHERE language IS NOT NULL
-  UNION ALL
-  SELECT unit_id, 'aspect', aspect_label FROM per_creative WHERE aspect_label IS NOT NULL
-  UNION ALL
-  SELECT unit_id, feature, value FROM array_values WHERE value IS NOT NULL AND value != ''
 ),
 stats AS (
   SELECT * FROM per_creative WHERE n > 0
@@ -92,31 +61,78 @@ overdispersion AS (
   SELECT COALESCE(GREATEST(0, LEAST(0.999, SAFE_DIVIDE(msb - msw, msb + (n0 - 1) * msw))), 0) AS rho
   FROM anova
 ),
-weighted AS (
-  SELECT s.unit_id, s.n / (1 + (s.n - 1) * o.rho) AS w, s.k / s.n AS p, o.rho
-  FROM stats AS s CROSS JOIN overdispersion AS o
+units AS (
+  SELECT
+    pc.*,
+    IF(pc.n > 0, pc.n / (1 + (pc.n - 1) * o.rho), 0) AS w,
+    IF(pc.n > 0, pc.k / pc.n, 0) AS p,
+    o.rho
+  FROM per_creative AS pc CROSS JOIN overdispersion AS o
+),
+-- One row per creative and scalar feature, per_creative read once (a UNION of one SELECT per feature recomputed it
+-- per branch on DuckDB: 9x the work), and the creatives' figures joined on once after the UNION.
+scalar_features AS (
+  SELECT name FROM UNNEST(
+    ['media_type', 'cta_kind', 'has_text', 'people', 'visual_style', 'setting', 'product_category', 'language',
+     'aspect']
+  ) AS name
+),
+scalar_values AS (
+  SELECT
+    u.unit_id,
+    f.name AS feature,
+    CASE f.name
+      WHEN 'media_type' THEN u.media_type
+      WHEN 'cta_kind' THEN u.cta_kind
+      WHEN 'has_text' THEN CASE WHEN u.has_text THEN 'yes' WHEN NOT u.has_text THEN 'no' END
+      WHEN 'people' THEN
+        CASE WHEN u.people_count = 0 THEN 'none' WHEN u.people_count = 1 THEN 'one' WHEN u.people_count > 1 THEN 'several' END
+      WHEN 'visual_style' THEN u.visual_style
+      WHEN 'setting' THEN u.setting
+      WHEN 'product_category' THEN u.product_category
+      WHEN 'language' THEN u.language
+      WHEN 'aspect' THEN u.aspect_label
+    END AS value
+  FROM per_creative AS u CROSS JOIN scalar_features AS f
+),
+-- The list features of a creative are its canonical's (features) or its own (faces; videos are never grouped).
+array_values AS (
+  SELECT pc.unit_id, 'promotion' AS feature, v AS value FROM per_creative AS pc CROSS JOIN UNNEST(pc.promotions) AS v
+  UNION ALL
+  SELECT pc.unit_id, 'color', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.dominant_colors) AS v
+  UNION ALL
+  SELECT pc.unit_id, 'brand', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.brands) AS v
+  UNION ALL
+  SELECT pc.unit_id, 'face', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.face_ids) AS v
+),
+feature_values AS (
+  SELECT fk.feature, fk.value, u.n_ads, u.n, u.k, u.spend, u.conversions, u.w, u.p, u.rho
+  FROM (
+    SELECT unit_id, feature, value FROM scalar_values WHERE value IS NOT NULL
+    UNION ALL
+    SELECT DISTINCT unit_id, feature, value FROM array_values WHERE value IS NOT NULL AND value != ''
+  ) AS fk
+  JOIN units AS u ON u.unit_id = fk.unit_id
 ),
 totals AS (
-  SELECT SUM(w) AS w_all, SUM(w * p) AS wp_all FROM weighted
+  SELECT SUM(w) AS w_all, SUM(w * p) AS wp_all FROM units
 ),
 agg AS (
   SELECT
-    fv.feature,
-    fv.value,
+    feature,
+    value,
     COUNT(*) AS m,
-    SUM(pc.n_ads) AS n_ads,
-    SUM(pc.n) AS n,
-    SUM(pc.k) AS k,
-    SUM(pc.spend) AS spend,
-    SUM(pc.conversions) AS conversions,
-    SAFE_DIVIDE(SUM(IF(pc.n > 0, pc.spend * pc.k / pc.n, 0)), SUM(IF(pc.n > 0, pc.spend, 0))) AS spend_weighted_ctr,
-    SUM(wt.w) AS w,
-    SUM(wt.w * wt.p) AS wp,
-    ANY_VALUE(wt.rho) AS rho
-  FROM feature_values AS fv
-  JOIN per_creative AS pc ON pc.unit_id = fv.unit_id
-  LEFT JOIN weighted AS wt ON wt.unit_id = fv.unit_id
-  GROUP BY fv.feature, fv.value
+    SUM(n_ads) AS n_ads,
+    SUM(n) AS n,
+    SUM(k) AS k,
+    SUM(spend) AS spend,
+    SUM(conversions) AS conversions,
+    SAFE_DIVIDE(SUM(IF(n > 0, spend * k / n, 0)), SUM(IF(n > 0, spend, 0))) AS spend_weighted_ctr,
+    SUM(w) AS w,
+    SUM(w * p) AS wp,
+    ANY_VALUE(rho) AS rho
+  FROM feature_values
+  GROUP BY feature, value
 ),
 estimates AS (
   SELECT
