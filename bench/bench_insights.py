@@ -67,7 +67,8 @@ def fill(wh: DuckDBWarehouse, n: int, days: int) -> None:
                                  cached_tokens, output_tokens, thinking_tokens, cost_usd, attempts, status, run_id,
                                  called_at)
         SELECT 'k' || i, 'c' || i, CASE WHEN i % 20 = 0 THEN 'video' ELSE 'image' END, 'gemini',
-               ['gemini-2.5-flash', 'gemini-2.5-pro'][1 + i % 2], 'online', 'v1', 300, 258, 0, 0, 0, 200, 0, 0.0004, 1, 'ok',
+               ['gemini-2.5-flash', 'gemini-2.5-pro'][1 + i % 2], 'online', 'v1',
+               300, 258, 0, 0, 0, 200, 0, 0.0004, 1, 'ok',
                'run' || (i % 30), TIMESTAMP '2026-10-01 00:00:00' + INTERVAL (i % 30) DAY
         FROM range({n}) t(i)""")
 
