@@ -156,10 +156,17 @@ def demo(
     console.print(f"merged {n} rows into source table '{settings.source_table}'")
     console.rule("2. DAG chain " + ("(in-process)" if direct else "(Airflow dag.test, SQLite metadata DB)"))
     _run_chain(Window(manifest.start, manifest.end), direct)
-    console.rule("3. results")
+    console.rule("3. customers in the videos, and one photo verified against a video")
+    from adpipeline.demo.identity import print_identity_summary, run_identity, write_customer_base
+
+    os.environ.setdefault("ADP_GALLERY_URL", str(write_customer_base(sample_dir / "customers")))
+    identity = run_identity(_settings(), Window(manifest.start, manifest.end), sample_dir)
+    console.print(f"gallery: {identity['enrol']['photos']} photos, {identity['match']['appearances']} appearances")
+    console.rule("4. results")
     from adpipeline.report import print_summary
 
     print_summary(settings, console)
+    print_identity_summary(_settings(), console)
     console.print(f"demo finished in {time.monotonic() - t0:.0f} s")
 
 

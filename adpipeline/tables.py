@@ -357,6 +357,8 @@ class AdEnriched(Row):
     dominant_colors: list[str] = Field(default_factory=list)
     face_ids: list[str] = Field(default_factory=list)
     n_faces: int = 0
+    customer_ids: list[str] = Field(default_factory=list, description="Gallery customers seen in the video.")
+    n_customers: int = 0
 
 
 @dataclass(frozen=True)
