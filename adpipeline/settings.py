@@ -227,8 +227,10 @@ class Settings(BaseSettings):
     """Where matched customers' photos and per-video JSON records go; defaults to <bucket>/gallery_output."""
     gallery_min_face_px: int = Field(60, ge=16)
     """A gallery photo whose face is smaller than this (shorter box side, px) is rejected (face_too_small)."""
-    gallery_min_sharpness: float = Field(15.0, ge=0)
+    gallery_min_sharpness: float = Field(8.0, ge=0)
     """A gallery photo whose aligned face has a Laplacian variance under this is rejected (too_blurred)."""
+    gallery_far: float = Field(0.001, gt=0, lt=1)
+    """False-accept rate per comparison for gallery matches (lower than verify_far: each face meets every customer)."""
 
     # --- insights (feature_performance and the Airflow UI page) ------------------------------
     feature_min_impressions: int = Field(1000, ge=0)

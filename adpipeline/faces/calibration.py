@@ -14,12 +14,14 @@ calibrated confidence (``calibration_for`` returns None) rather than a number fi
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CALIBRATIONS", "Calibration", "calibration_for", "fit_calibration"]
+__all__ = ["CALIBRATIONS", "CALIBRATION_FILE", "Calibration", "calibration_for", "fit_calibration", "to_json"]
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,42 @@ class Calibration:
         return float(np.interp(math.log(far), logs, [self.thresholds[f] for f in fars]))
 
 
-# Fitted by `bench/bench_face_identity.py calibrate` (tuning part of the labelled set; see adpipeline/faces/README.md).
-CALIBRATIONS: dict[str, Calibration] = {
-    "dlib_hog+sp5+resnet_v1": Calibration(
-        model_id="dlib_hog+sp5+resnet_v1",
-        a=20.0,
-        b=-50.0,
-        thresholds={0.01: 0.40, 0.001: 0.38},
-        n_same=0,
-        n_different=0,
-        fitted_on="placeholder until the bench has run",
-    ),
-}
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+
+
+def _load(path: Path) -> dict[str, Calibration]:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {
+        model_id: Calibration(
+            model_id=model_id,
+            a=float(entry["a"]),
+            b=float(entry["b"]),
+            thresholds={float(k): float(v) for k, v in entry["thresholds"].items()},
+            n_same=int(entry.get("n_same", 0)),
+            n_different=int(entry.get("n_different", 0)),
+            fitted_on=str(entry.get("fitted_on", "")),
+        )
+        for model_id, entry in data.items()
+    }
+
+
+def to_json(calibration: Calibration) -> dict[str, object]:
+    """The JSON entry ``bench/bench_face_identity.py calibrate --write`` stores for one model id."""
+    return {
+        "a": calibration.a,
+        "b": calibration.b,
+        "thresholds": {str(k): v for k, v in sorted(calibration.thresholds.items(), reverse=True)},
+        "n_same": calibration.n_same,
+        "n_different": calibration.n_different,
+        "fitted_on": calibration.fitted_on,
+    }
+
+
+# Fitted by `bench/bench_face_identity.py calibrate --write` on the tuning part of the labelled set, one entry per
+# model id (adpipeline/faces/README.md has the figures).
+CALIBRATIONS: dict[str, Calibration] = _load(CALIBRATION_FILE)
 
 
 def calibration_for(model_id: str) -> Calibration | None:
@@ -98,7 +124,7 @@ def fit_calibration(
     w = np.concatenate([np.full(len(same), 0.5 / len(same)), np.full(len(different), 0.5 / len(different))])
     features = np.stack([np.ones_like(x), x], axis=1)
     theta = np.zeros(2)
-    ridge = 1e-6
+    ridge = 1e-4  # keeps the slope finite when the tuning pairs separate perfectly
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(features @ theta, -500, 500)))
         grad = features.T @ (w * (p - y)) + ridge * theta

@@ -85,6 +85,7 @@ class ImageFace:
 
     embedding: np.ndarray
     faces: int
+    face_sizes: list[int]  # shorter box side of every counted face, largest first
     box: tuple[int, int, int, int]  # in the photo's pixels after EXIF rotation and turn
     size_px: int
     sharpness: float
@@ -157,14 +158,16 @@ def photo_face(
 ) -> ImageFace | None:
     """The largest face of a photo (tried upright, then turned), with its embedding; None when there is none.
 
-    Detection runs on a copy with the longest side at ``verify_detect_side`` (small photos are enlarged: dlib's HOG
-    window is ~80 px); faces under the detector's score cut or under ``min_size_px`` photo pixels do not count.
+    Detection runs on a copy whose longest side is brought into [640, ``verify_detect_side``] (small photos are
+    enlarged: dlib's HOG window is ~80 px); faces under the detector's score cut or under ``min_size_px`` photo pixels
+    (default ``verify_min_face_px``) do not count.
     """
     min_score = settings.face_min_det_score if settings.face_min_det_score is not None else engine.default_min_score
-    min_size = settings.gallery_min_face_px if min_size_px is None else min_size_px
+    min_size = settings.verify_min_face_px if min_size_px is None else min_size_px
+    target = min(max(max(rgb.shape[:2]), 640), settings.verify_detect_side)
     for turn in (0, *_TURNS):
         turned = np.ascontiguousarray(np.rot90(rgb, k=turn)) if turn else rgb
-        faces, _ = _detect_scaled(engine, turned, settings.verify_detect_side)
+        faces, _ = _detect_scaled(engine, turned, target)
         faces = [f for f in faces if f.score >= min_score and f.size_px >= min_size]
         if not faces:
             continue
@@ -173,6 +176,7 @@ def photo_face(
         return ImageFace(
             embedding=engine.embed_chips([chip])[0],
             faces=len(faces),
+            face_sizes=sorted((f.size_px for f in faces), reverse=True),
             box=largest.box,
             size_px=largest.size_px,
             sharpness=_sharpness(chip),
@@ -259,7 +263,7 @@ def verify(
     face: ImageFace | None = None
     try:
         rgb = load_image(image, settings.verify_image_max_side, settings.verify_max_image_pixels)
-        face = photo_face(engine, rgb, settings, min_size_px=settings.verify_min_face_px)
+        face = photo_face(engine, rgb, settings)
         result.image_size = (rgb.shape[1], rgb.shape[0])
         if face is None:
             problems.append(("no_face_in_image", "no face found in the photo (tried upright and turned)"))

@@ -70,6 +70,7 @@ def detect(ctx: StageContext) -> dict[str, Any]:
             embedding=[float(x) for x in t.embedding],
             crop_path=crop_paths.get(t.track_id),
             quality=float(t.quality),
+            best_box=[int(v) for v in t.best_box],
         )
         for t in tracks
     ]
