@@ -373,7 +373,7 @@ class FeaturePerformance(Row):
 
     feature: str = Field(
         description="media_type, cta_kind, promotion, color, has_text, people, visual_style, setting, "
-        "product_category, language, aspect, brand or face."
+        "product_category, language, aspect, brand, face or customer."
     )
     value: str
     n_creatives: int = Field(description="Distinct creatives (canonical of each duplicate group) with the value.")

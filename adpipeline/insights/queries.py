@@ -28,6 +28,7 @@ READ_TABLES = (
     "face_performance",
     "ads_enriched",
     "feature_performance",
+    "customer_appearances",
 )
 FACE_FEATURE = "face"
 FEATURE_LABELS: dict[str, str] = {
@@ -44,6 +45,7 @@ FEATURE_LABELS: dict[str, str] = {
     "aspect": "Aspect ratio",
     "brand": "Brand",
     "face": "Face",
+    "customer": "Customer (gallery)",
 }
 
 
@@ -221,6 +223,14 @@ class InsightsReader:
         baseline = self.face_baseline()
         info = Page(number=page, size=size, total=baseline.n_faces)
         rows = [FaceRow.model_validate(r) for r in self._rows("select_faces_page", _paging(info))]
+        if rows and self.has("customer_appearances"):
+            by_face: dict[str, list[str]] = {}
+            for r in self._rows("select_face_customers", {"face_ids": [row.face_id for row in rows]}):
+                confidence = r["confidence_pct"]
+                label = r["customer_id"] + (f" ({confidence:.0f} %)" if confidence is not None else "")
+                by_face.setdefault(r["face_id"], []).append(label)
+            for row in rows:
+                row.customers = by_face.get(row.face_id, [])
         return rows, info
 
     def face_crop_uri(self, face_id: str) -> str | None:

@@ -1,7 +1,7 @@
--- feature_performance: for each feature value (and each face), the creatives that show it, their ads and metrics, the
--- CTR with a 95 % interval, the lift against all other creatives of the same dates, and a flag only where the
--- interval excludes that baseline. Grain: one row per (feature, value). Rebuilt by the final DAG over all dates; the
--- insights page runs it for a date range.
+-- feature_performance: for each feature value (each face, each gallery customer), the creatives that show it, their
+-- ads and metrics, the CTR with a 95 % interval, the lift against all other creatives of the same dates, and a flag
+-- only where the interval excludes that baseline. Grain: one row per (feature, value). Rebuilt by the final DAG over
+-- all dates; the insights page runs it for a date range.
 -- params: start_date=DATE:2024-01-01, end_date=DATE:2024-01-31, min_impressions=INT64:100
 --
 -- Pooled per creative (beta-binomial): the unit is the canonical creative of a duplicate group, and creatives' CTRs
@@ -35,7 +35,8 @@ per_creative AS (
     ANY_VALUE(promotions) AS promotions,
     ANY_VALUE(dominant_colors) AS dominant_colors,
     ANY_VALUE(brands) AS brands,
-    ANY_VALUE(face_ids) AS face_ids
+    ANY_VALUE(face_ids) AS face_ids,
+    ANY_VALUE(customer_ids) AS customer_ids
   FROM ads
   GROUP BY unit_id
 ),
@@ -104,6 +105,8 @@ array_values AS (
   SELECT pc.unit_id, 'brand', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.brands) AS v
   UNION ALL
   SELECT pc.unit_id, 'face', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.face_ids) AS v
+  UNION ALL
+  SELECT pc.unit_id, 'customer', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.customer_ids) AS v
 ),
 feature_values AS (
   SELECT fk.feature, fk.value, u.n_ads, u.n, u.k, u.spend, u.conversions, u.w, u.p, u.rho

@@ -240,6 +240,25 @@ def seed_warehouse(home: Path) -> Seeded:
                     )
                 )
     wh.merge_rows("ads_enriched", rows)
+    wh.merge_rows(
+        "customer_appearances",
+        [
+            t.CustomerAppearance(
+                customer_id="c042",
+                creative_id="vid0",
+                face_id="face_a",
+                backend="dlib",
+                model_id="m",
+                first_time_s=0.0,
+                last_time_s=3.0,
+                best_time_s=1.0,
+                best_distance=0.3,
+                best_similarity=0.9,
+                confidence_pct=97.6,
+                threshold=0.4,
+            ),
+        ],
+    )
     rebuild_feature_performance(wh, settings.feature_min_impressions)
     called = dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)
     wh.merge_rows(

@@ -59,9 +59,12 @@ def test_faces_leaderboard(client: TestClient) -> None:
     assert "no face 2.00%" in html  # the dashed baseline line of the chart
     assert "20,000" in html and "3.00%" in html
     assert "__no_face__" not in html
+    row_a = html[html.index('data-face-id="face_a"') : html.index('data-face-id="face_b"')]
+    assert '<span class="tag">c042 (98 %)</span>' in row_a  # the gallery customer matched to face_a
     assert "<svg" in html and "<script" not in html
     data = client.get("/api/faces", headers=ADMIN).json()
     assert [f["face_id"] for f in data["faces"]] == ["face_a", "face_b"]
+    assert [f["customers"] for f in data["faces"]] == [["c042 (98 %)"], []]
     assert data["baseline"]["baseline_ctr"] == pytest.approx(0.02)
     a = data["faces"][0]
     assert a["ctr_low"] < a["ctr"] < a["ctr_high"]  # from feature_performance (feature 'face')
