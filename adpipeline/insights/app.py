@@ -24,6 +24,7 @@ from markupsafe import Markup
 from pydantic import BaseModel
 
 from adpipeline.bucket import Bucket
+from adpipeline.faces.engine import FaceEngineUnavailable
 from adpipeline.insights import charts
 from adpipeline.insights.media import (
     FACE_ID,
@@ -53,7 +54,7 @@ _SECURITY_HEADERS = {
 class Verifier(Protocol):
     """``adpipeline.faces.verify.verify``: is the person in this photo in this video."""
 
-    def __call__(self, image: bytes, video_path: Path, settings: Settings) -> BaseModel: ...
+    def __call__(self, image: bytes, video: Path, settings: Settings, /) -> BaseModel: ...
 
 
 def create_app(
@@ -325,7 +326,8 @@ class _State:
             except ImportError as exc:
                 raise UploadError(503, f"verification is not available here: {exc}") from exc
             self._verifier = verify
-        return self._verifier
+        verifier: Verifier = self._verifier
+        return verifier
 
     def run_verify(
         self,
@@ -346,7 +348,10 @@ class _State:
         with tempfile.TemporaryDirectory(prefix="adp-verify-") as tmp:
             path = Path(tmp) / "video"  # our name, never the client's
             path.write_bytes(video_bytes)
-            result = verifier(image_bytes, path, s)
+            try:
+                result = verifier(image_bytes, path, s)
+            except FaceEngineUnavailable as exc:  # a setup problem of this host, not of the request
+                raise UploadError(503, f"verification is not available here: {exc}") from exc
             best_time = getattr(result, "best_frame_time_s", None)
             frame = best_frame_jpeg(path, best_time, s) if with_frame and best_time is not None else None
             return result, frame

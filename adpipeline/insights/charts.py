@@ -92,7 +92,7 @@ def stacked_bars(columns: Sequence[str], series: Mapping[str, Sequence[float]], 
     ]
     for i, column in enumerate(columns):
         x = left + i * (bar_w + gap) + gap / 2
-        y = top + plot_h
+        y = float(top + plot_h)
         for s, (name, values) in enumerate(series.items()):
             h = values[i] / top_value * plot_h
             if h <= 0:

@@ -12,6 +12,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from adpipeline.bucket import Bucket
@@ -108,7 +109,7 @@ def best_frame_jpeg(video_path: Path, time_s: float, settings: Settings, max_sid
     with the same settings, so it is the frame the verification looked at, rotation applied; None if unreadable."""
     from adpipeline.faces.video import _VideoError, sample_frames
 
-    best: tuple[float, object] | None = None
+    best: tuple[float, np.ndarray] | None = None
     try:
         for t, rgb, _scale in sample_frames(
             str(video_path), settings.face_sample_fps, settings.face_max_frames, max_side
@@ -122,5 +123,5 @@ def best_frame_jpeg(video_path: Path, time_s: float, settings: Settings, max_sid
     if best is None:
         return None
     out = io.BytesIO()
-    Image.fromarray(best[1]).save(out, format="JPEG", quality=85)  # type: ignore[call-overload]
+    Image.fromarray(best[1]).save(out, format="JPEG", quality=85)
     return out.getvalue()
