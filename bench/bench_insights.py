@@ -49,14 +49,16 @@ def fill(wh: DuckDBWarehouse, n: int, days: int) -> None:
     con.execute(f"""
         INSERT INTO ads_enriched (ad_id, date, media_type, creative_id, canonical_creative_id, impressions, clicks,
                                   spend, conversions, cta_kind, has_text, people_count, visual_style, aspect_label,
-                                  promotions, dominant_colors, brands, face_ids, n_faces)
+                                  promotions, dominant_colors, brands, face_ids, n_faces, customer_ids,
+                                  n_customers)
         SELECT 'ad' || i, DATE '2026-10-01' + d::INT, CASE WHEN i % 20 = 0 THEN 'video' ELSE 'image' END, 'c' || i,
                'c' || CASE WHEN i % 10 < 4 THEN i - i % 10 ELSE i END,
                1000 + (hash(i, d) % 50000)::INT, ((1000 + hash(i, d) % 50000) * (0.005 + (i % 7) * 0.003))::INT,
                10.0, 1, ['shop', 'learn', 'sign_up', NULL][1 + i % 4], i % 3 != 0, i % 4, 'photo',
                ['1:1', '4:5', '9:16'][1 + i % 3], CASE WHEN i % 5 = 0 THEN ['percent_off'] ELSE [] END,
                [['red', 'white', 'blue', 'gray', 'black'][1 + i % 5]], [],
-               CASE WHEN i % 20 = 0 THEN ['f' || (i % 500)] ELSE [] END, (i % 20 = 0)::INT
+               CASE WHEN i % 20 = 0 THEN ['f' || (i % 500)] ELSE [] END, (i % 20 = 0)::INT,
+               CASE WHEN i % 100 = 0 THEN ['cust' || (i % 50)] ELSE [] END, (i % 100 = 0)::INT
         FROM range({n}) t(i), range({days}) s(d)""")
     con.execute("""
         INSERT INTO face_performance (face_id, n_videos, n_ads, impressions, clicks, spend, conversions, ctr)
