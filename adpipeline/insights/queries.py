@@ -286,17 +286,16 @@ class InsightsReader:
                 "min_impressions": min_impressions,
             }
         params["feature"] = feature
-        counted = self.wh.query(
-            f"SELECT COUNT(*) AS n FROM {source} AS fp WHERE fp.feature = @feature", params, names=self.names()
-        )
-        info = Page(number=page, size=size, total=int(counted.iloc[0]["n"]))
+        # One query: a feature has few values (faces, brands and customers the most), so the page is cut here.
         frame = self.wh.query(
-            f"SELECT * FROM {source} AS fp WHERE fp.feature = @feature "
-            "ORDER BY fp.impressions DESC, fp.value LIMIT @limit OFFSET @offset",
-            {**params, **_paging(info)},
+            f"SELECT * FROM {source} AS fp WHERE fp.feature = @feature ORDER BY fp.impressions DESC, fp.value",
+            params,
             names=self.names(),
         )
-        rows = [FeatureValueRow.model_validate({k: _plain(v) for k, v in r.items()}) for r in frame.to_dict("records")]
+        records = frame.to_dict("records")
+        info = Page(number=page, size=size, total=len(records))
+        chosen = records[info.offset : info.offset + size]
+        rows = [FeatureValueRow.model_validate({k: _plain(v) for k, v in r.items()}) for r in chosen]
         return rows, info
 
     # --- spend ----------------------------------------------------------------------------------

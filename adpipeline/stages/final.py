@@ -34,5 +34,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
 def rebuild_feature_performance(wh: Warehouse, min_impressions: int) -> None:
     """Rebuild ``feature_performance`` from ``ads_enriched`` over all dates (the insights page runs the same SQL for a
     date range)."""
-    params = {"start_date": dt.date(1, 1, 1), "end_date": dt.date(9999, 12, 31), "min_impressions": min_impressions}
+    params = {
+        "start_date": dt.date(1, 1, 1),
+        "end_date": dt.date(9999, 12, 31),
+        "min_impressions": min_impressions,
+        "feature": "",  # every feature
+    }
     wh.rebuild_from_file("feature_performance", "final/select_feature_performance", params=params)

@@ -2,7 +2,8 @@
 -- ads and metrics, the CTR with a 95 % interval, the lift against all other creatives of the same dates, and a flag
 -- only where the interval excludes that baseline. Grain: one row per (feature, value). Rebuilt by the final DAG over
 -- all dates; the insights page runs it for a date range.
--- params: start_date=DATE:2024-01-01, end_date=DATE:2024-01-31, min_impressions=INT64:100
+-- params: start_date=DATE:2024-01-01, end_date=DATE:2024-01-31, min_impressions=INT64:100, feature=STRING:
+-- (feature: '' for every feature, else only that one: the page asks for one)
 --
 -- Pooled per creative (beta-binomial): the unit is the canonical creative of a duplicate group, and creatives' CTRs
 -- vary around a feature's mean with an overdispersion rho (the intra-class correlation of clicks, one ANOVA
@@ -77,6 +78,7 @@ scalar_features AS (
     ['media_type', 'cta_kind', 'has_text', 'people', 'visual_style', 'setting', 'product_category', 'language',
      'aspect']
   ) AS name
+  WHERE @feature = '' OR name = @feature
 ),
 scalar_values AS (
   SELECT
@@ -99,14 +101,19 @@ scalar_values AS (
 -- The list features of a creative are its canonical's (features) or its own (faces; videos are never grouped).
 array_values AS (
   SELECT pc.unit_id, 'promotion' AS feature, v AS value FROM per_creative AS pc CROSS JOIN UNNEST(pc.promotions) AS v
+  WHERE @feature IN ('', 'promotion')
   UNION ALL
   SELECT pc.unit_id, 'color', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.dominant_colors) AS v
+  WHERE @feature IN ('', 'color')
   UNION ALL
   SELECT pc.unit_id, 'brand', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.brands) AS v
+  WHERE @feature IN ('', 'brand')
   UNION ALL
   SELECT pc.unit_id, 'face', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.face_ids) AS v
+  WHERE @feature IN ('', 'face')
   UNION ALL
   SELECT pc.unit_id, 'customer', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.customer_ids) AS v
+  WHERE @feature IN ('', 'customer')
 ),
 feature_values AS (
   SELECT fk.feature, fk.value, u.n_ads, u.n, u.k, u.spend, u.conversions, u.w, u.p, u.rho

@@ -141,3 +141,22 @@ def test_min_impressions_gate(tmp_path: Path) -> None:
     others = {f"b{i}": (1_000, 0.01) for i in range(6)}
     assert _flags(tmp_path / "1", _ads(consistent | others, set(consistent)), 1000).loc["shop_now", "flag"] == "above"
     assert _flags(tmp_path / "2", _ads(consistent | others, set(consistent)), 7000).loc["shop_now", "flag"] is None
+
+
+def test_one_feature_for_a_date_range_equals_the_table(seeded: Seeded) -> None:
+    """The page runs the same SQL for one feature and a date range; over all the dates it gives the table's rows."""
+    from adpipeline.insights.queries import InsightsReader
+
+    wh = DuckDBWarehouse(seeded.settings.resolved_duckdb_path)
+    try:
+        reader = InsightsReader(wh)
+        for feature in ("color", "face", "media_type", "cta_kind"):
+            table, _ = reader.feature_values(feature, 1, 100, None, None, 1000)
+            ranged, info = reader.feature_values(feature, 1, 100, dt.date(2026, 10, 1), dt.date(2026, 10, 2), 1000)
+            assert info.total == len(table) > 0
+            for a, b in zip(table, ranged, strict=True):
+                for key, value in a.model_dump().items():
+                    other = b.model_dump()[key]
+                    assert other == (pytest.approx(value) if isinstance(value, float) else value), (feature, key)
+    finally:
+        wh.close()
