@@ -3,6 +3,7 @@
 # and api-server (LocalExecutor, SQLite) via `airflow standalone`. Bound to 127.0.0.1 only, and never open without a
 # login: user `admin`, with a random password generated on first start and printed below (kept in
 # $AIRFLOW_HOME/simple_auth_manager_passwords.json). Stop it with Ctrl-C (SIGINT).
+# The insights page (plugins/adpipeline_insights.py) is under "Insights" in the menu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -23,4 +24,5 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$PASSWORDS"
 airflow db migrate > /dev/null
 adpipeline airflow-init            # pools from the list in code, DAGs parsed and unpaused
 echo "Airflow UI: http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT  login: admin / $(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$PASSWORDS")"
+echo "Insights page: http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT/plugin/adpipeline-insights"
 exec airflow standalone

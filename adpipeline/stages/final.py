@@ -10,6 +10,7 @@ import pandas as pd
 
 from adpipeline.stages.context import StageContext, StageFailed, log, summary
 from adpipeline.tables import TABLES
+from adpipeline.warehouse import Warehouse
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -34,9 +35,22 @@ def run(ctx: StageContext) -> dict[str, Any]:
         log.warning("%d ads reference creatives not imported yet", checks["n_unmatched_creatives"])
     if problems:
         raise StageFailed("ads_enriched checks failed: " + "; ".join(problems))
+    rebuild_feature_performance(wh, ctx.settings.feature_min_impressions)
     return summary("final", ctx.window, partitions_replaced=len(dates), **checks)
 
 
 def _as_date(value: Any) -> dt.date:
     """A DATE read back through pandas (``date``, ``Timestamp`` or ``datetime64``) as a ``datetime.date``."""
     return pd.Timestamp(value).date()
+
+
+def rebuild_feature_performance(wh: Warehouse, min_impressions: int) -> None:
+    """Rebuild ``feature_performance`` from ``ads_enriched`` over all dates (the insights page runs the same SQL for a
+    date range)."""
+    params = {
+        "start_date": dt.date(1, 1, 1),
+        "end_date": dt.date(9999, 12, 31),
+        "min_impressions": min_impressions,
+        "feature": "",  # every feature
+    }
+    wh.rebuild_from_file("feature_performance", "final/select_feature_performance", params=params)

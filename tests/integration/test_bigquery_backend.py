@@ -43,6 +43,7 @@ from adpipeline.tables import (
     FaceDetection,
     FacePerformance,
     FaceVideoStatus,
+    FeaturePerformance,
     GenAIBatch,
     GenAIUsage,
     ImageFeatureRow,
@@ -335,6 +336,13 @@ def fixture_rows() -> dict[str, list[Row]]:
             make(AdEnriched, ad_id="ad3", date=D(2024, 1, 10), media_type="video",
                        creative_id="vid_a", duration_s=15.04,
                        has_audio=True, face_ids=["f1", "f2"], n_faces=2),
+        ],
+        "feature_performance": [
+            make(FeaturePerformance, feature="face", value="f1", n_creatives=2, n_ads=3, impressions=3000, clicks=90,
+                 spend=30.0, conversions=2, ctr=0.03, ctr_estimate=0.031, ctr_low=0.021, ctr_high=0.045,
+                 effective_impressions=2500.0, overdispersion=0.001, baseline_ctr=0.015, lift=1.07, flag="above"),
+            make(FeaturePerformance, feature="color", value="#ff0000", n_creatives=1, n_ads=1, impressions=1000,
+                 clicks=30, spend=12.5, conversions=3, ctr=0.03),
         ],
     }  # fmt: skip
 
