@@ -227,6 +227,14 @@ class Settings(BaseSettings):
     face_embeds_per_track: int = Field(3, ge=1, le=50)
     """Embeddings computed per track (its best-quality samples)."""
 
+    # --- privacy (adpipeline/privacy.py; README "Deleting a person") ----------------------------
+    face_retention_days: int = Field(365, ge=0, le=36_500)
+    """Days after a face's last ad (its videos' last_seen_date) before its crops and vectors are removed by the
+    daily adp_privacy DAG; the face id and its counts stay. 0 turns retention off."""
+    privacy_compact_duckdb: bool = True
+    """After a deletion, rewrite the DuckDB file so deleted rows leave no bytes behind (DuckDB keeps them in freed
+    blocks otherwise)."""
+
     @model_validator(mode="before")
     @classmethod
     def _no_unknown_names(cls, data: object) -> object:
