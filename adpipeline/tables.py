@@ -265,6 +265,9 @@ class FaceDetection(Row):
     quality: float = 0.0  # best sample's quality (0..1); the face keeps the crop of its best-quality track
     embedding: list[float]
     crop_path: str | None = None
+    best_box: list[int] = Field(
+        default_factory=list, description="(x0, y0, x1, y1) of the best sample, video pixels (gallery JSON records)."
+    )
 
 
 class Face(Row):
@@ -387,6 +390,133 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("ads_enriched", AdEnriched, ("ad_id", "date"), "rebuild"),
     )
 }
+
+
+# --- gallery, verification (adpipeline/faces/README.md) -------------------------------------------
+# Person data, for deletion of one person (forget): every model below lists in PERSON_COLUMNS which of its columns
+# hold a person id, a vector (biometric data) and a bucket key/URL.
+class GalleryPhoto(Row):
+    """One photo of the customer base and what enrolment made of it. Key: (customer_id, photo_key, model_id)."""
+
+    customer_id: str
+    photo_key: str = Field(description="Path of the photo under the gallery root (e.g. c042.jpg or c042/side.png).")
+    photo_url: str = Field(description="Full URL of the photo in the customer base bucket.")
+    sha256: str | None = None
+    status: str = Field(description="enrolled, or rejected.")
+    reason: str | None = Field(
+        None, description="Why rejected: no_face, more_than_one_face, face_too_small, too_blurred, not_an_image."
+    )
+    faces: int = 0
+    face_px: int | None = None
+    sharpness: float | None = None
+    backend: str
+    model_id: str
+    embedding: list[float] = Field(default_factory=list, description="Unit embedding (empty when rejected).")
+    run_id: str
+
+
+class GalleryTemplate(Row):
+    """One template per customer and model: the unit mean of the enrolled photos' embeddings.
+    Key: (customer_id, model_id)."""
+
+    customer_id: str
+    backend: str
+    model_id: str
+    template: list[float]
+    n_photos: int
+    photo_keys: list[str] = Field(default_factory=list)
+    photo_sha256s: list[str] = Field(default_factory=list)
+    run_id: str
+
+
+class CustomerAppearance(Row):
+    """A gallery customer found in an ad video (open-set match of the video's tracks).
+    Key: (customer_id, creative_id, face_id)."""
+
+    customer_id: str
+    creative_id: str
+    face_id: str = Field(description="The unique face the matching tracks belong to ('' when unclustered).")
+    backend: str
+    model_id: str
+    track_ids: list[str] = Field(default_factory=list)
+    first_time_s: float
+    last_time_s: float
+    best_time_s: float
+    best_distance: float
+    best_similarity: float = Field(description="Cosine similarity of the closest track to the template.")
+    confidence_pct: float | None = Field(None, description="Calibrated probability of the same person (0-100).")
+    threshold: float
+    copied_photo_urls: list[str] = Field(default_factory=list, description="The customer's photos in the output.")
+
+
+class GalleryVideoRecord(Row):
+    """The JSON record written for one processed video (``<output>/YYYYMMDD/<creative_id>.json``).
+    Key: creative_id."""
+
+    creative_id: str
+    record_url: str
+    record_sha256: str
+    n_tracks: int
+    n_matched: int
+    customer_ids: list[str] = Field(default_factory=list)
+    model_id: str
+    run_id: str
+
+
+class FaceVerification(Row):
+    """One photo-vs-video verification (manual DAG, CLI, insights page). Key: verification_id."""
+
+    verification_id: str = Field(description="sha256 of (image sha256, video sha256, model, FAR), first 32 hex.")
+    image_url: str
+    video_url: str
+    image_sha256: str | None = None
+    video_sha256: str | None = None
+    status: str
+    reason: str | None = None
+    face_in_image: bool = False
+    faces_in_image: int = 0
+    face_in_video: bool = False
+    matched: bool = False
+    confidence_pct: float | None = None
+    frames_checked: int = 0
+    best_frame_time_s: float | None = None
+    distance: float | None = None
+    threshold: float | None = None
+    far: float | None = None
+    backend: str
+    model_id: str
+    run_id: str
+    verified_at: dt.datetime
+
+
+TABLES.update(
+    {
+        spec.name: spec
+        for spec in (
+            TableSpec("gallery_photos", GalleryPhoto, ("customer_id", "photo_key", "model_id"), "merge"),
+            TableSpec("gallery", GalleryTemplate, ("customer_id", "model_id"), "merge"),
+            TableSpec("customer_appearances", CustomerAppearance, ("customer_id", "creative_id", "face_id"), "merge"),
+            TableSpec("gallery_video_records", GalleryVideoRecord, ("creative_id",), "merge"),
+            TableSpec("face_verifications", FaceVerification, ("verification_id",), "merge"),
+        )
+    }
+)
+
+PERSON_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    # table: {"person": columns holding a person id, "vector": biometric vectors, "bucket": bucket keys / URLs}
+    "gallery_photos": {"person": ("customer_id",), "vector": ("embedding",), "bucket": ("photo_url",)},
+    "gallery": {"person": ("customer_id",), "vector": ("template",), "bucket": ()},
+    "customer_appearances": {
+        "person": ("customer_id", "face_id"),
+        "vector": (),
+        "bucket": ("copied_photo_urls",),
+    },
+    "gallery_video_records": {"person": ("customer_ids",), "vector": (), "bucket": ("record_url",)},
+    "face_verifications": {"person": (), "vector": (), "bucket": ("image_url", "video_url")},
+    "face_detections": {"person": ("face_id",), "vector": ("embedding",), "bucket": ("crop_path",)},
+    "faces": {"person": ("face_id",), "vector": ("centroid",), "bucket": ("best_crop_path",)},
+}
+"""Which columns of each table hold person ids, biometric vectors and bucket objects (for deleting one person)."""
 
 
 # --- privacy (adpipeline/privacy.py) ---------------------------------------------------------------

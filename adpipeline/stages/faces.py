@@ -88,6 +88,7 @@ def _write_video(ctx: StageContext, result: Any, ident: dict[str, str]) -> None:
             embedding=[float(x) for x in t.embedding],
             crop_path=crop_paths.get(t.track_id),
             quality=float(t.quality),
+            best_box=[int(v) for v in t.best_box],
         )
         for t in result.tracks
     ]

@@ -166,6 +166,7 @@ def write_video(
     seed: int = 0,
     rotate: bool = False,
     codec: str = "libx264",
+    display_matrix: bool = True,
 ) -> Path:
     """Encode a composited video (yuv420p). ``gop`` defaults to one keyframe per second, like most ad exports."""
     import av
@@ -193,7 +194,7 @@ def write_video(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    if rotate:
+    if rotate and display_matrix:  # without it the frames play sideways (a phone clip whose metadata was lost)
         set_display_rotation(path)
     return path
 
