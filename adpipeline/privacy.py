@@ -95,6 +95,8 @@ class Change:
     bucket: Any = None
     rewrites: dict[str, bytes | None] = field(default_factory=dict)
     """rewrite: key -> new bytes (None: delete the object)."""
+    rows: list[Any] = field(default_factory=list)
+    """update by MERGE: the changed rows (``table`` from ``target``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "action": self.action, "count": self.count}
@@ -198,7 +200,8 @@ def _table_change(
     params: dict[str, Any],
     set_sql: str | None = None,
 ) -> Change | None:
-    if not wh.table_exists(table) or any(isinstance(v, list) and not v for v in params.values()):
+    lists = [v for v in params.values() if isinstance(v, list)]
+    if not wh.table_exists(table) or (lists and not any(lists)):
         return None
     return Change(
         target=f"table:{table}",
@@ -244,7 +247,9 @@ def plan_forget(ctx: StageContext, fp: Footprint) -> list[Change]:
         frame = _query(wh, "SELECT best_crop_path FROM {{ faces }} WHERE face_id IN UNNEST(@ids)", {"ids": faces})
         best_paths = [p for p in frame["best_crop_path"] if isinstance(p, str)]
     changes.append(_bucket_change(ctx, CROP_PREFIX, _crop_keys(ctx, fp.tracks, best_paths)))
-    changes += _identity_changes(ctx, fp)
+    identity = _identity_changes(ctx, fp)
+    roots = [c for c in identity if c is not None and c.table in _ROOTS]
+    changes += [c for c in identity if c not in roots]
     in_faces = {"face_ids": faces}
     changes.append(
         _table_change(
@@ -259,19 +264,203 @@ def plan_forget(ctx: StageContext, fp: Footprint) -> list[Change]:
     changes.append(_table_change(wh, "faces", "face_id IN UNNEST(@face_ids)", in_faces))
     if tracks:
         changes.append(_table_change(wh, "face_detections", "track_id IN UNNEST(@track_ids)", {"track_ids": tracks}))
+    changes += roots
     return [c for c in changes if c is not None]
 
 
+_ROOTS = ("customer_appearances", "gallery", "gallery_photos")
+"""The tables a customer's faces and photos are found from: deleted last."""
+
+
 def _identity_changes(ctx: StageContext, fp: Footprint) -> list[Change | None]:
-    """Gallery, appearances, verifications, output copies and JSON records (the face identity tables), where they
-    exist."""
-    return []
+    """Gallery photos' vectors and templates, appearances, verifications, the output bucket's photo copies and JSON
+    records (the face identity tables), where they exist."""
+    wh = ctx.warehouse
+    customers, faces, tracks = fp.customer_ids, fp.face_ids, fp.track_ids
+    out: list[Change | None] = []
+    photos = _customer_photos(wh, customers)
+    output = _output_bucket(ctx)
+    # The output bucket: the customers' photo copies, then the JSON records rewritten without the person.
+    copies: set[str] = set()
+    for customer in customers:
+        copies |= set(output.list(f"customers/{customer}/"))
+    if customers and wh.table_exists("customer_appearances"):
+        got = _query(
+            wh,
+            "SELECT copied_photo_urls FROM {{ customer_appearances }} WHERE customer_id IN UNNEST(@ids)",
+            {"ids": customers},
+        )
+        for urls in got["copied_photo_urls"]:
+            copies |= {k for k in (_key_in(output, u) for u in list(urls)) if k and output.exists(k)}
+    if customers:
+        out.append(Change("bucket:output customers/", "delete", len(copies), keys=sorted(copies), bucket=output))
+    out += _record_changes(ctx, fp, output)
+    out.append(_verification_change(ctx, fp, photos))
+    pairs = _appearance_pairs_gone(wh, fp)
+    out.append(
+        _table_change(
+            wh,
+            "ads_enriched",
+            f"EXISTS (SELECT 1 FROM UNNEST(customer_ids) AS x WHERE {_GONE_CUSTOMER})",
+            {"customers": customers, "pairs": pairs},
+            set_sql=f"customer_ids = {_KEPT_CUSTOMERS}, n_customers = ARRAY_LENGTH({_KEPT_CUSTOMERS})",
+        )
+        if _has_column(wh, "ads_enriched", "customer_ids")
+        else None
+    )
+    out.append(
+        _table_change(
+            wh,
+            "customer_appearances",
+            "customer_id IN UNNEST(@customers) OR face_id IN UNNEST(@faces) OR EXISTS "
+            "(SELECT 1 FROM UNNEST(track_ids) AS t WHERE t IN UNNEST(@tracks))",
+            {"customers": customers, "faces": faces, "tracks": tracks},
+        )
+    )
+    out.append(_table_change(wh, "gallery", "customer_id IN UNNEST(@ids)", {"ids": customers}))
+    out.append(_table_change(wh, "gallery_photos", "customer_id IN UNNEST(@ids)", {"ids": customers}))
+    return out
+
+
+_GONE_CUSTOMER = "(x IN UNNEST(@customers) OR CONCAT(creative_id, '|', x) IN UNNEST(@pairs))"
+_KEPT_CUSTOMERS = f"ARRAY(SELECT x FROM UNNEST(customer_ids) AS x WHERE NOT {_GONE_CUSTOMER} ORDER BY x)"
+
+
+def _has_column(wh: Warehouse, table: str, column: str) -> bool:
+    if not wh.table_exists(table):
+        return False
+    return column in _query(wh, f"SELECT * FROM {{{{ {table} }}}} LIMIT 0").columns
+
+
+def _customer_photos(wh: Warehouse, customers: list[str]) -> pd.DataFrame:
+    """photo_url, sha256 of the customers' gallery photos (every model)."""
+    if not customers or not wh.table_exists("gallery_photos"):
+        return pd.DataFrame(columns=["photo_url", "sha256"])
+    return _query(
+        wh,
+        "SELECT DISTINCT photo_url, sha256 FROM {{ gallery_photos }} WHERE customer_id IN UNNEST(@ids)",
+        {"ids": customers},
+    )
+
+
+def _output_bucket(ctx: StageContext) -> Any:
+    from adpipeline.bucket import Bucket
+
+    return Bucket(ctx.settings.gallery_output_url or ctx.bucket.uri("gallery_output"))
+
+
+def _key_in(bucket: Any, url: str) -> str:
+    base = bucket.url + "/"
+    return url[len(base) :] if isinstance(url, str) and url.startswith(base) else ""
+
+
+def _appearance_pairs_gone(wh: Warehouse, fp: Footprint) -> list[str]:
+    """``creative|customer`` pairs of appearances that all go with this person (by face or track), so the customer
+    leaves that video's row in ads_enriched too, as a rebuild would do."""
+    if not (fp.face_ids or fp.track_ids) or not wh.table_exists("customer_appearances"):
+        return []
+    rows = _query(wh, "SELECT customer_id, creative_id, face_id, track_ids FROM {{ customer_appearances }}")
+    faces, tracks = set(fp.face_ids), set(fp.track_ids)
+    kept: set[tuple[str, str]] = set()
+    gone: set[tuple[str, str]] = set()
+    for r in rows.itertuples(index=False):
+        pair = (r.creative_id, r.customer_id)
+        (gone if r.face_id in faces or tracks & set(list(r.track_ids)) else kept).add(pair)
+    return sorted(f"{c}|{x}" for c, x in gone - kept)
+
+
+def _record_changes(ctx: StageContext, fp: Footprint, output: Any) -> list[Change | None]:
+    """The per-video JSON records that mention the person, rewritten without them (a video where nobody remains
+    keeps a record with no faces, as the gallery stage writes for such videos), and their rows."""
+    wh = ctx.warehouse
+    if not wh.table_exists("gallery_video_records") or fp.empty:
+        return []
+    rows = _query(wh, "SELECT * FROM {{ gallery_video_records }} ORDER BY creative_id")
+    creatives = set(fp.tracks["creative_id"]) if not fp.tracks.empty else set()
+    customers, faces, tracks = set(fp.customer_ids), set(fp.face_ids), set(fp.track_ids)
+    rewrites: dict[str, bytes | None] = {}
+    updated = []
+    from adpipeline.tables import GalleryVideoRecord
+    from adpipeline.warehouse.schema import rows_from_frame
+
+    for row in rows_from_frame(GalleryVideoRecord, rows):
+        if row.creative_id not in creatives and not customers & set(row.customer_ids):
+            continue
+        key = _key_in(output, row.record_url)
+        if not key or not output.exists(key):
+            continue
+        record = json.loads(output.get_bytes(key))
+        before = record.get("faces", [])
+        after = [
+            f
+            for f in before
+            if f.get("track_id") not in tracks
+            and f.get("face_id") not in faces
+            and f.get("customer_id") not in customers
+        ]
+        if len(after) == len(before):
+            continue
+        record["faces"] = after
+        data = json.dumps(record, indent=1, sort_keys=True).encode()  # the gallery stage's format
+        rewrites[key] = data
+        row.record_sha256 = hashlib.sha256(data).hexdigest()
+        row.n_tracks = len(after)
+        row.n_matched = sum(1 for f in after if f.get("customer_id"))
+        row.customer_ids = sorted({f["customer_id"] for f in after if f.get("customer_id")})
+        updated.append(row)
+    return [
+        Change(
+            "bucket:output YYYYMMDD/*.json",
+            "rewrite",
+            len(rewrites),
+            keys=sorted(rewrites),
+            bucket=output,
+            rewrites=rewrites,
+        ),
+        Change("table:gallery_video_records", "update", len(updated), table="gallery_video_records", rows=updated),
+    ]
+
+
+def _verification_change(ctx: StageContext, fp: Footprint, photos: pd.DataFrame) -> Change | None:
+    """Verifications of the person: their gallery photo (same bytes or URL), or a match inside one of their tracks
+    (same video bytes, best frame within the track's seconds)."""
+    wh = ctx.warehouse
+    if not wh.table_exists("face_verifications") or fp.empty:
+        return None
+    rows = _query(
+        wh,
+        "SELECT verification_id, image_url, image_sha256, video_sha256, matched, best_frame_time_s "
+        "FROM {{ face_verifications }}",
+    )
+    shas = {s for s in photos["sha256"] if isinstance(s, str)}
+    urls = {u for u in photos["photo_url"] if isinstance(u, str)}
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for t in fp.tracks.itertuples(index=False):
+        if isinstance(t.video_sha256, str):
+            spans.setdefault(t.video_sha256, []).append((float(t.first_time_s), float(t.last_time_s)))
+    tol = 0.5 / ctx.settings.face_sample_fps
+    ids = []
+    for r in rows.itertuples(index=False):
+        by_photo = r.image_sha256 in shas or r.image_url in urls
+        when = r.best_frame_time_s
+        in_track = (
+            bool(r.matched)
+            and when is not None
+            and when == when
+            and any(a - tol <= when <= b + tol for a, b in spans.get(r.video_sha256, []))
+        )
+        if by_photo or in_track:
+            ids.append(r.verification_id)
+    return _table_change(wh, "face_verifications", "verification_id IN UNNEST(@ids)", {"ids": sorted(ids)})
 
 
 # --- running a plan -------------------------------------------------------------------------------
 def _apply(ctx: StageContext, change: Change) -> None:
     wh = ctx.warehouse
     if change.action == "report" or change.count == 0:
+        return
+    if change.rows:
+        wh.merge_rows(change.target.split(":", 1)[1], change.rows)
         return
     if change.table is not None:
         assert change.condition is not None
@@ -431,13 +620,26 @@ def forget_person(
     fp = resolve(ctx, customer_ids=[value] if customer_id else [], face_ids=[value] if face_id else [])
     changes = plan_forget(ctx, fp)
     note = _source_note(ctx, fp)
+    photos = [p for p in _customer_photos(ctx.warehouse, fp.customer_ids)["sha256"] if isinstance(p, str)]
     result = PrivacyResult(rid, "forget", dry_run, changes, note=note)
-    _run_plan(ctx, result, triggered_by=who, subject=(kind, value), suppressions=_suppressions(rid, fp))
+    _run_plan(ctx, result, triggered_by=who, subject=(kind, value), suppressions=_suppressions(rid, fp, photos))
     return summary("privacy.forget", ctx.window, **result.as_summary())
 
 
 def _source_note(ctx: StageContext, fp: Footprint) -> str | None:
+    """What is reported and never deleted: the customer's own photos in the customer base bucket."""
     notes = []
+    base = ctx.settings.gallery_url
+    if fp.customer_ids and base:
+        from adpipeline.bucket import Bucket
+        from adpipeline.faces.gallery import gallery_entries
+
+        entries = gallery_entries(list(Bucket(base).list()))
+        n = sum(1 for e in entries if e.customer_id in set(fp.customer_ids))
+        notes.append(
+            f"{n} photo(s) of this customer remain in the customer base bucket {base}: the customer's own, reported "
+            "and not deleted (re-enrolment skips them while the request stands)"
+        )
     if fp.matched_customers:
         notes.append(
             f"{len(fp.matched_customers)} enrolled customer(s) were matched to this face; their enrolment is kept "
@@ -608,7 +810,34 @@ def enforce(ctx: StageContext, *, triggered_by: str | None = None) -> dict[str, 
 
 def _customers_back(ctx: StageContext) -> list[str]:
     """Suppressed customers that hold rows again (identity tables), found without their plain ids."""
-    return []
+    wh = ctx.warehouse
+    digests = _suppressed_digests(wh, "customer")
+    found: set[str] = set()
+    for table in _ROOTS:
+        if digests and wh.table_exists(table):
+            ids = _query(wh, f"SELECT DISTINCT customer_id FROM {{{{ {table} }}}}")["customer_id"]
+            found |= {c for c in ids if subject_digest("customer_id", c) in digests}
+    return sorted(found)
+
+
+@dataclass
+class GalleryBlock:
+    """Gallery hook: the forgotten customers and source photos (digests only), loaded once per enrolment."""
+
+    customers: set[str]
+    photos: set[str]
+
+    def customer(self, customer_id: str) -> bool:
+        return subject_digest("customer_id", customer_id) in self.customers
+
+    def photo(self, sha256: str) -> bool:
+        return subject_digest("photo", sha256) in self.photos
+
+
+def gallery_block(wh: Warehouse) -> GalleryBlock:
+    """What enrolment must skip: customers and photo bytes of standing forget requests."""
+    wh.ensure_tables(["privacy_suppressions"])
+    return GalleryBlock(_suppressed_digests(wh, "customer"), _suppressed_digests(wh, "photo"))
 
 
 def expired_faces(ctx: StageContext) -> list[str]:

@@ -34,28 +34,98 @@ def _objects(settings, prefix: str) -> set[str]:
 
 
 def _video_only_face(settings) -> str:
-    """A face that shares a video with another face when the demo has one (so ads_enriched keeps other ids)."""
+    """A face matched to no customer; one that shares a video with another face when the demo has one."""
     with get_warehouse(settings) as wh:
         frame = wh.query(
-            "SELECT face_id, COUNT(DISTINCT creative_id) AS n FROM {{ face_detections }} "
-            "WHERE face_id IS NOT NULL GROUP BY face_id ORDER BY n DESC, face_id"
+            "SELECT d.face_id, COUNT(DISTINCT d.creative_id) AS n, "
+            "MAX(CASE WHEN o.face_id IS NOT NULL THEN 1 ELSE 0 END) AS shared "
+            "FROM {{ face_detections }} AS d LEFT JOIN {{ face_detections }} AS o "
+            "ON o.creative_id = d.creative_id AND o.face_id <> d.face_id "
+            "WHERE d.face_id IS NOT NULL AND d.face_id NOT IN (SELECT face_id FROM {{ customer_appearances }}) "
+            "GROUP BY d.face_id ORDER BY shared DESC, n DESC, d.face_id"
         )
-        shared = wh.query(
-            "SELECT DISTINCT a.face_id FROM {{ face_detections }} AS a JOIN {{ face_detections }} AS b "
-            "ON a.creative_id = b.creative_id AND a.face_id <> b.face_id WHERE a.face_id IS NOT NULL "
-            "AND b.face_id IS NOT NULL ORDER BY a.face_id"
-        )
-    assert len(frame) >= 2, "the demo slice has at least two unique faces"
-    return str(shared.iloc[0]["face_id"] if len(shared) else frame.iloc[0]["face_id"])
+    assert len(frame) >= 1, "the demo slice has a face no customer matches"
+    return str(frame.iloc[0]["face_id"])
 
 
-def test_forget_a_face_everywhere_and_it_stays_forgotten(small_sample, tmp_path) -> None:
+def _gallery(settings, root) -> None:
+    """A customer base of two demo people (one photo each) and one person who is in no video."""
+    from adpipeline.demo.sample import ASSETS_DIR
+
+    root.mkdir(parents=True)
+    for customer, photo in (
+        ("cust_obama", "obama/obama.jpg"),
+        ("cust_hopper", "grace_hopper/grace_hopper.jpg"),
+        ("cust_collins", "eileen_collins/astronaut.jpg"),
+    ):
+        (root / f"{customer}.jpg").write_bytes((ASSETS_DIR / photo).read_bytes())
+
+
+def _identity_steps(settings, window, gallery_dir) -> None:
+    from adpipeline.stages import gallery
+
+    with StageContext(settings, window, run_id="test") as ctx:
+        gallery.enrol(ctx, str(gallery_dir))
+        gallery.match(ctx)
+        final_stage.run(ctx)
+
+
+def _customer_traces(settings, customer_id: str):
+    import numpy as np
+
+    from tests.privacy.scan import Traces
+
+    with get_warehouse(settings) as wh:
+        photos = wh.query("SELECT * FROM {{ gallery_photos }} WHERE customer_id = @c", {"c": customer_id})
+        templates = wh.query("SELECT * FROM {{ gallery }} WHERE customer_id = @c", {"c": customer_id})
+        faces = wh.query(
+            "SELECT DISTINCT face_id FROM {{ customer_appearances }} WHERE customer_id = @c", {"c": customer_id}
+        )
+    traces = Traces(ids={customer_id})
+    traces.vectors += [np.asarray(e, dtype=np.float64) for e in photos["embedding"] if len(e)]
+    traces.vectors += [np.asarray(t, dtype=np.float64) for t in templates["template"]]
+    traces.blob_hashes |= set(photos["sha256"])
+    assert traces.vectors and len(faces), "the customer is enrolled and found in a video"
+    for face_id in faces["face_id"]:
+        traces = traces.merge(face_traces(settings, face_id))
+    return traces, sorted(faces["face_id"])
+
+
+def test_forget_a_customer_and_a_face_everywhere_and_they_stay_forgotten(small_sample, tmp_path) -> None:
     settings = make_settings(tmp_path / "home")
     load_sample(settings, small_sample)
-    run_direct(settings, Window(START, START + 2 * DAY))
+    window = Window(START, START + 2 * DAY)
+    run_direct(settings, window)
+    gallery_dir = tmp_path / "customers"
+    _gallery(settings, gallery_dir)
+    _identity_steps(settings, window, gallery_dir)
+    with get_warehouse(settings) as wh:
+        found = wh.query(
+            "SELECT customer_id, COUNT(*) AS n FROM {{ customer_appearances }} GROUP BY customer_id "
+            "ORDER BY n DESC, customer_id"
+        )
+    assert len(found), "the gallery finds customers in the demo videos"
+    customer = str(found.iloc[0]["customer_id"])
+    customer_traces, customer_faces = _customer_traces(settings, customer)
     face_id = _video_only_face(settings)
-    traces = face_traces(settings, face_id)
-    assert scan(settings, traces, raw_file=False), "the scan finds the face before it is forgotten"
+    assert face_id not in customer_faces
+    face = face_traces(settings, face_id)
+    # One verification of the customer's own photo against a video they are in.
+    from adpipeline.stages.verify import verify_urls
+
+    with get_warehouse(settings) as wh:
+        video = wh.query(
+            "SELECT c.url FROM {{ customer_appearances }} AS a JOIN {{ creatives }} AS c USING (creative_id) "
+            "WHERE a.customer_id = @c ORDER BY c.url LIMIT 1",
+            {"c": customer},
+        ).iloc[0]["url"]
+    with StageContext(settings, window, run_id="test") as ctx:
+        verify_urls(ctx, str(gallery_dir / f"{customer}.jpg"), video)
+    with get_warehouse(settings) as wh:
+        assert len(wh.read_table("face_verifications")) == 1
+    traces = customer_traces.merge(face)
+    assert scan(settings, customer_traces, raw_file=False) and scan(settings, face, raw_file=False)
+
     with get_warehouse(settings) as wh:
         enriched_with = int(
             wh.query("SELECT COUNT(*) AS n FROM {{ ads_enriched }} WHERE @f IN UNNEST(face_ids)", {"f": face_id}).iloc[
@@ -63,41 +133,57 @@ def test_forget_a_face_everywhere_and_it_stays_forgotten(small_sample, tmp_path)
             ]["n"]
         )
         videos = sorted(
-            wh.query("SELECT DISTINCT creative_id FROM {{ face_detections }} WHERE face_id = @f", {"f": face_id})[
-                "creative_id"
-            ]
+            wh.query(
+                "SELECT DISTINCT creative_id FROM {{ face_detections }} WHERE face_id IN UNNEST(@f)",
+                {"f": [face_id, *customer_faces]},
+            )["creative_id"]
         )
-
-    # Dry run: lists, changes nothing but the audit table.
-    before_rows, before_crops = _row_counts(settings), _objects(settings, "faces/crops/")
-    window = Window(START + 2 * DAY, START + 2 * DAY)
-    with StageContext(settings, window, run_id="test") as ctx:
-        dry = privacy.forget_person(ctx, face_id=face_id, dry_run=True, triggered_by="test")
-    after_dry = _row_counts(settings)
-    assert {k: v for k, v in after_dry.items() if not k.startswith("privacy_")} == {
-        k: v for k, v in before_rows.items() if not k.startswith("privacy_")
-    }
-    assert _objects(settings, "faces/crops/") == before_crops
-    assert dry["counts"]["table:faces (delete)"] == 1
-    assert dry["counts"]["table:face_detections (delete)"] == len(traces.ids) - 1
-    assert dry["counts"]["table:ads_enriched (update)"] == enriched_with > 0
-    assert dry["counts"]["bucket:faces/crops/ (delete)"] >= 1
-
-    # The real run deletes exactly what the dry run listed.
-    with StageContext(settings, window, run_id="test") as ctx:
-        done = privacy.forget_person(ctx, face_id=face_id, triggered_by="test")
-    assert done["counts"] == dry["counts"]
-    after_rows = _row_counts(settings)
-    for table in ("faces", "face_detections", "face_performance"):
-        assert before_rows[table] - after_rows[table] == dry["counts"].get(f"table:{table} (delete)", 0), table
-    assert after_rows["ads_enriched"] == before_rows["ads_enriched"]
-    assert len(before_crops - _objects(settings, "faces/crops/")) == dry["counts"]["bucket:faces/crops/ (delete)"]
+    today = Window(START + 2 * DAY, START + 2 * DAY)
+    settings.gallery_url = str(gallery_dir)
+    for subject in ({"customer_id": customer}, {"face_id": face_id}):
+        # Dry run: lists, changes nothing but the audit table.
+        before_rows = _row_counts(settings)
+        before = {p: _objects(settings, p) for p in ("faces/crops/", "gallery_output/")}
+        with StageContext(settings, today, run_id="test") as ctx:
+            dry = privacy.forget_person(ctx, dry_run=True, triggered_by="test", **subject)
+        assert {k: v for k, v in _row_counts(settings).items() if not k.startswith("privacy_")} == {
+            k: v for k, v in before_rows.items() if not k.startswith("privacy_")
+        }
+        assert {p: _objects(settings, p) for p in before} == before
+        assert dry["counts"]["table:faces (delete)"] >= 1
+        assert dry["counts"]["bucket:faces/crops/ (delete)"] >= 1
+        if "customer_id" in subject:
+            assert dry["counts"]["table:gallery (delete)"] == 1
+            assert dry["counts"]["table:gallery_photos (delete)"] == 1
+            assert dry["counts"]["table:customer_appearances (delete)"] >= 1
+            assert dry["counts"]["table:face_verifications (delete)"] == 1
+            assert dry["counts"]["bucket:output customers/ (delete)"] == 1
+            assert "remain in the customer base bucket" in dry["note"]
+        else:
+            assert dry["counts"]["table:ads_enriched (update)"] == enriched_with > 0
+        # The real run deletes exactly what the dry run listed.
+        with StageContext(settings, today, run_id="test") as ctx:
+            done = privacy.forget_person(ctx, triggered_by="test", **subject)
+        assert done["counts"] == dry["counts"]
+        after_rows = _row_counts(settings)
+        for key, count in dry["counts"].items():
+            target, action = key.split(" (")
+            if target.startswith("table:") and action == "delete)":
+                table = target[len("table:") :]
+                assert before_rows[table] - after_rows[table] == count, key
+        assert (
+            len(before["faces/crops/"] - _objects(settings, "faces/crops/"))
+            == dry["counts"]["bucket:faces/crops/ (delete)"]
+        )
+        gone_output = before["gallery_output/"] - _objects(settings, "gallery_output/")
+        assert len(gone_output) == dry["counts"].get("bucket:output customers/ (delete)", 0)
+    assert (tmp_path / "customers" / f"{customer}.jpg").exists(), "the customer's own bucket is never touched"
     assert scan(settings, traces) == []
 
     # Recomputed without them: a rebuild of the derived tables gives what the DML left.
     derived = ("face_performance", "ads_enriched")
     left = {t: v for t, v in table_checksums(settings).items() if t in derived}
-    with StageContext(settings, window, run_id="test") as ctx:
+    with StageContext(settings, today, run_id="test") as ctx:
         faces_stage.performance(ctx)
         final_stage.run(ctx)
     assert {t: v for t, v in table_checksums(settings).items() if t in derived} == left
@@ -106,43 +192,46 @@ def test_forget_a_face_everywhere_and_it_stays_forgotten(small_sample, tmp_path)
     with get_warehouse(settings) as wh:
         audit = wh.query("SELECT * FROM {{ privacy_requests }} ORDER BY requested_at")
         suppressions = wh.query("SELECT * FROM {{ privacy_suppressions }}")
-    assert list(audit["status"]) == ["listed", "done"] and list(audit["dry_run"]) == [True, False]
-    assert {json.dumps(sorted(json.loads(c), key=str)) for c in audit["counts_json"]} == {
-        json.dumps(
-            sorted(
-                [
-                    {"target": k.split(" (")[0], "action": k.split(" (")[1][:-1], "count": v}
-                    for k, v in dry["counts"].items()
-                ],
-                key=str,
-            )
-        )
-    }
+    assert list(audit["status"]) == ["listed", "done", "listed", "done"]
+    assert list(audit["dry_run"]) == [True, False, True, False]
+    assert audit["counts_json"].iloc[0] == audit["counts_json"].iloc[1]
+    assert audit["counts_json"].iloc[2] == audit["counts_json"].iloc[3]
     assert set(audit["triggered_by"]) == {"test"}
-    assert set(audit["subject_digest"]) == {privacy.subject_digest("face_id", face_id)}
-    assert set(suppressions["kind"]) == {"face", "track"}
+    assert list(audit["subject_digest"])[1::2] == [
+        privacy.subject_digest("customer_id", customer),
+        privacy.subject_digest("face_id", face_id),
+    ]
+    assert set(suppressions["kind"]) == {"customer", "photo", "face", "track"}
+    assert json.loads(audit["counts_json"].iloc[1])
 
-    # The next daily runs (new days too) and a re-detection of the person's videos do not bring them back.
+    # The next daily runs (new days too), a re-enrolment of the customer base, a re-match and a re-detection of
+    # the person's videos do not bring them back.
     run_direct(settings, Window(START, START + 4 * DAY))
+    _identity_steps(settings, Window(START, START + 4 * DAY), gallery_dir)
     assert scan(settings, traces) == []
     with get_warehouse(settings) as wh:
         for creative_id in videos:  # as a model change or a refresh would: analyse the videos again
             wh.delete_where("face_video_status", "creative_id = @c", {"c": creative_id})
-    with StageContext(settings, window, run_id="test") as ctx:
+    with StageContext(settings, today, run_id="test") as ctx:
         faces_stage.detect(ctx)
         faces_stage.cluster(ctx)
         faces_stage.performance(ctx)
-        final_stage.run(ctx)
+    _identity_steps(settings, today, gallery_dir)
     assert scan(settings, traces) == []
     with get_warehouse(settings) as wh:
         redone = wh.query(
             "SELECT COUNT(*) AS n FROM {{ face_video_status }} WHERE creative_id IN UNNEST(@v)", {"v": videos}
         )
+        enrolled = set(wh.query("SELECT customer_id FROM {{ gallery }}")["customer_id"])
     assert int(redone.iloc[0]["n"]) == len(videos), "the videos were analysed again"
+    assert customer not in enrolled and enrolled, "the other customers stay enrolled"
 
-    # Withdrawn: the suppression goes (audited); nothing is restored by itself.
-    with StageContext(settings, window, run_id="test") as ctx:
-        back = privacy.forget_person(ctx, face_id=face_id, withdraw=True, triggered_by="test")
-    assert back["counts"]["table:privacy_suppressions (delete)"] == len(suppressions)
+    # Withdrawn: the customer's suppression goes (audited), and the next enrolment takes them in again.
+    with StageContext(settings, today, run_id="test") as ctx:
+        back = privacy.forget_person(ctx, customer_id=customer, withdraw=True, triggered_by="test")
+    customer_request = audit["request_id"].iloc[1]
+    withdrawn = int((suppressions["request_id"] == customer_request).sum())
+    assert back["counts"]["table:privacy_suppressions (delete)"] == withdrawn > 0
+    _identity_steps(settings, today, gallery_dir)
     with get_warehouse(settings) as wh:
-        assert wh.query("SELECT COUNT(*) AS n FROM {{ privacy_suppressions }}").iloc[0]["n"] == 0
+        assert customer in set(wh.query("SELECT customer_id FROM {{ gallery }}")["customer_id"])
