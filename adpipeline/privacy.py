@@ -732,15 +732,12 @@ def forgotten_tracks(ctx: StageContext) -> list[str]:
         return []
     tol = 0.5 / ctx.settings.face_sample_fps
     media = _exists(wh, "media_fetches")
-    by_sha = (
-        "OR (s.video_sha256 IS NOT NULL AND s.video_sha256 = (SELECT ANY_VALUE(m.sha256) FROM {{ media_fetches }} AS m "
-        "WHERE m.creative_id = d.creative_id))"
-        if media
-        else ""
-    )
+    join_media = "LEFT JOIN {{ media_fetches }} AS m ON m.creative_id = d.creative_id" if media else ""
+    by_sha = "OR (s.video_sha256 IS NOT NULL AND s.video_sha256 = m.sha256)" if media else ""
     frame = _query(
         wh,
-        "SELECT DISTINCT d.track_id FROM {{ face_detections }} AS d JOIN {{ privacy_suppressions }} AS s "
+        f"SELECT DISTINCT d.track_id FROM {{{{ face_detections }}}} AS d {join_media} "
+        "JOIN {{ privacy_suppressions }} AS s "
         f"ON s.kind = 'track' AND (s.creative_id = d.creative_id {by_sha}) "
         "AND d.first_time_s <= s.end_s + @tol AND d.last_time_s >= s.start_s - @tol "
         "WHERE d.face_id IS NULL",

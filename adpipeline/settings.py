@@ -251,11 +251,9 @@ class Settings(BaseSettings):
 
     # --- privacy (adpipeline/privacy.py; README "Deleting a person") ----------------------------
     face_retention_days: int = Field(365, ge=0, le=36_500)
-    """Days after a face's last ad (its videos' last_seen_date) before its crops and vectors are removed by the
-    daily adp_privacy DAG; the face id and its counts stay. 0 turns retention off."""
+    """Days after a face's last ad before adp_privacy removes its crops and vectors (ids and counts stay); 0: off."""
     privacy_compact_duckdb: bool = True
-    """After a deletion, rewrite the DuckDB file so deleted rows leave no bytes behind (DuckDB keeps them in freed
-    blocks otherwise)."""
+    """After a deletion, rewrite the DuckDB file: DuckDB keeps deleted rows' bytes in freed blocks otherwise."""
 
     @model_validator(mode="before")
     @classmethod
