@@ -48,6 +48,8 @@ from adpipeline.tables import (
     ImageFeatureRow,
     ImageHash,
     MediaFetch,
+    PrivacyRequest,
+    PrivacySuppression,
     RawAd,
     Row,
     VideoFeatureRow,
@@ -335,6 +337,15 @@ def fixture_rows() -> dict[str, list[Row]]:
             make(AdEnriched, ad_id="ad3", date=D(2024, 1, 10), media_type="video",
                        creative_id="vid_a", duration_s=15.04,
                        has_audio=True, face_ids=["f1", "f2"], n_faces=2),
+        ],
+        "privacy_requests": [
+            make(PrivacyRequest, request_id="forget_1", action="forget", subject_kind="face_id",
+                 subject_digest="d" * 64, status="done", triggered_by="cli:someone", requested_at=t0,
+                 finished_at=t0, counts_json='[{"target": "table:faces", "action": "delete", "count": 1}]'),
+        ],
+        "privacy_suppressions": [
+            make(PrivacySuppression, request_id="forget_1", kind="track", digest="e" * 64, creative_id="vid_a",
+                 video_sha256="f" * 64, start_s=1.0, end_s=4.5, backend="dlib", model_id="m", created_at=t0),
         ],
     }  # fmt: skip
 

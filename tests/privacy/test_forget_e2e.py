@@ -49,13 +49,13 @@ def _video_only_face(settings) -> str:
 
 
 def _gallery(settings, root) -> None:
-    """A customer base of two demo people (one photo each) and one person who is in no video."""
+    """A customer base of one person in the demo slice's videos (which show Obama and Grace Hopper) and one who is in
+    no video; Grace Hopper's face stays video-only."""
     from adpipeline.demo.sample import ASSETS_DIR
 
     root.mkdir(parents=True)
     for customer, photo in (
         ("cust_obama", "obama/obama.jpg"),
-        ("cust_hopper", "grace_hopper/grace_hopper.jpg"),
         ("cust_collins", "eileen_collins/astronaut.jpg"),
     ):
         (root / f"{customer}.jpg").write_bytes((ASSETS_DIR / photo).read_bytes())
