@@ -143,15 +143,16 @@ def resolve(ctx: StageContext, *, customer_ids: Sequence[str] = (), face_ids: Se
     customers = sorted(set(customer_ids))
     faces = set(face_ids)
     matched: set[str] = set()
+    track_ids: set[str] = set()
     if _exists(wh, "customer_appearances"):
         if customers:
             got = _query(
                 wh,
-                "SELECT DISTINCT face_id FROM {{ customer_appearances }} "
-                "WHERE customer_id IN UNNEST(@ids) AND face_id IS NOT NULL",
+                "SELECT face_id, track_ids FROM {{ customer_appearances }} WHERE customer_id IN UNNEST(@ids)",
                 {"ids": customers},
             )
-            faces |= set(got["face_id"])
+            faces |= {f for f in got["face_id"] if isinstance(f, str) and f}  # '' = tracks not clustered yet
+            track_ids |= {t for ids in got["track_ids"] for t in list(ids)}
         if faces:
             got = _query(
                 wh,
@@ -171,7 +172,7 @@ def resolve(ctx: StageContext, *, customer_ids: Sequence[str] = (), face_ids: Se
             "video_sha256",
         ]
     )
-    if faces and _exists(wh, "face_detections"):
+    if (faces or track_ids) and _exists(wh, "face_detections"):
         join = _exists(wh, "media_fetches")
         sha = "m.sha256" if join else "CAST(NULL AS STRING)"
         from_media = "LEFT JOIN {{ media_fetches }} AS m ON m.creative_id = d.creative_id" if join else ""
@@ -179,8 +180,8 @@ def resolve(ctx: StageContext, *, customer_ids: Sequence[str] = (), face_ids: Se
             wh,
             "SELECT d.track_id, d.creative_id, d.first_time_s, d.last_time_s, d.backend, d.model_id, d.crop_path, "
             f"{sha} AS video_sha256 FROM {{{{ face_detections }}}} AS d {from_media} "
-            "WHERE d.face_id IN UNNEST(@ids) ORDER BY d.track_id",
-            {"ids": sorted(faces)},
+            "WHERE d.face_id IN UNNEST(@ids) OR d.track_id IN UNNEST(@tracks) ORDER BY d.track_id",
+            {"ids": sorted(faces), "tracks": sorted(track_ids)},
         )
     return Footprint(customers, sorted(faces), tracks, sorted(matched))
 
@@ -295,7 +296,9 @@ def _identity_changes(ctx: StageContext, fp: Footprint) -> list[Change | None]:
     if customers:
         out.append(Change("bucket:output customers/", "delete", len(copies), keys=sorted(copies), bucket=output))
     out += _record_changes(ctx, fp, output)
-    out.append(_verification_change(ctx, fp, photos))
+    verification, verified_images = _verification_change(ctx, fp, photos)
+    out.append(_photo_blob_change(ctx, {*photos["sha256"], *verified_images}))
+    out.append(verification)
     pairs = _appearance_pairs_gone(wh, fp)
     out.append(
         _table_change(
@@ -421,12 +424,28 @@ def _record_changes(ctx: StageContext, fp: Footprint, output: Any) -> list[Chang
     ]
 
 
-def _verification_change(ctx: StageContext, fp: Footprint, photos: pd.DataFrame) -> Change | None:
+def _photo_blob_change(ctx: StageContext, shas: set[Any]) -> Change | None:
+    """The person's photos in the media cache (a verification fetched them into ``blobs/sha256/``), unless an ad
+    creative has the same bytes."""
+    wh = ctx.warehouse
+    shas = {x for x in shas if isinstance(x, str) and x}
+    if not shas:
+        return None
+    if wh.table_exists("media_fetches"):
+        used = _query(
+            wh, "SELECT DISTINCT sha256 FROM {{ media_fetches }} WHERE sha256 IN UNNEST(@s)", {"s": sorted(shas)}
+        )
+        shas -= set(used["sha256"])
+    keys = sorted(k for k in (ctx.bucket.blob_key(x) for x in shas) if ctx.bucket.exists(k))
+    return _bucket_change(ctx, "blobs/sha256/", keys)
+
+
+def _verification_change(ctx: StageContext, fp: Footprint, photos: pd.DataFrame) -> tuple[Change | None, set[str]]:
     """Verifications of the person: their gallery photo (same bytes or URL), or a match inside one of their tracks
-    (same video bytes, best frame within the track's seconds)."""
+    (same video bytes, best frame within the track's seconds). Also returns those verifications' photo hashes."""
     wh = ctx.warehouse
     if not wh.table_exists("face_verifications") or fp.empty:
-        return None
+        return None, set()
     rows = _query(
         wh,
         "SELECT verification_id, image_url, image_sha256, video_sha256, matched, best_frame_time_s "
@@ -439,7 +458,7 @@ def _verification_change(ctx: StageContext, fp: Footprint, photos: pd.DataFrame)
         if isinstance(t.video_sha256, str):
             spans.setdefault(t.video_sha256, []).append((float(t.first_time_s), float(t.last_time_s)))
     tol = 0.5 / ctx.settings.face_sample_fps
-    ids = []
+    ids, images = [], set()
     for r in rows.itertuples(index=False):
         by_photo = r.image_sha256 in shas or r.image_url in urls
         when = r.best_frame_time_s
@@ -451,7 +470,9 @@ def _verification_change(ctx: StageContext, fp: Footprint, photos: pd.DataFrame)
         )
         if by_photo or in_track:
             ids.append(r.verification_id)
-    return _table_change(wh, "face_verifications", "verification_id IN UNNEST(@ids)", {"ids": sorted(ids)})
+            images.add(r.image_sha256)
+    change = _table_change(wh, "face_verifications", "verification_id IN UNNEST(@ids)", {"ids": sorted(ids)})
+    return change, images
 
 
 # --- running a plan -------------------------------------------------------------------------------

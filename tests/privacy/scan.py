@@ -45,6 +45,12 @@ def face_traces(settings: Settings, face_id: str) -> Traces:
     return traces
 
 
+def table_names(wh) -> list[str]:
+    """Every table in the warehouse (not only the known ones)."""
+    with wh.session() as con:
+        return sorted(r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall())
+
+
 def _vector_patterns(vectors: list[np.ndarray]) -> list[bytes]:
     out = []
     for v in vectors:
@@ -74,8 +80,7 @@ def scan(settings: Settings, traces: Traces, *, raw_file: bool = True) -> list[s
     found: list[str] = []
     needles = sorted(traces.ids | traces.blob_hashes)
     with get_warehouse(settings) as wh:
-        listing = wh.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
-        tables = sorted(listing["table_name"])
+        tables = table_names(wh)
         for table in tables:
             frame = wh.read_table(table)
             for column in frame.columns:
