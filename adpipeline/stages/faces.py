@@ -48,7 +48,10 @@ def detect(ctx: StageContext) -> dict[str, Any]:
     known = _known_faces(ctx, ident)
     tracks = [t for r in results for t in r.tracks]
     new_tracks = [
-        NewTrack(t.track_id, t.creative_id, np.asarray(t.embedding, dtype=np.float64), t.quality, order[t.creative_id])
+        NewTrack(
+            t.track_id, t.creative_id, np.asarray(t.embedding, dtype=np.float64), t.quality, order[t.creative_id],
+            t.n_embedded,
+        )
         for t in tracks
     ]
     assignment = assign_faces(known, new_tracks, threshold)
