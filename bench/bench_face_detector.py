@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_face_labelled as labelled
 import cv2
 import numpy as np
 
-import bench_face_labelled as labelled
 from adpipeline.faces.engine import dlib_model_dir, get_engine
 from adpipeline.settings import Settings
 
