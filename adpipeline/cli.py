@@ -1,4 +1,4 @@
-"""``adpipeline`` command line: demo, run, load-csv, query, summary, forget."""
+"""``adpipeline`` command line: demo, run, load-csv, query, summary, forget, enroll, identify, verify."""
 
 from __future__ import annotations
 
@@ -175,10 +175,17 @@ def demo(
     console.print(f"merged {n} rows into source table '{settings.source_table}'")
     console.rule("2. DAG chain " + ("(in-process)" if direct else "(Airflow dag.test, SQLite metadata DB)"))
     _run_chain(Window(manifest.start, manifest.end), direct)
-    console.rule("3. results")
+    console.rule("3. customers in the videos, and one photo verified against a video")
+    from adpipeline.demo.identity import print_identity_summary, run_identity, write_customer_base
+
+    os.environ.setdefault("ADP_GALLERY_URL", str(write_customer_base(sample_dir / "customers")))
+    identity = run_identity(_settings(), Window(manifest.start, manifest.end), sample_dir)
+    console.print(f"gallery: {identity['enrol']['photos']} photos, {identity['match']['appearances']} appearances")
+    console.rule("4. results")
     from adpipeline.report import print_summary
 
     print_summary(settings, console)
+    print_identity_summary(_settings(), console)
     console.print(f"demo finished in {time.monotonic() - t0:.0f} s")
 
 
@@ -211,6 +218,163 @@ def forget(
         console.print(f"  suppression rows written (no vectors): {out['suppressions']}")
     if out["note"]:
         console.print(f"  note: {out['note']}")
+
+
+@app.command()
+def enroll(
+    source: Annotated[str, typer.Argument(help="Customer base: folder or gs:// URL (<id>.jpg|png|webp or <id>/...).")],
+) -> None:
+    """Enrol a customer base into the gallery (only photos whose bytes changed are redone)."""
+    import datetime as _dt
+
+    from adpipeline.stages import gallery
+    from adpipeline.stages.context import StageContext
+    from adpipeline.window import Window
+
+    today = _dt.date.today()
+    with StageContext(_settings(), Window(today, today), run_id="cli-enroll") as ctx:
+        result = gallery.enrol(ctx, source=source)
+        rows = ctx.warehouse.query(
+            "SELECT status, COALESCE(reason, '') AS reason, COUNT(*) AS n FROM {{ gallery_photos }} "
+            "GROUP BY status, reason ORDER BY status, reason"
+        )
+    console.print(", ".join(f"{k}={v}" for k, v in result.items() if k not in ("stage", "window")))
+    for r in rows.itertuples():
+        console.print(f"  {r.status} {r.reason}: {r.n}")
+
+
+@app.command()
+def verify(
+    image: Annotated[str, typer.Argument(help="Photo of the person: a path, https:// or gs:// URL.")],
+    video: Annotated[str, typer.Argument(help="The video: a path, https:// or gs:// URL.")],
+    far: Annotated[
+        float | None, typer.Option(help="False-accept rate for the threshold (default ADP_VERIFY_FAR).")
+    ] = None,
+) -> None:
+    """Is the person in this photo in this video? Prints the answer and stores it in face_verifications."""
+    import datetime as _dt
+    import json as _json
+
+    from adpipeline.stages import verify as verify_stage
+    from adpipeline.stages.context import StageContext
+    from adpipeline.window import Window
+
+    settings = _settings()
+    if Path(image).exists() or Path(video).exists():
+        settings = settings.model_copy(update={"allow_local_paths": True})  # the operator's own files
+    today = _dt.date.today()
+    with StageContext(settings, Window(today, today), run_id="cli-verify") as ctx:
+        row = verify_stage.verify_urls(
+            ctx,
+            str(Path(image).resolve()) if Path(image).exists() else image,
+            str(Path(video).resolve()) if Path(video).exists() else video,
+            far=far,
+        )
+    console.print_json(
+        _json.dumps(
+            {
+                k: row[k]
+                for k in (
+                    "status",
+                    "reason",
+                    "matched",
+                    "confidence_pct",
+                    "face_in_image",
+                    "faces_in_image",
+                    "face_in_video",
+                    "frames_checked",
+                    "best_frame_time_s",
+                    "distance",
+                    "threshold",
+                    "far",
+                    "backend",
+                    "model_id",
+                )
+            }
+        )
+    )
+    if row["status"] not in ("ok", "no_face_in_video"):
+        raise typer.Exit(2)
+
+
+@app.command()
+def identify(
+    source: Annotated[str, typer.Option("--source", help="Video file, http(s)/rtsp URL, or camera index (0, 1...).")],
+    out: Annotated[Path | None, typer.Option(help="Write the annotated video here (.mp4).")] = None,
+    json_dir: Annotated[
+        Path | None, typer.Option(help="Write one JSON record per sampled frame under DIR/YYYYMMDD/.")
+    ] = None,
+    gallery_dir: Annotated[
+        str | None,
+        typer.Option("--gallery", help="Enrol this folder in memory instead of using the warehouse gallery."),
+    ] = None,
+    fps: Annotated[float, typer.Option(help="Frames looked at per second of video.")] = 2.0,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds of source time.")] = None,
+) -> None:
+    """Name the gallery's customers (or "unknown") in a video, a stream or a camera; Ctrl-C keeps what was done."""
+    import datetime as _dt
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from adpipeline.faces.identify import Gallery
+    from adpipeline.faces.identify import identify as run_identify
+    from adpipeline.faces.video import shared_engine
+
+    settings = _settings()
+    engine = shared_engine(settings)
+    if gallery_dir:
+        from adpipeline.faces.gallery import gallery_from_folder
+
+        ids, templates, _ = gallery_from_folder(engine, gallery_dir, settings)
+        gallery = Gallery(engine.model_id, ids, templates)
+    else:
+        from adpipeline.stages import gallery as gallery_stage
+        from adpipeline.stages.context import StageContext
+        from adpipeline.window import Window
+
+        today = _dt.date.today()
+        with StageContext(settings, Window(today, today), run_id="cli-identify") as ctx:
+            gallery = gallery_stage.load_gallery(ctx)
+    console.print(f"gallery: {len(gallery.customer_ids)} customers ({gallery.model_id})")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[t]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(f"identify {source}", total=None, t="")
+
+        def progress(t: float, duration: float | None) -> None:
+            bar.update(task, total=duration, completed=t, t=f"{t:.1f}s")
+
+        try:
+            result = run_identify(
+                source,
+                gallery,
+                settings,
+                engine=engine,
+                sample_fps=fps,
+                out=out,
+                json_dir=json_dir,
+                max_seconds=max_seconds,
+                progress=progress,
+            )
+        except (OSError, ValueError) as exc:
+            console.print(f"[red]cannot read {source}: {exc}[/]")
+            raise typer.Exit(2) from exc
+    seen = ", ".join(f"{c} ({n} frames)" for c, n in sorted(result.customers.items())) or "nobody from the gallery"
+    console.print(
+        f"{result.frames_decoded} frames decoded, {result.frames_sampled} looked at, {result.faces} faces, "
+        f"{result.named} named: {seen}; {result.processing_fps:.1f} frames/s"
+        + (f" (source {result.source_fps:.0f} fps)" if result.source_fps else "")
+        + (" [interrupted: kept what was done]" if result.interrupted else "")
+    )
+    if result.out:
+        console.print(f"annotated video: {result.out}")
+    if json_dir:
+        console.print(f"{result.records} JSON records under {json_dir}")
 
 
 def main() -> None:  # pragma: no cover - console script

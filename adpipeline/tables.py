@@ -314,6 +314,8 @@ class FacePerformance(Row):
     median_ad_ctr: float | None = None
     stddev_ad_ctr: float | None = None
     best_crop_path: str | None = None
+    n_ads_with_impressions: int = Field(0, description="Ads the per-ad CTR average, median and spread rest on.")
+    support: str | None = Field(None, description="single_ad (1 ad), thin (2-4) or ok (5+): how far to trust it.")
 
 
 class AdEnriched(Row):
@@ -357,6 +359,8 @@ class AdEnriched(Row):
     dominant_colors: list[str] = Field(default_factory=list)
     face_ids: list[str] = Field(default_factory=list)
     n_faces: int = 0
+    customer_ids: list[str] = Field(default_factory=list, description="Gallery customers seen in the video.")
+    n_customers: int = 0
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ __all__ = [
     "Match",
     "enrol_photo",
     "gallery_entries",
+    "gallery_from_folder",
     "match_vectors",
     "similarity",
     "template_of",
@@ -142,3 +143,20 @@ def match_vectors(vectors: np.ndarray, customer_ids: list[str], templates: np.nd
 def similarity(distance: float) -> float:
     """Cosine similarity of two unit vectors at this Euclidean distance."""
     return 1.0 - distance * distance / 2.0
+
+
+def gallery_from_folder(engine: FaceEngine, folder: str, settings: Settings) -> tuple[list[str], np.ndarray, dict]:
+    """Enrol a customer base in memory (no warehouse): (customer ids, templates, {photo_key: Enrolment})."""
+    from adpipeline.bucket import Bucket
+
+    base = Bucket(folder)
+    results: dict[str, Enrolment] = {}
+    per_customer: dict[str, list[np.ndarray]] = {}
+    for entry in gallery_entries(list(base.list())):
+        result = enrol_photo(engine, base.get_bytes(entry.photo_key), entry.photo_key, settings)
+        results[entry.photo_key] = result
+        if result.embedding is not None:
+            per_customer.setdefault(entry.customer_id, []).append(result.embedding)
+    ids = sorted(per_customer)
+    templates = np.stack([template_of(per_customer[c]) for c in ids]) if ids else np.zeros((0, engine.dim), np.float32)
+    return ids, templates, results

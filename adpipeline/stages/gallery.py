@@ -331,3 +331,17 @@ def _write_records(
             )
         )
     return rows, written
+
+
+def load_gallery(ctx: StageContext) -> Any:
+    """The enrolled templates of the configured engine's model, as an ``identify.Gallery``."""
+    from adpipeline.faces.identify import Gallery
+
+    engine = _engine(ctx)
+    ctx.warehouse.ensure_tables(["gallery"])
+    frame = ctx.warehouse.query_file("gallery/select_gallery_templates", {"model_id": engine.model_id})
+    ids = list(frame["customer_id"]) if not frame.empty else []
+    templates = (
+        np.stack([np.asarray(t, dtype=np.float32) for t in frame["template"]]) if ids else np.zeros((0, engine.dim))
+    )
+    return Gallery(engine.model_id, ids, templates)

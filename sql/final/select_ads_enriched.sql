@@ -20,6 +20,14 @@ face_summary AS (
     COUNT(DISTINCT face_id) AS n_faces
   FROM {{ face_detections }}
   GROUP BY creative_id
+),
+customer_summary AS (
+  SELECT
+    creative_id,
+    ARRAY_AGG(DISTINCT customer_id ORDER BY customer_id) AS customer_ids,
+    COUNT(DISTINCT customer_id) AS n_customers
+  FROM {{ customer_appearances }}
+  GROUP BY creative_id
 )
 SELECT
   a.ad_id,
@@ -59,7 +67,9 @@ SELECT
   COALESCE(fi.cta_kind, fv.cta_kind) AS cta_kind,
   COALESCE(fi.dominant_colors, fv.dominant_colors, []) AS dominant_colors,
   COALESCE(fs.face_ids, []) AS face_ids,
-  COALESCE(fs.n_faces, 0) AS n_faces
+  COALESCE(fs.n_faces, 0) AS n_faces,
+  COALESCE(cs.customer_ids, []) AS customer_ids,
+  COALESCE(cs.n_customers, 0) AS n_customers
 FROM ad_creative AS a
 LEFT JOIN {{ creatives }} AS c ON c.url = a.url AND c.media_type = a.media_type
 LEFT JOIN {{ media_fetches }} AS f ON f.creative_id = c.creative_id
@@ -69,3 +79,4 @@ LEFT JOIN {{ video_metadata }} AS vm ON vm.creative_id = c.creative_id
 LEFT JOIN {{ image_features }} AS fi ON fi.creative_id = COALESCE(g.canonical_creative_id, c.creative_id)
 LEFT JOIN {{ video_features }} AS fv ON fv.creative_id = c.creative_id
 LEFT JOIN face_summary AS fs ON fs.creative_id = c.creative_id
+LEFT JOIN customer_summary AS cs ON cs.creative_id = c.creative_id
