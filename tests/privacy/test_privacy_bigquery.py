@@ -25,6 +25,15 @@ def test_forget_and_retention_on_bigquery(bq_emulator, tmp_path) -> None:
     with StageContext(settings, Window(DAY, DAY), run_id="bq") as ctx:
         _seed(ctx)
         wh = ctx.warehouse
+        from adpipeline.tables import AdEnriched
+
+        wh.merge_rows(
+            "ads_enriched",
+            [
+                AdEnriched(ad_id="a1", date=DAY, creative_id="c1", face_ids=["fa", "fb"], n_faces=2),
+                AdEnriched(ad_id="a2", date=DAY, creative_id="c2", face_ids=["fb"], n_faces=1),
+            ],
+        )
         dry = privacy.forget_person(ctx, face_id="fa", dry_run=True, triggered_by="unit")
         done = privacy.forget_person(ctx, face_id="fa", triggered_by="unit")
         assert (
@@ -32,11 +41,14 @@ def test_forget_and_retention_on_bigquery(bq_emulator, tmp_path) -> None:
             == dry["counts"]
             == {
                 "bucket:faces/crops/ (delete)": 2,
+                "table:ads_enriched (update)": 1,
                 "table:faces (delete)": 1,
                 "table:face_detections (delete)": 2,
             }
         )
         assert list(wh.read_table("faces")["face_id"]) == ["fb"]
+        enriched = wh.read_table("ads_enriched", order_by="ad_id")
+        assert [list(f) for f in enriched["face_ids"]] == [["fb"], ["fb"]] and list(enriched["n_faces"]) == [1, 1]
         assert sorted(wh.read_table("privacy_suppressions")["kind"]) == ["face", "track", "track"]
         assert not privacy.compact(ctx), "nothing to rewrite on BigQuery"
         # fb (only in c1, last ad 2026-01-05) is past the 30-day retention.
