@@ -116,7 +116,10 @@ class PrivacyResult:
     @property
     def counts(self) -> dict[str, int]:
         """``"table:faces (delete)" -> n``: the figures the audit row holds."""
-        return {f"{c.target} ({c.action})": c.count for c in self.changes}
+        counts = {f"{c.target} ({c.action})": c.count for c in self.changes}
+        if len(counts) != len(self.changes):
+            raise ValueError(f"two changes share a label: {[c.as_dict() for c in self.changes]}")
+        return counts
 
     def as_summary(self) -> dict[str, Any]:
         return {
@@ -200,12 +203,13 @@ def _table_change(
     condition: str,
     params: dict[str, Any],
     set_sql: str | None = None,
+    column: str | None = None,
 ) -> Change | None:
     lists = [v for v in params.values() if isinstance(v, list)]
     if not wh.table_exists(table) or (lists and not any(lists)):
         return None
     return Change(
-        target=f"table:{table}",
+        target=f"table:{table}[{column}]" if column else f"table:{table}",
         action="update" if set_sql else "delete",
         count=_count(wh, table, condition, params),
         table=table,
@@ -259,6 +263,7 @@ def plan_forget(ctx: StageContext, fp: Footprint) -> list[Change]:
             "EXISTS (SELECT 1 FROM UNNEST(face_ids) AS x WHERE x IN UNNEST(@face_ids))",
             in_faces,
             set_sql=f"face_ids = {_KEPT_FACES}, n_faces = ARRAY_LENGTH({_KEPT_FACES})",
+            column="face_ids",
         )
     )
     changes.append(_table_change(wh, "face_performance", "face_id IN UNNEST(@face_ids)", in_faces))
@@ -307,6 +312,7 @@ def _identity_changes(ctx: StageContext, fp: Footprint) -> list[Change | None]:
             f"EXISTS (SELECT 1 FROM UNNEST(customer_ids) AS x WHERE {_GONE_CUSTOMER})",
             {"customers": customers, "pairs": pairs},
             set_sql=f"customer_ids = {_KEPT_CUSTOMERS}, n_customers = ARRAY_LENGTH({_KEPT_CUSTOMERS})",
+            column="customer_ids",
         )
         if _has_column(wh, "ads_enriched", "customer_ids")
         else None

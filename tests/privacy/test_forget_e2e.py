@@ -158,9 +158,11 @@ def test_forget_a_customer_and_a_face_everywhere_and_they_stay_forgotten(small_s
             assert dry["counts"]["table:customer_appearances (delete)"] >= 1
             assert dry["counts"]["table:face_verifications (delete)"] == 1
             assert dry["counts"]["bucket:output customers/ (delete)"] == 1
+            assert dry["counts"]["bucket:blobs/sha256/ (delete)"] == 1, "the photo the verification cached"
+            assert dry["counts"]["table:ads_enriched[customer_ids] (update)"] >= 1
             assert "remain in the customer base bucket" in dry["note"]
         else:
-            assert dry["counts"]["table:ads_enriched (update)"] == enriched_with > 0
+            assert dry["counts"]["table:ads_enriched[face_ids] (update)"] == enriched_with > 0
         # The real run deletes exactly what the dry run listed.
         with StageContext(settings, today, run_id="test") as ctx:
             done = privacy.forget_person(ctx, triggered_by="test", **subject)

@@ -41,7 +41,7 @@ def test_forget_and_retention_on_bigquery(bq_emulator, tmp_path) -> None:
             == dry["counts"]
             == {
                 "bucket:faces/crops/ (delete)": 2,
-                "table:ads_enriched (update)": 1,
+                "table:ads_enriched[face_ids] (update)": 1,
                 "table:faces (delete)": 1,
                 "table:face_detections (delete)": 2,
             }
