@@ -38,7 +38,6 @@ from adpipeline.faces.engine import get_engine  # noqa: E402
 from adpipeline.faces.verify import photo_face  # noqa: E402
 from adpipeline.settings import Settings  # noqa: E402
 
-
 CACHE_TAG: str | None = None  # --cache-tag: reuse embeddings cached under another source digest (re-fitting only)
 
 
