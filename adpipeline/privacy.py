@@ -550,6 +550,14 @@ def _run_plan(
 ) -> PrivacyResult:
     """Audit row (started), suppressions, the changes in order, compaction, audit row (done); a dry run only lists."""
     requested_at = dt.datetime.now(dt.UTC)
+    earlier = _query(
+        ctx.warehouse,
+        "SELECT requested_at FROM {{ privacy_requests }} WHERE request_id = @r AND status = 'started'",
+        {"r": result.request_id},
+    )
+    if len(earlier):  # a retry of a task that stopped half-way: this attempt counts what was left
+        requested_at = pd.Timestamp(earlier.iloc[0]["requested_at"]).to_pydatetime()
+        result.note = "; ".join(n for n in (result.note, "retry: counts are what the earlier attempt left") if n)
     if result.dry_run:
         _audit(
             ctx,

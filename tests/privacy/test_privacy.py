@@ -207,6 +207,29 @@ def test_dry_run_counts_equal_the_deletion_and_the_audit(ctx) -> None:
     assert audit["finished_at"].notna().all()
 
 
+def test_a_retry_after_a_crash_finishes_the_request(ctx, monkeypatch) -> None:
+    _seed(ctx)
+    calls = {"n": 0}
+    real_apply = privacy._apply
+
+    def crash_on_second(context, change):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        real_apply(context, change)
+
+    monkeypatch.setattr(privacy, "_apply", crash_on_second)
+    with pytest.raises(RuntimeError):
+        privacy.forget_person(ctx, face_id="fa", triggered_by="unit", request_id="r1")
+    monkeypatch.setattr(privacy, "_apply", real_apply)
+    out = privacy.forget_person(ctx, face_id="fa", triggered_by="unit", request_id="r1")
+    assert out["counts"]["bucket:faces/crops/ (delete)"] == 0, "the first attempt deleted the crops"
+    assert out["counts"]["table:face_detections (delete)"] == 2
+    assert sorted(ctx.warehouse.read_table("faces")["face_id"]) == ["fb"]
+    audit = ctx.warehouse.read_table("privacy_requests")
+    assert list(audit["status"]) == ["done"] and "retry" in audit["note"].iloc[0]
+
+
 def test_unknown_face_is_a_zero_count_request(ctx) -> None:
     out = privacy.forget_person(ctx, face_id="f_nobody", triggered_by="unit")
     assert all(v == 0 for v in out["counts"].values())
