@@ -1,4 +1,4 @@
-"""``adpipeline`` command line: demo, run, load-csv, query, summary, enroll, identify, verify."""
+"""``adpipeline`` command line: demo, run, load-csv, query, summary, forget, enroll, identify, verify."""
 
 from __future__ import annotations
 
@@ -188,6 +188,37 @@ def demo(
     print_summary(settings, console)
     print_identity_summary(_settings(), console)
     console.print(f"demo finished in {time.monotonic() - t0:.0f} s")
+
+
+@app.command()
+def forget(
+    customer_id: Annotated[str | None, typer.Option("--customer-id", help="An enrolled customer to forget.")] = None,
+    face_id: Annotated[str | None, typer.Option("--face-id", help="A unique face to forget.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go, with counts.")] = False,
+    withdraw: Annotated[
+        bool, typer.Option("--withdraw", help="Lift the suppression of earlier requests for this id.")
+    ] = False,
+) -> None:
+    """Forget one person everywhere: vectors, crops, tracks, gallery entries, appearances, verifications, output
+    copies and JSON records, and their rows in the performance tables; keeps them from coming back (the same function
+    as the adp_forget_person DAG). One audit row per request in privacy_requests."""
+    if bool(customer_id) == bool(face_id):
+        raise typer.BadParameter("give exactly one of --customer-id and --face-id")
+    from adpipeline import privacy
+    from adpipeline.stages.context import StageContext
+    from adpipeline.window import Window
+
+    today = dt.date.today()
+    with StageContext(_settings(), Window(today, today), run_id="cli") as ctx:
+        out = privacy.forget_person(ctx, customer_id=customer_id, face_id=face_id, dry_run=dry_run, withdraw=withdraw)
+    verb = "would change" if dry_run else "changed"
+    console.print(f"{out['action']} request {out['request_id']}: {verb}")
+    for target, count in out["counts"].items():
+        console.print(f"  {target:<48} {count:>8}")
+    if not dry_run and out["suppressions"]:
+        console.print(f"  suppression rows written (no vectors): {out['suppressions']}")
+    if out["note"]:
+        console.print(f"  note: {out['note']}")
 
 
 @app.command()

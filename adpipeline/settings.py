@@ -270,6 +270,14 @@ class Settings(BaseSettings):
     """A gallery photo whose aligned face has a Laplacian variance under this is rejected (too_blurred)."""
     gallery_far: float = Field(0.001, gt=0, lt=1)
     """False-accept rate per comparison for gallery matches (lower than verify_far: each face meets every customer)."""
+    photo_cnn_fallback: bool = False
+    """dlib only: photos (verify, gallery) where HOG finds no face are retried with dlib's CNN detector (1-25 s)."""
+
+    # --- privacy (adpipeline/privacy.py; README "Deleting a person") ----------------------------
+    face_retention_days: int = Field(365, ge=0, le=36_500)
+    """Days after a face's last ad before adp_privacy removes its crops and vectors (ids and counts stay); 0: off."""
+    privacy_compact_duckdb: bool = True
+    """After a deletion, rewrite the DuckDB file: DuckDB keeps deleted rows' bytes in freed blocks otherwise."""
 
     # --- insights (feature_performance and the Airflow UI page) ------------------------------
     feature_min_impressions: int = Field(1000, ge=0)

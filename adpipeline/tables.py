@@ -320,6 +320,8 @@ class FacePerformance(Row):
     median_ad_ctr: float | None = None
     stddev_ad_ctr: float | None = None
     best_crop_path: str | None = None
+    n_ads_with_impressions: int = Field(0, description="Ads the per-ad CTR average, median and spread rest on.")
+    support: str | None = Field(None, description="single_ad (1 ad), thin (2-4) or ok (5+): how far to trust it.")
 
 
 class AdEnriched(Row):
@@ -577,3 +579,45 @@ PERSON_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "faces": {"person": ("face_id",), "vector": ("centroid",), "bucket": ("best_crop_path",)},
 }
 """Which columns of each table hold person ids, biometric vectors and bucket objects (for deleting one person)."""
+
+
+# --- privacy (adpipeline/privacy.py) ---------------------------------------------------------------
+class PrivacyRequest(Row):
+    """One audit row per privacy request: a forget (or its dry run), a withdrawal, a retention or enforcement run.
+    Key: request_id. Holds no biometric data and no plain person id: the subject is a salted sha256 digest."""
+
+    request_id: str
+    action: str = Field(description="forget, withdraw, retention or enforce.")
+    subject_kind: str | None = Field(None, description="customer_id or face_id (forget / withdraw).")
+    subject_digest: str | None = Field(None, description="privacy.subject_digest(kind, id); never the id itself.")
+    dry_run: bool = False
+    status: str = Field(description="started, done (dry_run: listed).")
+    triggered_by: str = Field(description="Airflow: the triggering user and the run id; CLI: the OS user.")
+    run_id: str | None = None
+    requested_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    counts_json: str = Field("[]", description='JSON list of {"target", "action", "count"}: tables, bucket prefixes.')
+    note: str | None = Field(None, description="What was reported, not deleted (e.g. the customer's own photos).")
+
+
+class PrivacySuppression(Row):
+    """What keeps a forgotten person from coming back. Key: (request_id, kind, digest). No vectors, no crops, no plain
+    ids: ``digest`` is a salted sha256 of a customer id, face id, track id or source-photo sha256; a ``track`` row
+    also names the video (creative id, sha256 of its bytes) and the seconds the person was on screen."""
+
+    request_id: str
+    kind: str = Field(description="customer, face, track or photo.")
+    digest: str
+    creative_id: str | None = None
+    video_sha256: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    backend: str | None = None
+    model_id: str | None = None
+    created_at: dt.datetime
+
+
+TABLES["privacy_requests"] = TableSpec("privacy_requests", PrivacyRequest, ("request_id",), "merge")
+TABLES["privacy_suppressions"] = TableSpec(
+    "privacy_suppressions", PrivacySuppression, ("request_id", "kind", "digest"), "merge"
+)

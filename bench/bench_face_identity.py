@@ -38,6 +38,8 @@ from adpipeline.faces.engine import get_engine  # noqa: E402
 from adpipeline.faces.verify import photo_face  # noqa: E402
 from adpipeline.settings import Settings  # noqa: E402
 
+CACHE_TAG: str | None = None  # --cache-tag: reuse embeddings cached under another source digest (re-fitting only)
+
 
 def make_settings(args: argparse.Namespace, **overrides: object) -> Settings:
     values: dict[str, object] = {"face_backend": args.backend, "face_workers": 1}
@@ -57,7 +59,7 @@ def embed_split(engine, settings: Settings, split: str, per_family: int, refs_pe
     source = (ROOT / "bench" / "bench_face_labelled.py").read_bytes() + (
         ROOT / "adpipeline/faces/verify.py"
     ).read_bytes()
-    tag = hashlib.sha256(source).hexdigest()[:10]
+    tag = CACHE_TAG or hashlib.sha256(source).hexdigest()[:10]
     cache = (
         Path(tempfile.gettempdir())
         / "adp_face_bench"
@@ -272,7 +274,10 @@ def main() -> None:
     parser.add_argument("--refs", type=int, default=4, help="reference tracks per photo")
     parser.add_argument("--write", action="store_true", help="calibrate: store the fit in calibration.json")
     parser.add_argument("--seconds", type=float, default=20.0, help="identify-speed: source length")
+    parser.add_argument("--cache-tag", default=None, help="reuse cached embeddings with this tag (re-fit only)")
     args = parser.parse_args()
+    global CACHE_TAG
+    CACHE_TAG = args.cache_tag
     parts = {"calibrate": part_calibrate, "evaluate": part_evaluate}
     if args.part == "detector":
         from bench_face_detector import part_detector

@@ -7,6 +7,13 @@ track (``"f_" + sha256(track_id)[:12]``). A face's ``centroid`` is the running m
 kept unnormalised (float64) so that the state after one call continues exactly: tracks fed in one call or in several
 calls in the same order give the same ids, centroids and counts (a backfill day by day equals one run over the days).
 
+Safety margin: a track joins a face outright only when it is within ``threshold - margin`` of it. In the band
+``(threshold - margin, threshold]`` a merge is permanent damage if wrong (two people under one id, their ads pooled)
+while a split is repaired by :func:`recluster`, so there it joins only when it rests on several agreeing samples
+(``n_samples >= min_samples`` embedded frames in its mean) *and* is unambiguous (the next-nearest face is at least
+``margin`` farther); otherwise it founds a new face. Defaults: ``MERGE_MARGIN`` 0.03, ``MIN_SAMPLES`` 2 (measured in
+the README: two different people seen at 0.41-0.43 against 0.40 no longer merge on one bad frame).
+
 Full (:func:`recluster`): average-linkage agglomerative clustering of all tracks at the same threshold; each new
 cluster takes the old face id it overlaps most (greedy by overlap size, each old id used once), others get an id from
 their earliest track.
@@ -64,6 +71,7 @@ class NewTrack:
     embedding: np.ndarray = field(repr=False)
     quality: float = 0.0
     order_key: tuple[Any, ...] = ()
+    n_samples: int = 3  # embedded frames the track's mean rests on (the faces stage embeds up to 3 a track)
 
 
 @dataclass
@@ -80,8 +88,28 @@ def _sort_key(track: NewTrack) -> tuple[Any, ...]:
     return (*track.order_key, track.track_id) if track.order_key else (track.track_id,)
 
 
-def assign_faces(existing: Sequence[KnownFace], tracks: Sequence[NewTrack], threshold: float) -> Assignment:
-    """Assign ``tracks`` (sorted here by their order key) to ``existing`` faces or new ones. Inputs are not mutated."""
+MERGE_MARGIN = 0.03
+MIN_SAMPLES = 2
+
+
+def _joins(distance: float, second: float, n_samples: int, threshold: float, margin: float, min_samples: int) -> bool:
+    """Whether a track at ``distance`` from its nearest face (``second`` from the next) joins it (module doc)."""
+    if distance <= threshold - margin:
+        return True
+    if distance > threshold:
+        return False
+    return n_samples >= min_samples and second - distance >= margin
+
+
+def assign_faces(
+    existing: Sequence[KnownFace],
+    tracks: Sequence[NewTrack],
+    threshold: float,
+    margin: float = MERGE_MARGIN,
+    min_samples: int = MIN_SAMPLES,
+) -> Assignment:
+    """Assign ``tracks`` (sorted here by their order key) to ``existing`` faces or new ones. Inputs are not mutated.
+    ``margin``/``min_samples``: the safety band below the threshold (module doc); ``margin=0`` turns it off."""
     faces = [
         KnownFace(
             face_id=f.face_id,
@@ -104,12 +132,14 @@ def assign_faces(existing: Sequence[KnownFace], tracks: Sequence[NewTrack], thre
         vector = np.asarray(track.embedding, dtype=np.float64)
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         best = -1
-        best_distance = np.inf
+        best_distance = second_distance = np.inf
         if len(directions):
             dists = np.linalg.norm(directions - vector, axis=1)
             best = int(np.argmin(dists))  # ties: lowest face_id, since faces are kept sorted by id
             best_distance = float(dists[best])
-        if best >= 0 and best_distance <= threshold:
+            if len(dists) > 1:
+                second_distance = float(np.partition(dists, 1)[1])
+        if best >= 0 and _joins(best_distance, second_distance, track.n_samples, threshold, margin, min_samples):
             face = faces[best]
             face.n_tracks += 1
             face.centroid = face.centroid + (vector - face.centroid) / face.n_tracks

@@ -195,6 +195,7 @@ class DlibEngine:
         self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
         self._resnet_path = models / "dlib_face_recognition_resnet_model_v1.dat"
         self._dlib_resnet: Any = None
+        self._cnn: Any = None  # dlib's CNN detector, loaded on first use (photos where HOG finds nothing)
         # The same network run with numpy/BLAS (~7x faster than the BLAS-less dlib-bin wheel, equal outputs); dlib's
         # own implementation is the fallback when the file does not parse as expected.
         self._net: Any = None
@@ -220,6 +221,30 @@ class DlibEngine:
             if box[2] - box[0] < 4 or box[3] - box[1] < 4:
                 continue
             faces.append(FaceBox(box=box, landmarks=landmarks, score=float(score)))
+        faces.sort(key=lambda f: -f.score)
+        return faces
+
+    def detect_cnn(self, rgb: np.ndarray, min_confidence: float = 0.3) -> list[FaceBox]:
+        """Faces found by dlib's CNN detector (``mmod_human_face_detector.dat``, face-recognition-models), with the
+        same 5-point landmarks. It finds occluded and strongly turned faces HOG misses, at ~50x HOG's time (the
+        dlib-bin wheel has no BLAS): used only on photos where HOG found nothing (README, bench detector)."""
+        rgb = _contiguous_rgb(rgb)
+        if self._cnn is None:
+            self._cnn = self._dlib.cnn_face_detection_model_v1(str(dlib_model_dir() / "mmod_human_face_detector.dat"))
+        height, width = rgb.shape[:2]
+        faces = []
+        for found in self._cnn(rgb, 0):
+            if found.confidence < min_confidence:
+                continue
+            rect = found.rect
+            shape = self._shape(rgb, rect)
+            landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+            box = _clip_box((rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1), width, height)
+            if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
+                # the CNN's confidence is on another scale than HOG's: report the score cut so callers keep it
+                faces.append(
+                    FaceBox(box=box, landmarks=landmarks, score=max(float(found.confidence), self.default_min_score))
+                )
         faces.sort(key=lambda f: -f.score)
         return faces
 

@@ -165,9 +165,23 @@ def photo_face(
     min_score = settings.face_min_det_score if settings.face_min_det_score is not None else engine.default_min_score
     min_size = settings.verify_min_face_px if min_size_px is None else min_size_px
     target = min(max(max(rgb.shape[:2]), 640), settings.verify_detect_side)
-    for turn in (0, *_TURNS):
+    tries: list[tuple[int, bool]] = [(0, False), *((turn, False) for turn in _TURNS)]
+    if settings.photo_cnn_fallback and hasattr(engine, "detect_cnn"):
+        tries.append((0, True))  # occluded or strongly turned faces: HOG found nothing anywhere
+    for turn, cnn in tries:
         turned = np.ascontiguousarray(np.rot90(rgb, k=turn)) if turn else rgb
-        faces, _ = _detect_scaled(engine, turned, target)
+        if cnn:
+            scale = min(1.0, 640 / max(turned.shape[:2]))
+            small = (
+                cv2.resize(turned, (round(turned.shape[1] * scale), round(turned.shape[0] * scale)))
+                if scale < 1
+                else turned
+            )
+            faces = engine.detect_cnn(small)  # type: ignore[attr-defined]
+            if scale < 1:
+                faces = [f.scaled(1.0 / scale, turned.shape[1], turned.shape[0]) for f in faces]
+        else:
+            faces, _ = _detect_scaled(engine, turned, target)
         faces = [f for f in faces if f.score >= min_score and f.size_px >= min_size]
         if not faces:
             continue

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from adpipeline import privacy
 from adpipeline.stages.context import Chunk, StageContext, check_failure_share, log, make_chunks, summary
 from adpipeline.stages.media import _blob_key
 from adpipeline.tables import Face, FaceDetection, FaceVideoStatus
@@ -53,10 +54,11 @@ def detect(ctx: StageContext) -> dict[str, Any]:
     settings = ctx.settings
     engine, ident = _identity(ctx)
     todo = ctx.only_chunk(_pending_videos(ctx, ident))
+    forgotten = privacy.forgotten_segments(ctx)
     videos = tracks = failed = 0
     for item in todo.itertuples(index=False):
         with ctx.bucket.local_file(_blob_key(ctx, item.blob_path)) as path:
-            result = process_video(item.creative_id, str(path), settings, engine)
+            result = forgotten.drop_from(process_video(item.creative_id, str(path), settings, engine), item.sha256)
         _write_video(ctx, result, ident)
         videos += 1
         tracks += len(result.tracks)
@@ -113,7 +115,7 @@ def cluster(ctx: StageContext) -> dict[str, Any]:
     engine, ident = _identity(ctx)
     wh = ctx.warehouse
     wh.ensure_tables(FACE_TABLES)
-    frame = wh.query_file("faces/select_unassigned_tracks", ident)
+    frame = privacy.drop_forgotten_tracks(ctx, wh.query_file("faces/select_unassigned_tracks", ident))
     if frame.empty:
         return summary("faces.cluster", ctx.window, tracks=0, new_faces=0)
     new_tracks = [

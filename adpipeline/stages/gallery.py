@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from adpipeline import privacy
 from adpipeline.bucket import Bucket
 from adpipeline.stages.context import StageContext, check_failure_share, summary
 from adpipeline.tables import CustomerAppearance, GalleryPhoto, GalleryTemplate, GalleryVideoRecord
@@ -69,7 +70,8 @@ def enrol(ctx: StageContext, source: str | None = None) -> dict[str, Any]:
     wh.ensure_tables(GALLERY_TABLES)
     engine = _engine(ctx)
     base = Bucket(source)
-    entries = gallery_entries(list(base.list()))
+    blocked = privacy.gallery_block(wh)  # forgotten customers and photos are never enrolled again
+    entries = [e for e in gallery_entries(list(base.list())) if not blocked.customer(e.customer_id)]
     previous = wh.query_file("gallery/select_gallery_photos", {"model_id": engine.model_id})
     known = {(r.customer_id, r.photo_key): r for r in previous.itertuples(index=False)}
     present = {(e.customer_id, e.photo_key) for e in entries}
@@ -79,6 +81,8 @@ def enrol(ctx: StageContext, source: str | None = None) -> dict[str, Any]:
     for entry in entries:
         data = base.get_bytes(entry.photo_key)
         digest = hashlib.sha256(data).hexdigest()
+        if blocked.photo(digest):
+            continue
         old = known.get((entry.customer_id, entry.photo_key))
         if old is not None and old.sha256 == digest:
             continue  # same bytes, same model: nothing to redo

@@ -1,5 +1,7 @@
 -- face_performance: per unique face, the ads whose video shows it and their metrics; plus one '__no_face__'
 -- baseline row for ads whose video was analysed and showed nobody. An ad's metrics are summed over its days first.
+-- n_ads / n_ads_with_impressions say how many ads each figure rests on (the per-ad CTR average, median and spread use
+-- the ads with impressions); support: 'single_ad' (1 ad), 'thin' (2-4), 'ok' (5 or more) - rank faces on 'ok' only.
 WITH per_ad AS (
   SELECT
     c.creative_id,
@@ -42,7 +44,9 @@ SELECT
   AVG(w.ad_ctr) AS avg_ad_ctr,
   ANY_VALUE(w.median_ctr) AS median_ad_ctr,
   STDDEV_SAMP(w.ad_ctr) AS stddev_ad_ctr,
-  ANY_VALUE(f.best_crop_path) AS best_crop_path
+  ANY_VALUE(f.best_crop_path) AS best_crop_path,
+  COUNTIF(w.impressions > 0) AS n_ads_with_impressions,
+  CASE WHEN COUNT(DISTINCT w.ad_id) >= 5 THEN 'ok' WHEN COUNT(DISTINCT w.ad_id) >= 2 THEN 'thin' ELSE 'single_ad' END AS support
 FROM with_ctr AS w
 LEFT JOIN {{ faces }} AS f ON f.face_id = w.face_id
 GROUP BY w.face_id

@@ -92,3 +92,38 @@ def test_recluster_keeps_old_ids_and_repairs_a_split():
     assert {full.face_of[t] for t in person0} == {incremental.face_of[person0[0]]}
     assert set(full.face_of.values()) == set(incremental.face_of.values())
     assert recluster(tracks, 0.4, previous).face_of == full.face_of  # deterministic
+
+
+def _at_distance(base: np.ndarray, direction: np.ndarray, d: float) -> np.ndarray:
+    """A unit vector at Euclidean distance ``d`` from unit ``base``, turned towards ``direction``."""
+    ortho = direction - (direction @ base) * base
+    ortho /= np.linalg.norm(ortho)
+    theta = 2 * np.arcsin(d / 2)
+    return np.cos(theta) * base + np.sin(theta) * ortho
+
+
+def test_safety_margin_band_needs_agreeing_samples_and_no_rival() -> None:
+    from adpipeline.faces.cluster import KnownFace, NewTrack, assign_faces
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=128)
+    a /= np.linalg.norm(a)
+    face = KnownFace("f_a", a.copy(), n_tracks=3, creative_ids={"v0"}, first_creative_id="v0")
+
+    def place(d: float, n_samples: int, existing=(face,)) -> str:
+        track = NewTrack("v1_t0", "v1", _at_distance(a, rng.normal(size=128), d), 0.5, ("v1",), n_samples)
+        return assign_faces(list(existing), [track], 0.40).face_of["v1_t0"]
+
+    assert place(0.36, 1) == "f_a"  # clearly inside: joins even on one sample
+    assert place(0.39, 1) != "f_a"  # in the band on one sample (one bad frame): a new face, not a merge
+    assert place(0.39, 3) == "f_a"  # in the band, several agreeing samples, no rival: joins
+    assert place(0.41, 3) != "f_a"  # outside the threshold: never
+    # A rival face about as near: ambiguous, so a new face rather than a coin-flip merge.
+    from adpipeline.faces.cluster import _joins
+
+    assert _joins(0.385, 0.43, 3, 0.40, 0.03, 2) is True
+    assert _joins(0.385, 0.40, 3, 0.40, 0.03, 2) is False
+    assert _joins(0.385, 0.43, 1, 0.40, 0.03, 2) is False
+    # margin=0 restores the plain rule
+    plain = NewTrack("v1_t0", "v1", _at_distance(a, rng.normal(size=128), 0.39), 0.5, ("v1",), 1)
+    assert assign_faces([face], [plain], 0.40, margin=0.0).face_of["v1_t0"] == "f_a"

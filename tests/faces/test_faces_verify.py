@@ -121,3 +121,25 @@ def test_rotated_and_sideways_videos(tmp_path, synth, face_settings, dlib_engine
     for path in (rotated, sideways):
         result = verify(photo, path, face_settings(), engine=dlib_engine)
         assert result.status == "ok" and result.matched, (path.name, result)
+
+
+def test_cnn_fallback_finds_a_masked_face_hog_misses(face_settings, dlib_engine, synth) -> None:
+    """A mask over mouth and chin (the labelled set's occlusion family, seed 0): HOG finds nothing, upright or
+    turned; with ``photo_cnn_fallback`` dlib's CNN detector finds it."""
+    import cv2
+
+    from adpipeline.faces.verify import photo_face
+
+    crop, frac = synth.portrait("obama/obama2.jpg")
+    masked = crop.copy()
+    h, w = masked.shape[:2]
+    face_w, cx, cy = frac * w, w / 2, 0.42 * h
+    cv2.rectangle(
+        masked, (int(cx - 0.45 * face_w), int(cy + 0.12 * face_w)), (int(cx + 0.45 * face_w), int(cy + 0.6 * face_w)),
+        (230, 230, 235), -1,
+    )  # fmt: skip
+    assert photo_face(dlib_engine, masked, face_settings(photo_cnn_fallback=False)) is None
+    found = photo_face(dlib_engine, masked, face_settings(photo_cnn_fallback=True))
+    assert found is not None and found.faces == 1 and found.rotation == 0
+    x0, y0, x1, y1 = found.box
+    assert x0 < cx < x1 and y0 < cy < y1

@@ -49,6 +49,8 @@ from adpipeline.tables import (
     ImageFeatureRow,
     ImageHash,
     MediaFetch,
+    PrivacyRequest,
+    PrivacySuppression,
     RawAd,
     Row,
     VideoFeatureRow,
@@ -343,6 +345,15 @@ def fixture_rows() -> dict[str, list[Row]]:
                  effective_impressions=2500.0, overdispersion=0.001, baseline_ctr=0.015, lift=1.07, flag="above"),
             make(FeaturePerformance, feature="color", value="#ff0000", n_creatives=1, n_ads=1, impressions=1000,
                  clicks=30, spend=12.5, conversions=3, ctr=0.03),
+        ],
+        "privacy_requests": [
+            make(PrivacyRequest, request_id="forget_1", action="forget", subject_kind="face_id",
+                 subject_digest="d" * 64, status="done", triggered_by="cli:someone", requested_at=t0,
+                 finished_at=t0, counts_json='[{"target": "table:faces", "action": "delete", "count": 1}]'),
+        ],
+        "privacy_suppressions": [
+            make(PrivacySuppression, request_id="forget_1", kind="track", digest="e" * 64, creative_id="vid_a",
+                 video_sha256="f" * 64, start_s=1.0, end_s=4.5, backend="dlib", model_id="m", created_at=t0),
         ],
     }  # fmt: skip
 
