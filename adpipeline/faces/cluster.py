@@ -11,8 +11,9 @@ Safety margin: a track joins a face outright only when it is within ``threshold 
 ``(threshold - margin, threshold]`` a merge is permanent damage if wrong (two people under one id, their ads pooled)
 while a split is repaired by :func:`recluster`, so there it joins only when it rests on several agreeing samples
 (``n_samples >= min_samples`` embedded frames in its mean) *and* is unambiguous (the next-nearest face is at least
-``margin`` farther); otherwise it founds a new face. Defaults: ``MERGE_MARGIN`` 0.03, ``MIN_SAMPLES`` 2 (measured in
-the README: two different people seen at 0.41-0.43 against 0.40 no longer merge on one bad frame).
+``margin`` farther); otherwise it founds a new face. Defaults: ``MERGE_MARGIN`` 0.03, ``MIN_SAMPLES`` 2: a track pulled
+to 0.38-0.40 of another person's face by one bad frame founds its own face instead of merging (tested; the faces
+bench's accuracy part has not been re-run with the margin yet).
 
 Full (:func:`recluster`): average-linkage agglomerative clustering of all tracks at the same threshold; each new
 cluster takes the old face id it overlaps most (greedy by overlap size, each old id used once), others get an id from
