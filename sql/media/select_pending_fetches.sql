@@ -1,6 +1,7 @@
 -- Creatives to fetch, whatever their dates: those with no fetch row yet, and those whose last fetch or analysis
 -- failed once its back-off (next_attempt_at) has passed; with @refresh, every creative of the window [@start, @end]
 -- again. Usable rows ('fetched': waiting for analysis; 'ok') are never fetched again otherwise.
+-- params: now=TIMESTAMP:2024-01-06T00:00:00
 SELECT
   c.creative_id,
   c.url,

@@ -28,8 +28,9 @@ EXPECTED = {
     "adp_final": (["rebuild_ads_enriched"], "asset", ["adpipeline.features", "adpipeline.faces"]),
 }
 
-OTHER_DAGS = {"adp_forget_person", "adp_privacy"}
-"""DAGs outside the asset chain (a manual one with Params, a daily maintenance one): shapes in tests/privacy."""
+OTHER_DAGS = {"adp_forget_person", "adp_privacy", "adp_gallery", "adp_face_verify"}
+"""DAGs outside the import → final chain (manual ones with Params, daily maintenance, the gallery): their shapes
+are tested beside their stages (tests/privacy, tests/faces)."""
 
 
 @pytest.fixture(scope="module")

@@ -38,12 +38,17 @@ from adpipeline.tables import (
     TABLES,
     AdEnriched,
     Creative,
+    CustomerAppearance,
     DuplicateGroup,
     Face,
     FaceDetection,
     FacePerformance,
+    FaceVerification,
     FaceVideoStatus,
     FeaturePerformance,
+    GalleryPhoto,
+    GalleryTemplate,
+    GalleryVideoRecord,
     GenAIBatch,
     GenAIUsage,
     ImageFeatureRow,
@@ -346,6 +351,33 @@ def fixture_rows() -> dict[str, list[Row]]:
             make(FeaturePerformance, feature="color", value="#ff0000", n_creatives=1, n_ads=1, impressions=1000,
                  clicks=30, spend=12.5, conversions=3, ctr=0.03),
         ],
+        "gallery_photos": [
+            make(GalleryPhoto, customer_id="c1", photo_key="c1.jpg", photo_url="/g/c1.jpg", sha256="a" * 64,
+                 status="enrolled", faces=1, face_px=120, sharpness=35.5, backend="dlib", model_id="m",
+                 embedding=[0.6, 0.8], run_id="r1"),
+            make(GalleryPhoto, customer_id="c2", photo_key="c2/x.png", photo_url="/g/c2/x.png", status="rejected",
+                 reason="no_face", backend="dlib", model_id="m", run_id="r1"),
+        ],
+        "gallery": [
+            make(GalleryTemplate, customer_id="c1", backend="dlib", model_id="m", template=[0.6, 0.8], n_photos=1,
+                 photo_keys=["c1.jpg"], photo_sha256s=["a" * 64], run_id="r1"),
+        ],
+        "customer_appearances": [
+            make(CustomerAppearance, customer_id="c1", creative_id="vid_a", face_id="f1", backend="dlib",
+                 model_id="m", track_ids=["t1", "t2"], first_time_s=1.0, last_time_s=4.5, best_time_s=2.0,
+                 best_distance=0.31, best_similarity=0.95, confidence_pct=97.5, threshold=0.5,
+                 copied_photo_urls=["/out/customers/c1.jpg"]),
+        ],
+        "gallery_video_records": [
+            make(GalleryVideoRecord, creative_id="vid_a", record_url="/out/20240105/vid_a.json",
+                 record_sha256="b" * 64, n_tracks=2, n_matched=1, customer_ids=["c1"], model_id="m", run_id="r1"),
+        ],
+        "face_verifications": [
+            make(FaceVerification, verification_id="v" * 32, image_url="/p.jpg", video_url="/v.mp4", status="ok",
+                 face_in_image=True, faces_in_image=1, face_in_video=True, matched=True, confidence_pct=97.5,
+                 frames_checked=12, best_frame_time_s=8.5, distance=0.33, threshold=0.5, far=0.01, backend="dlib",
+                 model_id="m", run_id="r1", verified_at=t0),
+        ],
         "privacy_requests": [
             make(PrivacyRequest, request_id="forget_1", action="forget", subject_kind="face_id",
                  subject_digest="d" * 64, status="done", triggered_by="cli:someone", requested_at=t0,
@@ -537,7 +569,9 @@ SELECT
   SAFE_DIVIDE(SUM(a.conversions), SUM(a.clicks)) AS cvr,
   SAFE_DIVIDE(SUM(a.spend), SUM(a.conversions)) AS cpa,
   NULL AS avg_ad_ctr, NULL AS median_ad_ctr, NULL AS stddev_ad_ctr,
-  MAX(d.crop_path) AS best_crop_path
+  MAX(d.crop_path) AS best_crop_path,
+  COUNT(DISTINCT a.ad_id) AS n_ads_with_impressions,
+  'thin' AS support
 FROM {{ face_detections }} AS d
 JOIN {{ creatives }} AS c USING (creative_id)
 JOIN {{ raw_ads }} AS a ON a.video_url = c.url
