@@ -125,6 +125,8 @@ def cluster(ctx: StageContext) -> dict[str, Any]:
             np.asarray(r.embedding, dtype=np.float64),
             float(r.quality) if r.quality == r.quality and r.quality is not None else 0.0,
             (str(r.first_seen_date)[:10], r.creative_id),
+            # embedded samples behind the track's mean (the stage embeds its best face_embeds_per_track frames)
+            min(int(r.n_frames), ctx.settings.face_embeds_per_track),
         )
         for r in frame.itertuples(index=False)
     ]
