@@ -16,8 +16,7 @@ import numpy as np
 from PIL import Image
 
 from adpipeline.bucket import Bucket
-from adpipeline.media.fetch import looks_like_image
-from adpipeline.media.images import MediaError, decode_image
+from adpipeline.media.images import ALLOWED_FORMATS, MediaError, decode_image, sniff_image_format
 from adpipeline.settings import Settings
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -41,16 +40,21 @@ class UploadError(Exception):
         self.reason = reason
 
 
+def _allowed_image(data: bytes) -> bool:
+    """The bytes announce an image format the media stage decodes (the same magic-number check as fetching)."""
+    return sniff_image_format(data[:64]) in ALLOWED_FORMATS
+
+
 def check_image_upload(data: bytes, settings: Settings) -> bytes:
     """An uploaded photo: within the image byte cap, an allowed image format, decodable within the pixel cap."""
     if len(data) > settings.max_image_bytes:
         raise UploadError(413, f"photo is over the cap of {settings.max_image_bytes} bytes")
-    if not looks_like_image(data):
+    if not _allowed_image(data):
         raise UploadError(415, "photo is not a JPEG, PNG, WebP, GIF or BMP image")
     try:
         decode_image(data, settings.max_image_pixels)
     except MediaError as exc:
-        raise UploadError(413 if exc.status == "too_large" else 422, f"photo: {exc.status}: {exc.reason}") from exc
+        raise UploadError(413 if exc.status in ("too_large", "too_many_pixels") else 422, f"photo: {exc.status}: {exc.reason}") from exc
     return data
 
 
@@ -81,7 +85,7 @@ def _thumbnail(_bucket_url: str, bucket: Bucket, sha256: str, side: int, max_pix
     if not bucket.exists(key):
         raise UploadError(404, "no such content")
     data = bucket.get_bytes(key)
-    if not looks_like_image(data):
+    if not _allowed_image(data):
         raise UploadError(404, "content is not an image")
     try:
         image, _format, _animated = decode_image(data, max_pixels)
