@@ -54,7 +54,8 @@ def check_image_upload(data: bytes, settings: Settings) -> bytes:
     try:
         decode_image(data, settings.max_image_pixels)
     except MediaError as exc:
-        raise UploadError(413 if exc.status in ("too_large", "too_many_pixels") else 422, f"photo: {exc.status}: {exc.reason}") from exc
+        code = 413 if exc.status in ("too_large", "too_many_pixels") else 422
+        raise UploadError(code, f"photo: {exc.status}: {exc.reason}") from exc
     return data
 
 
