@@ -12,6 +12,7 @@ kept; the summary says ``interrupted``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import time
@@ -70,7 +71,7 @@ def open_source(source: str) -> tuple[Iterator[tuple[float, Callable[[], np.ndar
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     fps = float(stream.average_rate) if stream.average_rate else None
-    duration = float(stream.duration * stream.time_base) if stream.duration else None
+    duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     if duration is None and container.duration:
         duration = container.duration / 1_000_000
 
@@ -105,7 +106,7 @@ def _camera(index: int) -> tuple[Iterator[tuple[float, Callable[[], np.ndarray]]
                 ok, bgr = capture.read()
                 if not ok:
                     return
-                yield time.monotonic() - started, lambda bgr=bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield time.monotonic() - started, functools.partial(cv2.cvtColor, bgr, cv2.COLOR_BGR2RGB)
         finally:
             capture.release()
 

@@ -62,19 +62,25 @@ class Verification(BaseModel):
     face_in_image: bool = False
     faces_in_image: int = 0
     face_in_video: bool = False
-    faces_in_video: int = Field(0, description="Tracks (people stretches) found in the video.")
+    faces_in_video: int = Field(default=0, description="Tracks (people stretches) found in the video.")
     matched: bool = False
-    confidence_pct: float | None = Field(None, description="Calibrated probability (0-100) of the same person.")
+    confidence_pct: float | None = Field(default=None, description="Calibrated probability (0-100) of the same person.")
     frames_checked: int = 0
     best_frame_time_s: float | None = None
-    distance: float | None = Field(None, description="Euclidean distance between unit embeddings (closest track).")
+    distance: float | None = Field(
+        default=None, description="Euclidean distance between unit embeddings (closest track)."
+    )
     threshold: float | None = None
-    far: float | None = Field(None, description="False-accept rate the threshold was chosen for.")
+    far: float | None = Field(default=None, description="False-accept rate the threshold was chosen for.")
     calibrated: bool = False
     backend: str = ""
     model: str = ""
-    image_rotation: int = Field(0, description="Degrees (counter-clockwise) the photo was turned to find a face.")
-    image_size: tuple[int, int] | None = Field(None, description="Photo size (width, height) after EXIF rotation.")
+    image_rotation: int = Field(
+        default=0, description="Degrees (counter-clockwise) the photo was turned to find a face."
+    )
+    image_size: tuple[int, int] | None = Field(
+        default=None, description="Photo size (width, height) after EXIF rotation."
+    )
     video_duration_s: float | None = None
     seconds: float = 0.0
 
@@ -106,10 +112,11 @@ def load_image(data: bytes | Path | str, max_side: int, max_pixels: int) -> np.n
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if isinstance(data, (str, Path)):
+        path = Path(data)
         try:
-            data = Path(data).read_bytes()
+            data = path.read_bytes()
         except OSError as exc:
-            raise BadImage(f"cannot read {data}: {exc.strerror or exc}") from exc
+            raise BadImage(f"cannot read {path}: {exc.strerror or exc}") from exc
     if not data:
         raise BadImage("empty file")
     try:
@@ -120,10 +127,9 @@ def load_image(data: bytes | Path | str, max_side: int, max_pixels: int) -> np.n
             elif width * height > max_pixels:
                 raise BadImage(f"{width}x{height} is over the {max_pixels}-pixel limit for {img.format} photos")
             img.load()
-            img = ImageOps.exif_transpose(img)
-            img = img.convert("RGB")
-            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+            upright = ImageOps.exif_transpose(img).convert("RGB")
+            upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            return np.ascontiguousarray(np.asarray(upright, dtype=np.uint8))
     except BadImage:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:

@@ -25,7 +25,7 @@ def verification_id(image_sha256: str | None, video_sha256: str | None, model_id
 
 def verify_urls(ctx: StageContext, image_url: str, video_url: str, far: float | None = None) -> dict[str, Any]:
     """Fetch, verify and store one photo/video pair; returns the stored row as a dict."""
-    from adpipeline.faces.verify import Verification, verify
+    from adpipeline.faces.verify import Verification, VerifyStatus, verify
     from adpipeline.faces.video import shared_engine
     from adpipeline.media.fetch import FetchRequest, fetch_all
 
@@ -44,7 +44,7 @@ def verify_urls(ctx: StageContext, image_url: str, video_url: str, far: float | 
             video_path = files.enter_context(ctx.bucket.local_file(video.blob_key))  # type: ignore[arg-type]
             result = verify(image_bytes, video_path, settings, far=far, engine=engine)
         else:
-            problems = []
+            problems: list[tuple[VerifyStatus, str]] = []
             if not image.ok:
                 problems.append(("bad_image", f"photo not fetched: {image.status}: {image.reason}"))
             if not video.ok:
