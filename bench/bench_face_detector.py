@@ -28,7 +28,7 @@ from adpipeline.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(_env_file=None, face_backend=args.backend, face_workers=1)  # type: ignore[arg-type]
+    return Settings(_env_file=None, face_backend=args.backend)  # type: ignore[arg-type]
 
 
 def _hog_found(engine, rgb: np.ndarray, settings: Settings) -> bool:

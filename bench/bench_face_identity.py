@@ -42,7 +42,7 @@ CACHE_TAG: str | None = None  # --cache-tag: reuse embeddings cached under anoth
 
 
 def make_settings(args: argparse.Namespace, **overrides: object) -> Settings:
-    values: dict[str, object] = {"face_backend": args.backend, "face_workers": 1}
+    values: dict[str, object] = {"face_backend": args.backend}
     if args.model_dir:
         values["insightface_model_dir"] = args.model_dir
     values.update(overrides)

@@ -17,7 +17,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -345,6 +346,23 @@ def shared_engine(settings: Settings) -> FaceEngine:
     if key not in _ENGINES:
         _ENGINES[key] = get_engine(settings)
     return _ENGINES[key]
+
+
+@contextmanager
+def _one_thread_each() -> Generator[None, None, None]:
+    """OpenCV and BLAS (the numpy ResNet) on one thread, for callers that run one process per core."""
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scipy/scikit-image installs
+            yield
+            return
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def process_videos(items: Sequence[tuple[str, str]], settings: Settings) -> list[VideoFaces]:

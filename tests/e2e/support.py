@@ -18,9 +18,12 @@ VOLATILE = {
 """Columns that record when and how fast a call happened, not what it produced: left out of the checksums."""
 
 
-def make_settings(home: Path, media_root: Path) -> Settings:
-    """Settings for a run on the sample in ``media_root`` (local media paths are allowed only under it)."""
-    return Settings(home=home, allow_local_paths=True, local_media_roots=[media_root])
+def make_settings(home: Path, *media_roots: Path) -> Settings:
+    """Settings for a run on the sample in ``media_roots`` (local media paths are allowed only under them; without
+    any, only under the default root ``<home>/sample``)."""
+    if not media_roots:
+        return Settings(home=home, allow_local_paths=True)
+    return Settings(home=home, allow_local_paths=True, local_media_roots=list(media_roots))
 
 
 def load_sample(settings: Settings, manifest) -> int:

@@ -56,7 +56,7 @@ def test_gallery_and_verify_dags(small_sample, tmp_path, airflow_db, monkeypatch
     customers = write_customer_base(tmp_path / "customers")
     monkeypatch.setenv("ADP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ADP_ALLOW_LOCAL_PATHS", "true")
-    monkeypatch.setenv("ADP_FACE_WORKERS", "1")
+    monkeypatch.setenv("ADP_LOCAL_MEDIA_ROOTS", json.dumps([str(small_sample.out_dir), str(tmp_path)]))
     monkeypatch.setenv("ADP_GALLERY_URL", str(customers))
     get_settings.cache_clear()
     settings = get_settings()

@@ -275,7 +275,7 @@ def obama_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_real_verification_html_and_json(seeded: Seeded, obama_video: Path) -> None:
     assets = Path(__file__).resolve().parents[2] / "adpipeline" / "demo" / "assets" / "faces"
-    settings = seeded.settings.model_copy(update={"face_workers": 1})
+    settings = seeded.settings
     app = create_app(read_dependency=read_dependency, run_dependency=run_dependency, settings=settings)
     video = obama_video.read_bytes()
     with TestClient(app) as client:

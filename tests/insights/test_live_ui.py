@@ -51,7 +51,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
 
     root = tmp_path_factory.mktemp("live")
     manifest = generate_sample(root / "sample", start=START, days=3, n_images=10, n_videos=4)
-    settings = Settings(home=root / "home", allow_local_paths=True, face_workers=1)
+    settings = Settings(home=root / "home", allow_local_paths=True, local_media_roots=[root / "sample"])
     load_ads_csv(settings, manifest.raw_ads_csv)
     run_direct(settings, Window(manifest.start, manifest.end))
     return Demo(settings, json.loads(manifest.labels_path.read_text()), root / "sample")
@@ -81,7 +81,7 @@ def server(demo: Demo, airflow_db: Path, tmp_path_factory: pytest.TempPathFactor
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "ADP_HOME": str(demo.settings.home),
         "ADP_ALLOW_LOCAL_PATHS": "true",
-        "ADP_FACE_WORKERS": "1",
+        "ADP_LOCAL_MEDIA_ROOTS": json.dumps([str(demo.settings.home.parent / "sample")]),
     }
     log = (folder / "api-server.log").open("w")
     process = subprocess.Popen(

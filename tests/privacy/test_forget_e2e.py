@@ -92,7 +92,7 @@ def _customer_traces(settings, customer_id: str):
 
 
 def test_forget_a_customer_and_a_face_everywhere_and_they_stay_forgotten(small_sample, tmp_path) -> None:
-    settings = make_settings(tmp_path / "home")
+    settings = make_settings(tmp_path / "home", small_sample.out_dir, tmp_path)
     load_sample(settings, small_sample)
     window = Window(START, START + 2 * DAY)
     run_direct(settings, window)
