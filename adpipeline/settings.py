@@ -106,6 +106,23 @@ class Settings(BaseSettings):
         description="Largest aligned 8x8-block 128-px thumbnail difference, in units of local contrast, that confirms "
         "a pair (media README).",
     )
+    duplicate_fine_check: bool = Field(
+        True,
+        description="Confirm dHash candidates with the finer thumbnail check; false groups by dHash alone "
+        "(media README).",
+    )
+    duplicate_coarse_reject: float = Field(
+        16.0,
+        ge=0,
+        le=255,
+        description="Largest aligned 4x4-block 64-px thumbnail difference, in grey levels, a candidate pair may have "
+        "before the detail check runs (a fast reject).",
+    )
+    dedupe_batch_size: int = Field(
+        20_000,
+        gt=0,
+        description="Pending images grouped per pass (each pass reads the index once and MERGEs its rows).",
+    )
     max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
     """A task fails only when more than this share of its items failed (the rest are kept)."""
 
