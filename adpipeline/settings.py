@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         description="Largest aligned 4x4-block 64-px thumbnail difference, in grey levels, a candidate pair may have "
         "before the detail check runs (a fast reject).",
     )
+    duplicate_link_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share (0-1) of confirmed pairs between two groups of one component of confirmed pairs that "
+        "merges them (average linkage; media README).",
+    )
     dedupe_batch_size: int = Field(
         20_000,
         gt=0,

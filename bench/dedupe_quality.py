@@ -91,9 +91,7 @@ def analysed_set(templates: int, seed: int, copies: int, cache: Path) -> list[An
 
 def to_images(items: Sequence[Analysed], *, use_phash: bool = False) -> list[dedupe.HashedImage]:
     return [
-        dedupe.HashedImage(
-            a.name, a.sha256, a.phash if use_phash else a.dhash, DAY, a.fine_thumb, a.width, a.height
-        )
+        dedupe.HashedImage(a.name, a.sha256, a.phash if use_phash else a.dhash, DAY, a.fine_thumb, a.width, a.height)
         for a in items
     ]
 
@@ -210,8 +208,12 @@ def main() -> None:
     table(
         items,
         [
-            (f"ours (t={t}, detail <= {settings.duplicate_detail_threshold:g})",
-             ours(t, settings.duplicate_detail_threshold)),
+            (
+                f"ours (t={t}, detail <= {settings.duplicate_detail_threshold:g}, "
+                f"link >= {settings.duplicate_link_share:g})",
+                ours(t, settings.duplicate_detail_threshold, link_share=settings.duplicate_link_share),
+            ),
+            (f"ours, star clustering (t={t})", ours(t, settings.duplicate_detail_threshold, link_share=None)),
             (f"dHash alone (t={t})", ours(t, None)),
             ("PHash alone (t=10)", phash_alone(10)),
         ],

@@ -18,10 +18,12 @@ The finer check has two stages (media README, "Near-duplicates"): :func:`fine_di
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 DEFAULT_FINE_DIFF = 0.55  # detail_difference limit (contrast-normalised); measured on the labelled set (media README)
+DEFAULT_LINK_SHARE = 0.5  # share of confirmed cross pairs that merges two groups of one component
 COARSE_REJECT = 16.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
 LEGACY_FINE_DIFF = 10.0  # fine_difference limit when a thumbnail has no detail part (stored before the 128-px format)
 
@@ -66,6 +69,7 @@ class Thumb(NamedTuple):
     coarse: np.ndarray
     detail: np.ndarray | None = None
     spread: np.ndarray | None = None
+    legacy: bool = False  # the 64-px format: there are no detail planes to compute
 
 
 # --- the finer check ------------------------------------------------------------------------------
@@ -127,6 +131,8 @@ def _box_matrix(out: int, n: int = _FINE) -> np.ndarray:
 
 _HASH_ROWS = _box_matrix(8)
 _HASH_COLS = _box_matrix(9)
+_HASH_ROWS_DETAIL = _box_matrix(8, _DETAIL)
+_HASH_COLS_DETAIL = _box_matrix(9, _DETAIL)
 _BIT_WEIGHTS = np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)
 
 
@@ -153,7 +159,7 @@ def load_thumb(fine_thumb: str, *, detail: bool = True) -> Thumb | None:
     if raw.size == _FINE * _FINE + 2 * half * half:
         luma = raw[: _FINE * _FINE].reshape(_FINE, _FINE).astype(np.float64)
         chroma = raw[_FINE * _FINE :].reshape(2, half, half).astype(np.float64)
-        return Thumb(_coarse(luma, chroma))
+        return Thumb(_coarse(luma, chroma), legacy=True)
     if raw.size != _DETAIL * _DETAIL + 2 * _FINE * _FINE:
         raise ValueError(f"fine_thumb holds {raw.size} bytes, expected {_DETAIL * _DETAIL + 2 * _FINE * _FINE}")
     luma = raw[: _DETAIL * _DETAIL].reshape(_DETAIL, _DETAIL).astype(np.float64)
@@ -163,14 +169,34 @@ def load_thumb(fine_thumb: str, *, detail: bool = True) -> Thumb | None:
         return Thumb(coarse)
     from scipy.ndimage import gaussian_filter, uniform_filter
 
-    detail = np.stack(
-        [gaussian_filter(luma, _DETAIL_SIGMA)]
-        + [gaussian_filter(plane.repeat(2, 0).repeat(2, 1), _DETAIL_CHROMA_SIGMA) for plane in chroma]
-    )
+    detail = np.concatenate(
+        [
+            gaussian_filter(luma, _DETAIL_SIGMA)[None],
+            gaussian_filter(chroma.repeat(2, 1).repeat(2, 2), (0, _DETAIL_CHROMA_SIGMA, _DETAIL_CHROMA_SIGMA)),
+        ]
+    ).astype(np.float32)  # float32 halves the memory of a decoded thumbnail (they are kept in a cache)
     mean = uniform_filter(detail, (1, _SPREAD_WINDOW, _SPREAD_WINDOW))
     square = uniform_filter(detail * detail, (1, _SPREAD_WINDOW, _SPREAD_WINDOW))
     spread = np.sqrt(np.maximum(square - mean * mean, 0.0))
     return Thumb(coarse, detail, spread)
+
+
+@lru_cache(maxsize=16)
+def _filter_matrix(kind: str, size: float, n: int) -> np.ndarray:
+    """The ``n x n`` matrix of scipy's 1-D Gaussian (sigma ``size``) or uniform (window ``size``) filter in its
+    default 'reflect' mode: filtering a plane is then two small matrix products, far cheaper than scipy's calls on
+    64- and 128-px planes."""
+    from scipy.ndimage import gaussian_filter1d, uniform_filter1d
+
+    eye = np.eye(n)
+    if kind == "gauss":
+        return gaussian_filter1d(eye, size, axis=0)
+    return uniform_filter1d(eye, int(size), axis=0)
+
+
+def _smooth(planes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Separable filter over the last two axes with a :func:`_filter_matrix`."""
+    return matrix @ planes @ matrix.T
 
 
 def _halve(planes: np.ndarray) -> np.ndarray:
@@ -185,14 +211,36 @@ def _coarse(luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
 
 
 def _blur(planes: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
-    return np.stack([gaussian_filter(planes[0], 0.7), gaussian_filter(planes[1], 1.4), gaussian_filter(planes[2], 1.4)])
+    return np.stack(
+        [
+            _smooth(planes[0], _filter_matrix("gauss", 0.7, _FINE)),
+            _smooth(planes[1], _filter_matrix("gauss", 1.4, _FINE)),
+            _smooth(planes[2], _filter_matrix("gauss", 1.4, _FINE)),
+        ]
+    )
 
 
 def thumb_hash(thumb: np.ndarray) -> int:
-    """A 64-bit dHash of a decoded thumbnail's luma: like the image dHash, but of the image inside its frame."""
-    cells = _HASH_ROWS @ thumb[0] @ _HASH_COLS.T
+    """A 64-bit dHash of a decoded coarse thumbnail's luma: like the image dHash, but of the image inside its frame."""
+    return _dhash_bits(_HASH_ROWS @ thumb[0] @ _HASH_COLS.T)
+
+
+def inner_hash(fine_thumb: str | None) -> int | None:
+    """The grouping's second hash, unsigned: a dHash of the stored thumbnail's luma (the image inside any frame), area
+    averaged to 9 x 8 straight from the stored bytes; ``None`` without a thumbnail or for the oldest 32 x 32 format."""
+    if not fine_thumb:
+        return None
+    data = base64.b64decode(fine_thumb)
+    if len(data) == 32 * 32:
+        return None
+    raw = np.frombuffer(zlib.decompress(data), dtype=np.uint8)
+    side = _DETAIL if raw.size == _DETAIL * _DETAIL + 2 * _FINE * _FINE else _FINE
+    luma = raw[: side * side].reshape(side, side).astype(np.float64)
+    rows, cols = (_HASH_ROWS, _HASH_COLS) if side == _FINE else (_HASH_ROWS_DETAIL, _HASH_COLS_DETAIL)
+    return _dhash_bits(rows @ luma @ cols.T)
+
+
+def _dhash_bits(cells: np.ndarray) -> int:
     bits = (cells[:, 1:] > cells[:, :-1]).ravel()
     return int(np.bitwise_or.reduce(np.where(bits, _BIT_WEIGHTS, np.uint64(0))))
 
@@ -356,11 +404,13 @@ class Clustering(NamedTuple):
     """What shapes groups (from settings, in one place). ``threshold``: dHash Hamming distance (bits) that makes a
     candidate pair; ``fine_threshold``: :func:`detail_difference` limit (units of local contrast), ``None`` turns the
     finer check off (dHash alone); ``coarse_reject``: :func:`fine_difference` limit (grey levels) a pair must pass
-    before the detail stage."""
+    before the detail stage; ``link_share``: the share (0-1) of confirmed pairs between two groups of one component
+    that merges them."""
 
     threshold: int = 10
     fine_threshold: float | None = DEFAULT_FINE_DIFF
     coarse_reject: float = COARSE_REJECT
+    link_share: float | None = DEFAULT_LINK_SHARE  # None: star clustering (the bench compares the two)
 
 
 class Known(NamedTuple):
@@ -403,6 +453,7 @@ def group_duplicates(
     *,
     fine_threshold: float | None = DEFAULT_FINE_DIFF,
     coarse_reject: float = COARSE_REJECT,
+    link_share: float | None = DEFAULT_LINK_SHARE,
 ) -> list[tables.DuplicateGroup]:
     """One :class:`~adpipeline.tables.DuplicateGroup` row per distinct creative (singletons are groups of one) for a
     whole set at once: :func:`regroup` with nothing known before. Rows come sorted by ``(group_id, creative_id)``."""
@@ -410,7 +461,7 @@ def group_duplicates(
     rows = regroup(
         images,
         Known.empty(),
-        Clustering(threshold, fine_threshold, coarse_reject),
+        Clustering(threshold, fine_threshold, coarse_reject, link_share),
         load_thumbs=lambda ids: {i: thumbs[i] for i in ids},
     )
     return sorted(rows, key=lambda row: (row.group_id, row.creative_id))
@@ -440,6 +491,28 @@ def regroup(
        canonical it is confirmed against, or becomes one (no chains: A~B and B~C do not put C with A).
     Daily runs therefore end with the same rows as one run over all days, as long as the settings stay the same.
     """
+    with _one_blas_thread():
+        return _regroup(pending, known, clustering, load_thumbs, load_members, cache_size)
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
+    """BLAS threads on 64- and 128-px matrices cost far more than they bring (measured 20x slower on a busy 2-core
+    worker): one thread while grouping, where threadpoolctl is installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _regroup(
+    pending: Sequence[HashedImage],
+    known: Known,
+    clustering: Clustering,
+    load_thumbs: ThumbLoader,
+    load_members: MemberLoader | None,
+    cache_size: int,
+) -> list[tables.DuplicateGroup]:
     pending = _distinct(pending)
     if not pending:
         return []
@@ -546,11 +619,14 @@ def _unique_rows(parts: list[np.ndarray]) -> np.ndarray:
 def _cluster_rows(
     members: list[HashedImage], clustering: Clustering, thumbs: _ThumbCache, inner_of: dict[str, int]
 ) -> list[tables.DuplicateGroup]:
-    """Star clustering of one component in rank order, as rows."""
+    """The groups of one component of confirmed pairs, as rows: average linkage over its confirmed pairs (exact copies
+    start together; two groups merge while the share of their cross pairs that are confirmed is at least
+    ``link_share``, highest share first), or star clustering for a component over ``_MAX_LINKAGE`` images. The
+    canonical of a group is its best-ranked image (:func:`rank_key`)."""
     members = sorted(members, key=rank_key)
     n = len(members)
-    leader = np.arange(n)
     ids = [image.creative_id for image in members]
+    leader = np.arange(n)
     if n > 1:
         dhash = np.fromiter((image.dhash & _MASK64 for image in members), np.uint64, n)
         use_inner = clustering.fine_threshold is not None
@@ -558,19 +634,16 @@ def _cluster_rows(
         inner = np.fromiter((inner_of[ids[k]] for k in with_inner.tolist()), np.uint64, len(with_inner))
         pairs = _unique_rows(
             [find_pairs(dhash, clustering.threshold), with_inner[find_pairs(inner, clustering.threshold)]]
-        )
+        ).tolist()
+        if n <= _ALL_PAIRS_WITHIN:  # a small component: the finer check decides every pair, candidate or not
+            pairs = [[i, j] for i in range(n) for j in range(i + 1, n)]
         first_with: dict[str, int] = {}
-        same = [(first_with.setdefault(image.sha256, k), k) for k, image in enumerate(members)]
-        neighbours: dict[int, set[int]] = {}
-        for i, j in [*pairs.tolist(), *same]:  # i <= j: i ranks first
-            if i != j:
-                neighbours.setdefault(j, set()).add(i)
-        for j in range(1, n):
-            for i in sorted(neighbours.get(j, ())):
-                exact = members[i].sha256 == members[j].sha256
-                if leader[i] == i and (exact or thumbs.confirm(ids[i], ids[j])):
-                    leader[j] = i
-                    break
+        exact = [(first_with.setdefault(image.sha256, k), k) for k, image in enumerate(members)]
+        exact = [(i, j) for i, j in exact if i != j]
+        if clustering.link_share is not None and n <= _MAX_LINKAGE:
+            leader = _average_linkage(n, pairs, exact, lambda i, j: thumbs.confirm(ids[i], ids[j]), clustering)
+        else:
+            leader = _star(n, pairs, exact, lambda i, j: thumbs.confirm(ids[i], ids[j]))
     size = np.bincount(leader, minlength=n)
     component_id = f"k_{ids[0]}"
     dhash_all = np.fromiter((image.dhash & _MASK64 for image in members), np.uint64, n)
@@ -589,6 +662,69 @@ def _cluster_rows(
         )
         for k, image in enumerate(members)
     ]
+
+
+_MAX_LINKAGE = 1500  # images in one component clustered by average linkage (above: star clustering)
+_ALL_PAIRS_WITHIN = 64  # components up to this size check every pair of members, not only the dHash candidates
+
+
+def _average_linkage(
+    n: int,
+    pairs: list[list[int]],
+    exact: list[tuple[int, int]],
+    confirm: Callable[[int, int], bool],
+    clustering: Clustering,
+) -> np.ndarray:
+    """Each image's group leader (its best-ranked member; images are in rank order) by average linkage."""
+    linked = np.zeros((n, n))
+    for i, j in pairs:
+        if confirm(i, j):
+            linked[i, j] = linked[j, i] = 1.0
+    label = np.arange(n)
+    for i, j in exact:  # byte-identical images are one
+        label[label == label[j]] = label[i]
+    _, label = np.unique(label, return_inverse=True)
+    k = int(label.max()) + 1
+    membership = np.zeros((k, n))
+    membership[label, np.arange(n)] = 1.0
+    links = membership @ linked @ membership.T
+    sizes = membership.sum(axis=1)
+    alive = np.ones(k, bool)
+    while True:
+        share = links / np.outer(sizes, sizes)
+        share[~alive] = -1.0
+        share[:, ~alive] = -1.0
+        np.fill_diagonal(share, -1.0)
+        a, b = divmod(int(share.argmax()), k)  # the first (lowest-ranked leaders) of the highest shares
+        if share[a, b] < clustering.link_share:
+            break
+        a, b = min(a, b), max(a, b)
+        links[a] += links[b]
+        links[:, a] += links[:, b]
+        links[a, a] = 0.0
+        sizes[a] += sizes[b]
+        alive[b] = False
+        label[label == b] = a
+    leader = np.full(k, n)
+    np.minimum.at(leader, label, np.arange(n))
+    return leader[label]
+
+
+def _star(
+    n: int, pairs: list[list[int]], exact: list[tuple[int, int]], confirm: Callable[[int, int], bool]
+) -> np.ndarray:
+    """Star clustering in rank order: each image joins the best-ranked canonical it is confirmed against."""
+    leader = np.arange(n)
+    neighbours: dict[int, set[int]] = {}
+    for i, j in [*pairs, *exact]:  # i < j: i ranks first
+        neighbours.setdefault(j, set()).add(i)
+    same = set(exact)
+    for j in range(1, n):
+        for i in sorted(neighbours.get(j, ())):
+            if leader[i] == i and ((i, j) in same or confirm(i, j)):
+                leader[j] = i
+                break
+    return leader
 
 
 def _signed(value: int) -> int:
@@ -617,45 +753,58 @@ class _ThumbCache:
             self._raw.update(self._loader(missing))
 
     def inner_hashes(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Thumbnail dHashes (and whether there is one), decoding only the coarse planes."""
+        """:func:`inner_hash` of each (and whether there is one)."""
         inner = np.zeros(len(ids), np.uint64)
         present = np.zeros(len(ids), bool)
         for k, cid in enumerate(ids):
-            raw = self._raw.get(cid)
-            coarse = decode_thumb(raw) if raw else None
-            if coarse is not None:
-                inner[k], present[k] = thumb_hash(coarse), True
+            value = inner_hash(self._raw.get(cid))
+            if value is not None:
+                inner[k], present[k] = value, True
         return inner, present
 
-    def thumb(self, cid: str) -> Thumb | None:
-        if cid in self._decoded:
+    def thumb(self, cid: str, *, detail: bool) -> Thumb | None:
+        """The decoded thumbnail; the detail planes (the costly part) only when asked for."""
+        cached = self._decoded.get(cid, _MISSING)
+        if cached is not _MISSING and (cached is None or cached.detail is not None or cached.legacy or not detail):
             self._decoded.move_to_end(cid)
-            return self._decoded[cid]
+            return cached
         self.load([cid])
         raw = self._raw.get(cid)
-        thumb = load_thumb(raw) if raw else None
+        thumb = load_thumb(raw, detail=detail) if raw else None
         self.decoded += 1
         self._decoded[cid] = thumb
+        self._decoded.move_to_end(cid)
         if len(self._decoded) > self._size:
             self._decoded.popitem(last=False)
         return thumb
 
     def confirm(self, a: str, b: str) -> bool:
-        """Whether the finer check confirms the candidate pair (always, with the check off or without thumbnails)."""
+        """Whether the finer check confirms the candidate pair (always, with the check off or without thumbnails):
+        the coarse stage on the coarse planes, then the detail stage (legacy 64-px thumbnails: coarse alone)."""
         fine = self._clustering.fine_threshold
         if fine is None:
             return True
         key = (a, b) if a < b else (b, a)
         known = self._confirmed.get(key)
         if known is None:
-            known = self._confirmed[key] = _confirm_pair(self.thumb(key[0]), self.thumb(key[1]), fine, self._clustering)
+            known = self._confirmed[key] = self._check(*key, fine)
         return known
 
+    def _check(self, a: str, b: str, fine: float) -> bool:
+        first, second = self.thumb(a, detail=False), self.thumb(b, detail=False)
+        if first is None or second is None:
+            return True  # no thumbnail, or the oldest 32 x 32 format: the dHash candidate stands
+        if _content_key(second) < _content_key(first):  # a fixed order by content: the check is symmetric
+            (a, first), (b, second) = (b, second), (a, first)
+        alignment = _align(first.coarse, second.coarse)
+        coarse = _coarse_score(first.coarse, second.coarse, alignment)
+        if first.legacy or second.legacy:
+            return coarse <= LEGACY_FINE_DIFF  # a 64-px thumbnail (before the detail stage): coarse alone
+        if coarse > self._clustering.coarse_reject:
+            return False
+        first, second = self.thumb(a, detail=True), self.thumb(b, detail=True)
+        assert first is not None and second is not None
+        return _detail_score(first, second, alignment) <= fine
 
-def _confirm_pair(a: Thumb | None, b: Thumb | None, fine: float, clustering: Clustering) -> bool:
-    if a is None or b is None:
-        return True  # no thumbnail, or the oldest 32 x 32 format: the dHash candidate stands
-    coarse, detail = pair_difference(a, b, coarse_reject=clustering.coarse_reject)
-    if a.detail is None or b.detail is None:
-        return coarse <= LEGACY_FINE_DIFF  # a 64-px thumbnail (before the detail stage): coarse alone
-    return detail is not None and detail <= fine
+
+_MISSING = Thumb(np.empty(0))

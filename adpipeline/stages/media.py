@@ -131,6 +131,7 @@ def _clustering(settings: Any) -> Any:
         threshold=settings.dhash_threshold,
         fine_threshold=settings.duplicate_detail_threshold if settings.duplicate_fine_check else None,
         coarse_reject=settings.duplicate_coarse_reject,
+        link_share=settings.duplicate_link_share,
     )
 
 
