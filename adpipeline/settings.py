@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         "before the detail check runs (a fast reject).",
     )
     duplicate_link_share: float = Field(
-        0.5,
+        0.2,
         gt=0,
         le=1,
         description="Share (0-1) of confirmed pairs between two groups of one component of confirmed pairs that "

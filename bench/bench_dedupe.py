@@ -196,7 +196,7 @@ def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.
     known = dedupe.Known(creative_ids, dhash, inner, np.ones(n_known, bool), component_ids)
 
     new_images: list[dedupe.HashedImage] = []
-    planes_of: dict[int, np.ndarray] = {}  # earlier image -> planes of the new near copy's source
+    stored: dict[int, str] = {}  # earlier image -> its stored thumbnail (a near copy of the new image's)
     targets = rng.choice(n_known, int(n_new * near_share), replace=False)
     for k in range(n_new):
         thumb, planes = synthetic_thumb(rng)
@@ -204,14 +204,12 @@ def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.
         if k < len(targets):  # a near copy of an earlier image: close dHash, close thumbnail
             target = int(targets[k])
             value = int(dhash[target] ^ np.uint64(1 << int(rng.integers(0, 64))))
-            planes_of[target] = planes
+            stored[target] = synthetic_thumb(rng, planes)[0]
         new_images.append(dedupe.HashedImage(f"n{k:06d}", f"sha-n{k:06d}", value, None, thumb, 1080, 1080))
     loaded = {"thumbs": 0, "members": 0}
 
     # What the warehouse would hand back for earlier images: the near copies' own thumbnails, else one of a pool.
-    stored = {k: synthetic_thumb(rng, planes)[0] for k, planes in planes_of.items()}
     pool = [synthetic_thumb(rng)[0] for _ in range(256)]
-    del planes_of
     made = time.perf_counter() - started
 
     def load_thumbs(ids: list[str]) -> dict[str, str | None]:

@@ -163,10 +163,10 @@ def phash_alone(threshold: int) -> Grouper:
     return run
 
 
-def table(items: Sequence[Analysed], methods: list[tuple[str, Grouper]]) -> None:
+def table(items: Sequence[Analysed], methods: list[tuple[str, Grouper]], parts: Sequence[str]) -> None:
     from labelled_banners import FAMILIES, VARIED_SIBLING_KINDS
 
-    for split in ("tune", "heldout"):
+    for split in parts:
         part = [a for a in items if a.split == split]
         print(f"\n{split}: {len(part)} images, {len({a.label for a in part})} creatives")
         print("| method | precision | recall | groups (vs creatives) | s |")
@@ -199,25 +199,32 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--copies", type=int, default=5)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "adpipeline-bench")
+    parser.add_argument("--parts", default="tune,heldout", help="comma-separated: tune, heldout")
+    parser.add_argument("--methods", default="ours,star,dhash,phash", help="comma-separated: ours, star, dhash, phash")
     args = parser.parse_args()
     started = time.perf_counter()
     items = analysed_set(args.templates, args.seed, args.copies, args.cache)
     print(f"varied set: {len(items)} images ({time.perf_counter() - started:.0f} s to make or load)")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     t = settings.dhash_threshold
-    table(
-        items,
-        [
-            (
-                f"ours (t={t}, detail <= {settings.duplicate_detail_threshold:g}, "
-                f"link >= {settings.duplicate_link_share:g})",
-                ours(t, settings.duplicate_detail_threshold, link_share=settings.duplicate_link_share),
-            ),
-            (f"ours, star clustering (t={t})", ours(t, settings.duplicate_detail_threshold, link_share=None)),
-            (f"dHash alone (t={t})", ours(t, None)),
-            ("PHash alone (t=10)", phash_alone(10)),
-        ],
+    methods = dict(
+        zip(
+            ("ours", "star", "dhash", "phash"),
+            [
+                (
+                    f"ours (t={t}, detail <= {settings.duplicate_detail_threshold:g}, "
+                    f"link >= {settings.duplicate_link_share:g})",
+                    ours(t, settings.duplicate_detail_threshold, link_share=settings.duplicate_link_share),
+                ),
+                (f"ours, star clustering (t={t})", ours(t, settings.duplicate_detail_threshold, link_share=None)),
+                (f"dHash alone (t={t})", ours(t, None)),
+                ("PHash alone (t=10)", phash_alone(10)),
+            ],
+            strict=True,
+        )
     )
+    chosen = [methods[name] for name in args.methods.split(",")]
+    table(items, chosen, args.parts.split(","))
 
 
 if __name__ == "__main__":

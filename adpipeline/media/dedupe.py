@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 DEFAULT_FINE_DIFF = 0.55  # detail_difference limit (contrast-normalised); measured on the labelled set (media README)
-DEFAULT_LINK_SHARE = 0.5  # share of confirmed cross pairs that merges two groups of one component
+DEFAULT_LINK_SHARE = 0.2  # share of confirmed cross pairs that merges two groups of one component
 COARSE_REJECT = 16.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
 LEGACY_FINE_DIFF = 10.0  # fine_difference limit when a thumbnail has no detail part (stored before the 128-px format)
 
