@@ -125,6 +125,13 @@ class Settings(BaseSettings):
         description="Share (0-1) of confirmed pairs between two groups of one component of confirmed pairs that "
         "merges them (average linkage; media README).",
     )
+    duplicate_all_pairs_within: int = Field(
+        64,
+        ge=0,
+        le=1500,
+        description="Components of confirmed pairs up to this many images have every pair checked by the finer check, "
+        "not only the dHash candidates (more recall, more checks; 0: candidates only).",
+    )
     dedupe_batch_size: int = Field(
         20_000,
         gt=0,

@@ -182,7 +182,7 @@ def synthetic_thumb(rng: np.random.Generator, like: np.ndarray | None = None) ->
     return base64.b64encode(zlib.compress(raw, 6)).decode("ascii"), planes
 
 
-def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.3) -> None:
+def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.3, all_pairs_within: int = 64) -> None:
     """``n_new`` pending images (real-format thumbnails, ``near_share`` of them near copies of earlier images) grouped
     into an index of ``n_known`` earlier ones, as the media task does: wall time, peak RSS, thumbnails read."""
     from adpipeline import tables
@@ -240,14 +240,18 @@ def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started, cpu = time.perf_counter(), time.process_time()
     rows = dedupe.regroup(
-        new_images, known, dedupe.Clustering(threshold), load_thumbs=load_thumbs, load_members=load_members
+        new_images,
+        known,
+        dedupe.Clustering(threshold, all_pairs_within=all_pairs_within),
+        load_thumbs=load_thumbs,
+        load_members=load_members,
     )
     took, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     joined = sum(1 for r in rows if r.creative_id.startswith("n") and r.group_size > 1)
     print(
         f"incremental: {n_new:,} new against {n_known:,} grouped at t={threshold}: {took:.1f} s wall "
-        f"({cpu:.1f} s CPU), peak RSS "
+        f"({cpu:.1f} s CPU; all pairs within components of <= {all_pairs_within}), peak RSS "
         f"{peak:,.0f} MiB (index and inputs alone: {before:,.0f} MiB; {made:.0f} s to make them); thumbnails read "
         f"{loaded['thumbs']:,}, members read {loaded['members']:,}; rows changed {len(rows):,}, new images in a "
         f"group of 2+: {joined:,}"
@@ -301,6 +305,7 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--incremental", action="store_true", help="--new images against --n grouped ones")
     parser.add_argument("--new", type=int, default=10_000)
+    parser.add_argument("--all-pairs-within", type=int, default=64, help="the duplicate_all_pairs_within setting")
     parser.add_argument("--full-before", type=int, default=0, metavar="N", help="the former full regroup of N images")
     parser.add_argument("--templates", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
@@ -312,7 +317,7 @@ def main() -> None:
     if args.quality:
         quality(args.templates, args.seed)
     elif args.incremental:
-        incremental(args.n, args.new, args.threshold)
+        incremental(args.n, args.new, args.threshold, all_pairs_within=args.all_pairs_within)
     elif args.full_before:
         full_before(args.full_before, args.threshold)
     else:

@@ -405,12 +405,14 @@ class Clustering(NamedTuple):
     candidate pair; ``fine_threshold``: :func:`detail_difference` limit (units of local contrast), ``None`` turns the
     finer check off (dHash alone); ``coarse_reject``: :func:`fine_difference` limit (grey levels) a pair must pass
     before the detail stage; ``link_share``: the share (0-1) of confirmed pairs between two groups of one component
-    that merges them."""
+    that merges them; ``all_pairs_within``: components up to this many images have every pair checked (a copy of a
+    copy may be far from the other copies in dHash), larger ones only their candidate pairs."""
 
     threshold: int = 10
     fine_threshold: float | None = DEFAULT_FINE_DIFF
     coarse_reject: float = COARSE_REJECT
     link_share: float | None = DEFAULT_LINK_SHARE  # None: star clustering (the bench compares the two)
+    all_pairs_within: int = 64  # components up to this size check every pair of members, not only dHash candidates
 
 
 class Known(NamedTuple):
@@ -635,7 +637,7 @@ def _cluster_rows(
         pairs = _unique_rows(
             [find_pairs(dhash, clustering.threshold), with_inner[find_pairs(inner, clustering.threshold)]]
         ).tolist()
-        if n <= _ALL_PAIRS_WITHIN:  # a small component: the finer check decides every pair, candidate or not
+        if n <= clustering.all_pairs_within:  # a small component: the finer check decides every pair
             pairs = [[i, j] for i in range(n) for j in range(i + 1, n)]
         first_with: dict[str, int] = {}
         exact = [(first_with.setdefault(image.sha256, k), k) for k, image in enumerate(members)]
@@ -665,7 +667,6 @@ def _cluster_rows(
 
 
 _MAX_LINKAGE = 1500  # images in one component clustered by average linkage (above: star clustering)
-_ALL_PAIRS_WITHIN = 64  # components up to this size check every pair of members, not only the dHash candidates
 
 
 def _average_linkage(

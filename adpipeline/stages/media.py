@@ -132,6 +132,7 @@ def _clustering(settings: Any) -> Any:
         fine_threshold=settings.duplicate_detail_threshold if settings.duplicate_fine_check else None,
         coarse_reject=settings.duplicate_coarse_reject,
         link_share=settings.duplicate_link_share,
+        all_pairs_within=settings.duplicate_all_pairs_within,
     )
 
 
