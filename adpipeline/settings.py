@@ -129,8 +129,8 @@ class Settings(BaseSettings):
         64,
         ge=0,
         le=1500,
-        description="Components of confirmed pairs up to this many images have every pair checked by the finer check, "
-        "not only the dHash candidates (more recall, more checks; 0: candidates only).",
+        description="Components of confirmed pairs up to this many images have every pair within twice dhash_threshold "
+        "checked by the finer check, not only the candidates (more recall, more checks; 0: candidates only).",
     )
     dedupe_batch_size: int = Field(
         20_000,

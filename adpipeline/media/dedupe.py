@@ -405,8 +405,9 @@ class Clustering(NamedTuple):
     candidate pair; ``fine_threshold``: :func:`detail_difference` limit (units of local contrast), ``None`` turns the
     finer check off (dHash alone); ``coarse_reject``: :func:`fine_difference` limit (grey levels) a pair must pass
     before the detail stage; ``link_share``: the share (0-1) of confirmed pairs between two groups of one component
-    that merges them; ``all_pairs_within``: components up to this many images have every pair checked (a copy of a
-    copy may be far from the other copies in dHash), larger ones only their candidate pairs."""
+    that merges them; ``all_pairs_within``: components up to this many images have every pair within twice the
+    threshold checked (a copy of a copy may be far from the other copies in dHash), larger ones only their
+    candidate pairs."""
 
     threshold: int = 10
     fine_threshold: float | None = DEFAULT_FINE_DIFF
@@ -634,11 +635,10 @@ def _cluster_rows(
         use_inner = clustering.fine_threshold is not None
         with_inner = np.array([k for k in range(n) if use_inner and ids[k] in inner_of], dtype=np.int64)
         inner = np.fromiter((inner_of[ids[k]] for k in with_inner.tolist()), np.uint64, len(with_inner))
-        pairs = _unique_rows(
-            [find_pairs(dhash, clustering.threshold), with_inner[find_pairs(inner, clustering.threshold)]]
-        ).tolist()
-        if n <= clustering.all_pairs_within:  # a small component: the finer check decides every pair
-            pairs = [[i, j] for i in range(n) for j in range(i + 1, n)]
+        # In a small component the finer check decides every pair within twice the threshold (a copy of a copy may
+        # be far from the other copies in dHash; pairs further apart than that are unrelated images).
+        wide = min(2 * clustering.threshold, 64) if n <= clustering.all_pairs_within else clustering.threshold
+        pairs = _unique_rows([find_pairs(dhash, wide), with_inner[find_pairs(inner, wide)]]).tolist()
         first_with: dict[str, int] = {}
         exact = [(first_with.setdefault(image.sha256, k), k) for k, image in enumerate(members)]
         exact = [(i, j) for i, j in exact if i != j]
