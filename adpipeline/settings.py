@@ -145,6 +145,37 @@ class Settings(BaseSettings):
         "the window at once.",
     )
     fetch_retry_max_s: float = Field(30 * 86400.0, ge=0, description="Longest wait before a failed fetch is retried.")
+    duplicate_fine_check: bool = Field(
+        True,
+        description="Confirm dHash candidates with the finer thumbnail check; false groups by dHash alone "
+        "(media README).",
+    )
+    duplicate_coarse_reject: float = Field(
+        16.0,
+        ge=0,
+        le=255,
+        description="Largest aligned 4x4-block 64-px thumbnail difference, in grey levels, a candidate pair may have "
+        "before the detail check runs (a fast reject).",
+    )
+    duplicate_link_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Share (0-1) of confirmed pairs between two groups of one component of confirmed pairs that "
+        "merges them (average linkage; media README).",
+    )
+    duplicate_all_pairs_within: int = Field(
+        64,
+        ge=0,
+        le=1500,
+        description="Components of confirmed pairs up to this many images have every pair within twice dhash_threshold "
+        "checked by the finer check, not only the candidates (more recall, more checks; 0: candidates only).",
+    )
+    dedupe_batch_size: int = Field(
+        20_000,
+        gt=0,
+        description="Pending images grouped per pass (each pass reads the index once and MERGEs its rows).",
+    )
     max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
     """A task fails only when more than this share of its items failed (the rest are kept)."""
 

@@ -97,6 +97,15 @@ class DuplicateGroup(Row):
     hamming_to_canonical: int
     is_canonical: bool
     group_size: int
+    component_id: str | None = Field(
+        None,
+        description="Connected component of confirmed near-duplicate pairs (grouping state: a new image joins the "
+        "components it is confirmed against; groups are star clusters inside one).",
+    )
+    sha256: str | None = Field(None, description="The image bytes grouped (a changed image_hashes.sha256 regroups).")
+    inner_dhash: int | None = Field(
+        None, description="dHash of the image inside any frame (from fine_thumb), signed INT64: the grouping index."
+    )
 
 
 class VideoMetadata(Row):

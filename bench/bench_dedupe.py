@@ -3,6 +3,10 @@
 python bench/bench_dedupe.py                 # 1,000,000 hashes at threshold 8, baseline at 50,000
 python bench/bench_dedupe.py --quality       # the labelled banner set: precision / recall per threshold
 python bench/bench_dedupe.py --n 200000      # a smaller run
+python bench/bench_dedupe.py --incremental   # 10,000 new images against 1,000,000 grouped ones (wall, peak RSS)
+python bench/bench_dedupe.py --full-before 5000   # the grouping before the incremental design, full regroup of N
+
+The labelled quality bench of the varied set (tuning / held-out, ours vs dHash vs PHash) is bench/dedupe_quality.py.
 """
 
 from __future__ import annotations
@@ -150,18 +154,172 @@ def quality(templates: int, seed: int, settings_grid: list[tuple[int, float | No
         print(f"| {threshold} | {label} | {precision:.3f} | {recall:.3f} | {merged} | {', '.join(by_kind)} |")
 
 
+# --- incremental grouping (issue 9) --------------------------------------------------------------------------------
+BEFORE_COMMIT = "0fc8d94"  # the last commit that regrouped every stored image on every run
+
+
+def synthetic_thumb(rng: np.random.Generator, like: np.ndarray | None = None) -> tuple[str, np.ndarray]:
+    """A stored-format thumbnail (128 x 128 luma + 64 x 64 Cb/Cr, zlib, base64): a smooth random background with a
+    few text-like bars; with ``like``, a copy of those planes with a brightness change and noise (a near copy)."""
+    import base64
+    import zlib
+
+    if like is None:
+        grid = rng.uniform(30, 220, (3, 5, 5))
+        up = np.linspace(0, 4, 128)
+        i0 = np.minimum(up.astype(int), 3)
+        w = up - i0
+        rows = grid[:, i0] * (1 - w)[None, :, None] + grid[:, i0 + 1] * w[None, :, None]
+        planes = rows[:, :, i0] * (1 - w) + rows[:, :, i0 + 1] * w
+        for _ in range(int(rng.integers(3, 7))):
+            y, x = rng.integers(0, 120, 2)
+            planes[0, y : y + int(rng.integers(3, 9)), x : x + int(rng.integers(10, 60))] = rng.uniform(0, 255)
+    else:
+        planes = like * rng.uniform(0.9, 1.1) + rng.normal(0, 2, like.shape)
+    planes = np.clip(planes, 0, 255)
+    chroma = planes[1:, ::2, ::2]
+    raw = np.clip(planes[0], 0, 255).astype(np.uint8).tobytes() + chroma.astype(np.uint8).tobytes()
+    return base64.b64encode(zlib.compress(raw, 6)).decode("ascii"), planes
+
+
+def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.3, all_pairs_within: int = 64) -> None:
+    """``n_new`` pending images (real-format thumbnails, ``near_share`` of them near copies of earlier images) grouped
+    into an index of ``n_known`` earlier ones, as the media task does: wall time, peak RSS, thumbnails read."""
+    from adpipeline import tables
+
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+    dhash = planted(n_known, seed=1)
+    inner = dhash ^ (np.uint64(1) << rng.integers(0, 64, n_known).astype(np.uint64))  # inner hash near the image's
+    creative_ids = np.array([f"c{k:07d}" for k in range(n_known)], dtype=object)
+    component_ids = np.array([f"k_c{k - k % 3:07d}" for k in range(n_known)], dtype=object)  # components of 3
+    known = dedupe.Known(creative_ids, dhash, inner, np.ones(n_known, bool), component_ids)
+
+    new_images: list[dedupe.HashedImage] = []
+    stored: dict[int, str] = {}  # earlier image -> its stored thumbnail (a near copy of the new image's)
+    targets = rng.choice(n_known, int(n_new * near_share), replace=False)
+    for k in range(n_new):
+        thumb, planes = synthetic_thumb(rng)
+        value = int(rng.integers(0, 2**64, dtype=np.uint64))
+        if k < len(targets):  # a near copy of an earlier image: close dHash, close thumbnail
+            target = int(targets[k])
+            value = int(dhash[target] ^ np.uint64(1 << int(rng.integers(0, 64))))
+            stored[target] = synthetic_thumb(rng, planes)[0]
+        new_images.append(dedupe.HashedImage(f"n{k:06d}", f"sha-n{k:06d}", value, None, thumb, 1080, 1080))
+    loaded = {"thumbs": 0, "members": 0}
+
+    # What the warehouse would hand back for earlier images: the near copies' own thumbnails, else one of a pool.
+    pool = [synthetic_thumb(rng)[0] for _ in range(256)]
+    made = time.perf_counter() - started
+
+    def load_thumbs(ids: list[str]) -> dict[str, str | None]:
+        loaded["thumbs"] += len(ids)
+        return {cid: stored.get(int(cid[1:]), pool[int(cid[1:]) % len(pool)]) for cid in ids}
+
+    def load_members(components: list[str]) -> list[dedupe.Member]:
+        members = []
+        for component in components:
+            first = int(component[3:])
+            for k in range(first, min(first + 3, n_known)):
+                image = dedupe.HashedImage(creative_ids[k], f"sha-c{k:07d}", int(dhash[k]), None, None, 800, 800)
+                row = tables.DuplicateGroup(
+                    creative_id=creative_ids[k],
+                    group_id=f"g_c{first:07d}",
+                    canonical_creative_id=f"c{first:07d}",
+                    hamming_to_canonical=0,
+                    is_canonical=k == first,
+                    group_size=3,
+                    component_id=component,
+                    sha256=image.sha256,
+                    inner_dhash=int(inner[k].astype(np.int64)),
+                )
+                members.append(dedupe.Member(image, row))
+        loaded["members"] += len(members)
+        return members
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started, cpu = time.perf_counter(), time.process_time()
+    rows = dedupe.regroup(
+        new_images,
+        known,
+        dedupe.Clustering(threshold, all_pairs_within=all_pairs_within),
+        load_thumbs=load_thumbs,
+        load_members=load_members,
+    )
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    joined = sum(1 for r in rows if r.creative_id.startswith("n") and r.group_size > 1)
+    print(
+        f"incremental: {n_new:,} new against {n_known:,} grouped at t={threshold}: {took:.1f} s wall "
+        f"({cpu:.1f} s CPU; all pairs within components of <= {all_pairs_within}), peak RSS "
+        f"{peak:,.0f} MiB (index and inputs alone: {before:,.0f} MiB; {made:.0f} s to make them); thumbnails read "
+        f"{loaded['thumbs']:,}, members read {loaded['members']:,}; rows changed {len(rows):,}, new images in a "
+        f"group of 2+: {joined:,}"
+    )
+
+
+def full_before(n: int, threshold: int) -> None:
+    """The grouping as it was before the incremental design (every stored image, every thumbnail decoded), on ``n``
+    images with stored-format thumbnails; run from git at ``BEFORE_COMMIT``."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    source = subprocess.run(
+        ["git", "show", f"{BEFORE_COMMIT}:adpipeline/media/dedupe.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
+        handle.write(source)
+    spec = importlib.util.spec_from_file_location("dedupe_before", handle.name)
+    assert spec is not None and spec.loader is not None
+    before = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(before)
+    rng = np.random.default_rng(0)
+    hashes = planted(n, seed=2)
+    day = dt.date(2026, 1, 1)
+    images = [before.HashedImage(f"c{k:07d}", f"s{k}", int(hashes[k]), day, synthetic_thumb(rng)[0]) for k in range(n)]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started, cpu = time.perf_counter(), time.process_time()
+    before.group_duplicates(images, threshold)
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    per_image = (peak - base) / n
+    print(
+        f"full regroup before ({BEFORE_COMMIT}): {n:,} stored images at t={threshold}: {took:.1f} s wall "
+        f"({cpu:.1f} s CPU), peak RSS "
+        f"{peak:,.0f} MiB ({per_image:.2f} MiB per image); at 1,010,000 images that is about "
+        f"{per_image * 1_010_000 / 1024:,.0f} GiB and {took * 1_010_000 / n / 60:,.0f} min"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--baseline-n", type=int, default=50_000)
-    parser.add_argument("--threshold", type=int, default=8)
+    parser.add_argument("--threshold", type=int, default=None, help="default 8 for the speed run, else the setting")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side at --baseline-n (best, median)")
     parser.add_argument("--quality", action="store_true")
+    parser.add_argument("--incremental", action="store_true", help="--new images against --n grouped ones")
+    parser.add_argument("--new", type=int, default=10_000)
+    parser.add_argument("--all-pairs-within", type=int, default=64, help="the duplicate_all_pairs_within setting")
+    parser.add_argument("--full-before", type=int, default=0, metavar="N", help="the former full regroup of N images")
     parser.add_argument("--templates", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    if args.threshold is None:
+        from adpipeline.settings import Settings
+
+        args.threshold = 8 if not (args.incremental or args.full_before) else Settings(_env_file=None).dhash_threshold
     if args.quality:
         quality(args.templates, args.seed)
+    elif args.incremental:
+        incremental(args.n, args.new, args.threshold, all_pairs_within=args.all_pairs_within)
+    elif args.full_before:
+        full_before(args.full_before, args.threshold)
     else:
         speed(args.n, args.baseline_n, args.threshold, args.repeats)
 

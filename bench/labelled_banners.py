@@ -177,3 +177,148 @@ def generate(templates: int = 40, seed: int = 7, copies_per_sibling: int = 4) ->
             for c, kind in enumerate(kinds):
                 copied, quality = _copy(original.copy(), kind, rng)
                 yield Banner(f"{label}-c{c}", label, kind, sibling_kind, _encode(copied, "JPEG", quality), "JPEG")
+
+
+# --- the varied set (issue 14): random transform families and combinations, every sibling kind ----------------------
+VARIED_SIBLING_KINDS = ("price", "headline", "offer", "cta", "colour", "mirrored")
+FAMILIES = ("brightness", "contrast", "resize", "jpeg", "crop", "border", "badge", "watermark", "format")
+_FAMILY_ORDER = {
+    name: k
+    for k, name in enumerate(
+        ("crop", "brightness", "contrast", "badge", "watermark", "border", "resize", "jpeg", "format")
+    )
+}
+
+
+@dataclass(frozen=True)
+class VariedBanner:
+    name: str
+    label: str  # identity: template-sibling
+    families: tuple[str, ...]  # () for the original; else the copy's transform families
+    sibling_kind: str  # "base" or what differs from the template's base sibling
+    split: str  # "tune" or "heldout" (by template)
+    data: bytes
+
+
+def _varied_spec(rng: random.Random) -> dict[str, object]:
+    return {
+        "bg_top": rng.choice(PALETTE),
+        "bg_bottom": rng.choice(PALETTE),
+        "product": rng.choice(PALETTE),
+        "product_x": rng.choice([0.25, 0.75]),
+        "shape": rng.choice(["circle", "box"]),
+        "headline": rng.choice(HEADLINES),
+        "offer": rng.choice(OFFERS),
+        "price": f"${rng.randint(5, 199)}.99",
+        "cta": rng.choice(CTAS),
+        "ink": rng.choice([(20, 20, 20), (255, 255, 255)]),
+        "accent": rng.choice([(200, 30, 30), (30, 30, 200), (20, 120, 40)]),
+    }
+
+
+def _sibling(base: dict[str, object], kind: str, rng: random.Random) -> dict[str, object]:
+    spec = dict(base)
+    if kind == "price":
+        while spec["price"] == base["price"]:
+            spec["price"] = f"${rng.randint(5, 199)}.99"
+    elif kind == "headline":
+        spec["headline"] = rng.choice([h for h in HEADLINES if h != base["headline"]])
+    elif kind == "offer":
+        spec["offer"] = rng.choice([o for o in OFFERS if o != base["offer"]])
+    elif kind == "cta":
+        spec["cta"] = rng.choice([c for c in CTAS if c != base["cta"]])
+    elif kind == "colour":
+        spec["product"] = rng.choice([c for c in PALETTE if c != base["product"]])
+    elif kind == "mirrored":
+        spec["product_x"] = 1.0 - float(base["product_x"])  # type: ignore[arg-type]
+    return spec
+
+
+def apply_families(image: Image.Image, families: tuple[str, ...], fmt: str, rng: random.Random) -> tuple[bytes, str]:
+    """Apply the copy ``families`` (in a fixed, realistic order) to ``image`` saved as ``fmt``; return bytes, format.
+
+    brightness / contrast: a factor 0.8-1.2 (at least 3 % away from 1); resize: 50-200 % (aspect kept within 1 %);
+    jpeg: quality 25-90; crop: 1-6 % of each dimension in all, split unevenly between the sides; border: 1-2 px, or a
+    frame of 1-3 %; badge: a "NEW" disc of 5-7 % in a corner; watermark: a light (20-35 % opacity) text in a corner;
+    format: saved as another of PNG / JPEG / WebP.
+    """
+    from PIL import ImageEnhance
+
+    out_fmt, quality = fmt, 92
+    for family in sorted(families, key=_FAMILY_ORDER.__getitem__):
+        width, height = image.size
+        if family in ("brightness", "contrast"):
+            factor = 1.0 + rng.choice([-1, 1]) * rng.uniform(0.03, 0.2)
+            enhancer = ImageEnhance.Brightness if family == "brightness" else ImageEnhance.Contrast
+            image = enhancer(image).enhance(factor)
+        elif family == "resize":
+            scale = rng.uniform(0.5, 2.0)
+            stretch = rng.uniform(0.99, 1.01)
+            image = image.resize(
+                (max(16, round(width * scale * stretch)), max(16, round(height * scale))), Image.Resampling.BICUBIC
+            )
+        elif family == "jpeg":
+            out_fmt, quality = "JPEG", rng.randint(25, 90)
+        elif family == "crop":
+            share_x, share_y = rng.uniform(0.01, 0.06), rng.uniform(0.01, 0.06)
+            left = int(width * share_x * rng.uniform(0.0, 1.0))
+            top = int(height * share_y * rng.uniform(0.0, 1.0))
+            image = image.crop((left, top, width - int(width * share_x) + left, height - int(height * share_y) + top))
+        elif family == "border":
+            pad = rng.choice([1, 2]) if rng.random() < 0.6 else int(min(width, height) * rng.uniform(0.01, 0.03))
+            framed = Image.new("RGB", (width + 2 * pad, height + 2 * pad), rng.choice([(255, 255, 255), (0, 0, 0)]))
+            framed.paste(image, (pad, pad))
+            image = framed
+        elif family == "badge":
+            draw = ImageDraw.Draw(image)
+            r = int(min(width, height) * rng.uniform(0.05, 0.07))
+            corner = rng.choice(["tl", "tr", "bl", "br"])
+            cx = r + 8 if corner[1] == "l" else width - r - 8
+            cy = r + 8 if corner[0] == "t" else height - r - 8
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(255, 255, 255), outline=(200, 0, 0), width=3)
+            draw.text((cx - r * 0.7, cy - r * 0.35), "NEW", font=_font(int(r * 0.6)), fill=(200, 0, 0))
+        elif family == "watermark":
+            layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+            unit = min(width, height)
+            text = rng.choice(["@adsdaily", "shared via adhub", "(c) reposter", "sample"])
+            font = _font(max(8, unit // 30))
+            box = ImageDraw.Draw(layer).textbbox((0, 0), text, font=font)
+            x = 10 if rng.random() < 0.5 else width - (box[2] - box[0]) - 10
+            y = 10 if rng.random() < 0.5 else height - (box[3] - box[1]) - 14
+            alpha = int(255 * rng.uniform(0.2, 0.35))
+            ImageDraw.Draw(layer).text((x, y), text, font=font, fill=(255, 255, 255, alpha))
+            image = Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
+        elif family == "format":
+            out_fmt = rng.choice([f for f in ("PNG", "JPEG", "WEBP") if f != fmt])
+    out = io.BytesIO()
+    if out_fmt == "JPEG":
+        image.save(out, "JPEG", quality=quality)
+    elif out_fmt == "WEBP":
+        image.save(out, "WEBP", quality=80)
+    else:
+        image.save(out, out_fmt)
+    return out.getvalue(), out_fmt
+
+
+def generate_varied(templates: int = 40, seed: int = 14, copies_per_sibling: int = 5) -> Iterator[VariedBanner]:
+    """``templates`` x 7 siblings (base + each of :data:`VARIED_SIBLING_KINDS`) x (1 + ``copies_per_sibling``).
+
+    Each copy draws 1-4 transform families at random (one: 40 %, two: 30 %, three: 20 %, four: 10 %). Even templates
+    form the tuning part, odd ones the held-out part, so no creative (and no template) is in both.
+    """
+    rng = random.Random(seed)
+    for t in range(templates):
+        size = rng.choice(SIZES)
+        base = _varied_spec(rng)
+        split = "tune" if t % 2 == 0 else "heldout"
+        for s, sibling_kind in enumerate(("base", *VARIED_SIBLING_KINDS)):
+            spec = base if sibling_kind == "base" else _sibling(base, sibling_kind, rng)
+            label = f"v{t:03d}-s{s}"
+            original = _draw_banner(size, spec)
+            fmt = rng.choice(["PNG", "JPEG"])
+            yield VariedBanner(f"{label}-orig", label, (), sibling_kind, split, _encode(original, fmt))
+            for c in range(copies_per_sibling):
+                k = rng.choices([1, 2, 3, 4], weights=[4, 3, 2, 1])[0]
+                families = tuple(rng.sample(FAMILIES, k))
+                data, _ = apply_families(original.copy(), families, fmt, rng)
+                yield VariedBanner(f"{label}-c{c}", label, families, sibling_kind, split, data)

@@ -18,15 +18,18 @@ The finer check has two stages (media README, "Near-duplicates"): :func:`fine_di
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import zlib
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 
 from adpipeline import tables
-from adpipeline.media.hamming import all_pairs_baseline, find_pairs, hamming
+from adpipeline.media.hamming import all_pairs_baseline, find_pairs, find_pairs_between, hamming
 
 __all__ = [
     "HashedImage",
@@ -41,6 +44,7 @@ __all__ = [
 ]
 
 DEFAULT_FINE_DIFF = 0.55  # detail_difference limit (contrast-normalised); measured on the labelled set (media README)
+DEFAULT_LINK_SHARE = 0.2  # share of confirmed cross pairs that merges two groups of one component
 COARSE_REJECT = 16.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
 LEGACY_FINE_DIFF = 10.0  # fine_difference limit when a thumbnail has no detail part (stored before the 128-px format)
 
@@ -51,8 +55,10 @@ class HashedImage(NamedTuple):
     creative_id: str
     sha256: str
     dhash: int
-    first_seen: dt.date
+    first_seen: dt.date | None = None  # not used by the grouping (content decides); kept for callers
     fine_thumb: str | None = None  # ImageHash.fine_thumb; without it a candidate pair is confirmed by dHash alone
+    width: int = 0  # pixels; the largest image of a group is its canonical (rank_key)
+    height: int = 0
 
 
 class Thumb(NamedTuple):
@@ -63,6 +69,7 @@ class Thumb(NamedTuple):
     coarse: np.ndarray
     detail: np.ndarray | None = None
     spread: np.ndarray | None = None
+    legacy: bool = False  # the 64-px format: there are no detail planes to compute
 
 
 # --- the finer check ------------------------------------------------------------------------------
@@ -74,6 +81,8 @@ _DETAIL_SIGMA, _DETAIL_CHROMA_SIGMA = 0.7, 1.0  # blur of the detail planes (res
 _SPREAD_WINDOW = 5  # local standard deviation window (detail pixels)
 _DETAIL_FLOOR = np.array([4.0, 12.0, 12.0])[:, None, None]  # levels added to the local spread: luma, Cb, Cr
 _DETAIL_BLOCK, _DETAIL_STRIDE = 8, 4
+_GAIN_RANGE = (1 / 1.5, 1.5)  # per-plane gain the photometric fit may use
+_FLAT_VARIANCE = 4.0  # grey levels squared: a plane flatter than this gets gain 1
 
 
 def _resample_matrix(left: float, right: float, n: int = _FINE) -> np.ndarray:
@@ -122,17 +131,19 @@ def _box_matrix(out: int, n: int = _FINE) -> np.ndarray:
 
 _HASH_ROWS = _box_matrix(8)
 _HASH_COLS = _box_matrix(9)
+_HASH_ROWS_DETAIL = _box_matrix(8, _DETAIL)
+_HASH_COLS_DETAIL = _box_matrix(9, _DETAIL)
 _BIT_WEIGHTS = np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)
 
 
 def decode_thumb(fine_thumb: str) -> np.ndarray | None:
     """The coarse planes (luma, Cb, Cr; 64 x 64 float, lightly blurred) of a stored thumbnail; ``None`` for the oldest
     32 x 32 grey format."""
-    thumb = load_thumb(fine_thumb)
+    thumb = load_thumb(fine_thumb, detail=False)
     return None if thumb is None else thumb.coarse
 
 
-def load_thumb(fine_thumb: str) -> Thumb | None:
+def load_thumb(fine_thumb: str, *, detail: bool = True) -> Thumb | None:
     """Decode any stored ``fine_thumb`` format.
 
     * 128 x 128 luma + 64 x 64 Cb/Cr (current, 24,576 bytes zlib'd): coarse and detail planes;
@@ -148,22 +159,44 @@ def load_thumb(fine_thumb: str) -> Thumb | None:
     if raw.size == _FINE * _FINE + 2 * half * half:
         luma = raw[: _FINE * _FINE].reshape(_FINE, _FINE).astype(np.float64)
         chroma = raw[_FINE * _FINE :].reshape(2, half, half).astype(np.float64)
-        return Thumb(_coarse(luma, chroma))
+        return Thumb(_coarse(luma, chroma), legacy=True)
     if raw.size != _DETAIL * _DETAIL + 2 * _FINE * _FINE:
         raise ValueError(f"fine_thumb holds {raw.size} bytes, expected {_DETAIL * _DETAIL + 2 * _FINE * _FINE}")
     luma = raw[: _DETAIL * _DETAIL].reshape(_DETAIL, _DETAIL).astype(np.float64)
     chroma = raw[_DETAIL * _DETAIL :].reshape(2, _FINE, _FINE).astype(np.float64)
     coarse = _coarse(_halve(luma), _halve(chroma))
+    if not detail:
+        return Thumb(coarse)
     from scipy.ndimage import gaussian_filter, uniform_filter
 
-    detail = np.stack(
-        [gaussian_filter(luma, _DETAIL_SIGMA)]
-        + [gaussian_filter(plane.repeat(2, 0).repeat(2, 1), _DETAIL_CHROMA_SIGMA) for plane in chroma]
-    )
+    detail = np.concatenate(
+        [
+            gaussian_filter(luma, _DETAIL_SIGMA)[None],
+            gaussian_filter(chroma.repeat(2, 1).repeat(2, 2), (0, _DETAIL_CHROMA_SIGMA, _DETAIL_CHROMA_SIGMA)),
+        ]
+    ).astype(np.float32)  # float32 halves the memory of a decoded thumbnail (they are kept in a cache)
     mean = uniform_filter(detail, (1, _SPREAD_WINDOW, _SPREAD_WINDOW))
     square = uniform_filter(detail * detail, (1, _SPREAD_WINDOW, _SPREAD_WINDOW))
     spread = np.sqrt(np.maximum(square - mean * mean, 0.0))
     return Thumb(coarse, detail, spread)
+
+
+@lru_cache(maxsize=16)
+def _filter_matrix(kind: str, size: float, n: int) -> np.ndarray:
+    """The ``n x n`` matrix of scipy's 1-D Gaussian (sigma ``size``) or uniform (window ``size``) filter in its
+    default 'reflect' mode: filtering a plane is then two small matrix products, far cheaper than scipy's calls on
+    64- and 128-px planes."""
+    from scipy.ndimage import gaussian_filter1d, uniform_filter1d
+
+    eye = np.eye(n)
+    if kind == "gauss":
+        return gaussian_filter1d(eye, size, axis=0)
+    return uniform_filter1d(eye, int(size), axis=0)
+
+
+def _smooth(planes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Separable filter over the last two axes with a :func:`_filter_matrix`."""
+    return matrix @ planes @ matrix.T
 
 
 def _halve(planes: np.ndarray) -> np.ndarray:
@@ -178,34 +211,108 @@ def _coarse(luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
 
 
 def _blur(planes: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
-    return np.stack([gaussian_filter(planes[0], 0.7), gaussian_filter(planes[1], 1.4), gaussian_filter(planes[2], 1.4)])
+    return np.stack(
+        [
+            _smooth(planes[0], _filter_matrix("gauss", 0.7, _FINE)),
+            _smooth(planes[1], _filter_matrix("gauss", 1.4, _FINE)),
+            _smooth(planes[2], _filter_matrix("gauss", 1.4, _FINE)),
+        ]
+    )
 
 
 def thumb_hash(thumb: np.ndarray) -> int:
-    """A 64-bit dHash of a decoded thumbnail's luma: like the image dHash, but of the image inside its frame."""
-    cells = _HASH_ROWS @ thumb[0] @ _HASH_COLS.T
+    """A 64-bit dHash of a decoded coarse thumbnail's luma: like the image dHash, but of the image inside its frame."""
+    return _dhash_bits(_HASH_ROWS @ thumb[0] @ _HASH_COLS.T)
+
+
+def inner_hash(fine_thumb: str | None) -> int | None:
+    """The grouping's second hash, unsigned: a dHash of the stored thumbnail's luma (the image inside any frame), area
+    averaged to 9 x 8 straight from the stored bytes; ``None`` without a thumbnail or for the oldest 32 x 32 format."""
+    if not fine_thumb:
+        return None
+    data = base64.b64decode(fine_thumb)
+    if len(data) == 32 * 32:
+        return None
+    raw = np.frombuffer(zlib.decompress(data), dtype=np.uint8)
+    side = _DETAIL if raw.size == _DETAIL * _DETAIL + 2 * _FINE * _FINE else _FINE
+    luma = raw[: side * side].reshape(side, side).astype(np.float64)
+    rows, cols = (_HASH_ROWS, _HASH_COLS) if side == _FINE else (_HASH_ROWS_DETAIL, _HASH_COLS_DETAIL)
+    return _dhash_bits(rows @ luma @ cols.T)
+
+
+def _dhash_bits(cells: np.ndarray) -> int:
     bits = (cells[:, 1:] > cells[:, :-1]).ravel()
     return int(np.bitwise_or.reduce(np.where(bits, _BIT_WEIGHTS, np.uint64(0))))
 
 
 def _profile_errors(source: np.ndarray, target: np.ndarray) -> tuple[int, int, float]:
-    # every resampling matrix has two taps per row: gather them instead of 289 matrix products
+    # every resampling matrix has two taps per row: gather them instead of 289 matrix products. Profiles are compared
+    # after removing their mean and scale, so a brightness or contrast change does not read as a crop.
     px, py = source[0, _BAND].mean(0), source[0, :, _BAND].mean(1)
-    errors_x = np.abs(px[_TAP0] * _TAP_W0 + px[_TAP1] * _TAP_W1 - target[0, _BAND].mean(0)).mean(1)
-    errors_y = np.abs(py[_TAP0] * _TAP_W0 + py[_TAP1] * _TAP_W1 - target[0, :, _BAND].mean(1)).mean(1)
+    tx, ty = target[0, _BAND].mean(0), target[0, :, _BAND].mean(1)
+    errors_x = _normalised_error(px[_TAP0] * _TAP_W0 + px[_TAP1] * _TAP_W1, tx)
+    errors_y = _normalised_error(py[_TAP0] * _TAP_W0 + py[_TAP1] * _TAP_W1, ty)
     kx, ky = int(errors_x.argmin()), int(errors_y.argmin())
     return kx, ky, float(errors_x[kx] + errors_y[ky])
 
 
-def _align(a: np.ndarray, b: np.ndarray) -> tuple[bool, int, int]:
-    """Which coarse thumbnail to warp onto the other (``True``: ``a`` onto ``b``) and the column/row crop indices."""
+def _normalised_error(candidates: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Mean absolute difference of each candidate profile (rows) and ``target`` after matching mean and spread, in
+    the target's grey levels."""
+    scale = max(float(target.std()), 1.0)
+    z_target = (target - target.mean()) / scale
+    spread = np.maximum(candidates.std(axis=1, keepdims=True), 1.0)
+    z = (candidates - candidates.mean(axis=1, keepdims=True)) / spread
+    return np.abs(z - z_target).mean(axis=1) * scale
+
+
+class _Alignment(NamedTuple):
+    """How to map one thumbnail onto the other: ``forward`` (``a`` onto ``b``, else ``b`` onto ``a``), the column/row
+    crop indices, and per plane the gain and offset that undo a brightness / contrast change."""
+
+    forward: bool
+    kx: int
+    ky: int
+    gain: np.ndarray
+    offset: np.ndarray
+
+
+def _align(a: np.ndarray, b: np.ndarray) -> _Alignment:
+    """Align two coarse thumbnails: the crop/rescale (searched both ways round on luma profiles, the lower error
+    wins), then a per-plane gain and offset fitted on the warped planes (:func:`_photometric`)."""
     fx, fy, forward_error = _profile_errors(a, b)
     bx, by, backward_error = _profile_errors(b, a)
-    if forward_error <= backward_error:
-        return True, fx, fy
-    return False, bx, by
+    forward = forward_error <= backward_error
+    kx, ky = (fx, fy) if forward else (bx, by)
+    source, target = (a, b) if forward else (b, a)
+    gain, offset = _photometric(_MATRICES[ky] @ source @ _MATRICES[kx].T, target)
+    return _Alignment(forward, kx, ky, gain, offset)
+
+
+def _photometric(warped: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per plane ``gain``, ``offset`` with ``target ~ gain * warped + offset``: least squares, then again without the
+    quarter of pixels that differ most (a changed price or product colour must not pull the fit). Gain is held within
+    ``_GAIN_RANGE`` (a brightness and a contrast change of 20 % each compose to about 0.64-1.44)."""
+    source = warped.reshape(len(warped), -1)
+    goal = target.reshape(len(target), -1)
+    gain, offset = _affine(source, goal, np.ones(source.shape, dtype=bool))
+    residual = np.abs(source * gain[:, None] + offset[:, None] - goal)
+    keep = residual <= np.quantile(residual, 0.75, axis=1, keepdims=True)
+    return _affine(source, goal, keep)
+
+
+def _affine(source: np.ndarray, goal: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    weight = keep.astype(np.float64)
+    count = np.maximum(weight.sum(axis=1), 1.0)
+    source_mean = (source * weight).sum(axis=1) / count
+    goal_mean = (goal * weight).sum(axis=1) / count
+    centred = (source - source_mean[:, None]) * weight
+    variance = (centred * centred).sum(axis=1) / count
+    covariance = (centred * (goal - goal_mean[:, None])).sum(axis=1) / count
+    # a flat plane (a grey image's chroma) carries no gain: keep 1 and match the means
+    gain = np.where(variance > _FLAT_VARIANCE, covariance / np.maximum(variance, 1e-9), 1.0)
+    gain = np.clip(gain, *_GAIN_RANGE)
+    return gain, goal_mean - gain * source_mean
 
 
 def _worst_block(diff: np.ndarray, block: int, stride: int) -> float:
@@ -224,6 +331,13 @@ def _worst_block(diff: np.ndarray, block: int, stride: int) -> float:
     return float(blocks.max()) / (block * block)
 
 
+def _coarse_score(a: np.ndarray, b: np.ndarray, alignment: _Alignment) -> float:
+    source, target = (a, b) if alignment.forward else (b, a)
+    warped = _MATRICES[alignment.ky] @ source @ _MATRICES[alignment.kx].T
+    matched = warped * alignment.gain[:, None, None] + alignment.offset[:, None, None]
+    return _worst_block(np.abs(matched - target).max(axis=0), _BLOCK, _STRIDE)
+
+
 def fine_difference(a: np.ndarray, b: np.ndarray) -> float:
     """Localized difference of two decoded coarse thumbnails after alignment: the largest mean over 4 x 4 blocks
     (stride 2) of the per-pixel largest luma/chroma difference, leaving out the one corner (a quarter of each side)
@@ -231,13 +345,11 @@ def fine_difference(a: np.ndarray, b: np.ndarray) -> float:
 
     Alignment crops and rescales one thumbnail per axis (searched on luma row/column profiles taken over the middle
     half, so a corner badge does not pull it) to match the other, both ways round: that undoes a small crop (one is
-    a crop of the other) or what frame removal left of a border. A badge sits in one corner; a changed price,
-    headline, offer (digit) or product colour shows up as a block elsewhere.
+    a crop of the other) or what frame removal left of a border; a per-plane gain and offset then undo a global
+    brightness or contrast change. A badge sits in one corner; a changed price, headline, offer (digit) or product
+    colour shows up as a block elsewhere.
     """
-    forward, kx, ky = _align(a, b)
-    source, target = (a, b) if forward else (b, a)
-    warped = _MATRICES[ky] @ source @ _MATRICES[kx].T
-    return _worst_block(np.abs(warped - target).max(axis=0), _BLOCK, _STRIDE)
+    return _coarse_score(a, b, _align(a, b))
 
 
 def _warp_detail(planes: np.ndarray, kx: int, ky: int) -> np.ndarray:
@@ -246,154 +358,454 @@ def _warp_detail(planes: np.ndarray, kx: int, ky: int) -> np.ndarray:
     return rows[:, :, _DTAP0[kx]] * _DTAP_W0[kx] + rows[:, :, _DTAP1[kx]] * _DTAP_W1[kx]
 
 
-def detail_difference(a: Thumb, b: Thumb) -> float:
-    """Contrast-normalised localized difference of two current-format thumbnails (both must have ``detail``).
-
-    The coarse alignment (:func:`fine_difference`) is applied to the 128-px planes; per pixel and plane the absolute
-    difference is divided by the larger local standard deviation of the two images plus a floor (4 luma levels, 12
-    chroma levels), the largest plane is kept, and the worst 8 x 8 block mean (stride 4, one corner left out) is the
-    score. A changed glyph differs by about its own contrast where the spread is about half that (a ratio near 2 over
-    the glyph, whatever its contrast: red on dark blue counts like white on black); resize, JPEG and sub-pixel
-    misalignment differ by a small share of the spread along edges only.
-    """
-    if a.detail is None or b.detail is None or a.spread is None or b.spread is None:
+def _detail_score(a: Thumb, b: Thumb, alignment: _Alignment) -> float:
+    source, target = (a, b) if alignment.forward else (b, a)
+    if source.detail is None or source.spread is None or target.detail is None or target.spread is None:
         raise ValueError("detail_difference needs two current-format thumbnails")
-    forward, kx, ky = _align(a.coarse, b.coarse)
-    source, target = (a, b) if forward else (b, a)
-    assert source.detail is not None and source.spread is not None  # narrowed above
-    warped = _warp_detail(source.detail, kx, ky)
-    spread = np.maximum(_warp_detail(source.spread, kx, ky), target.spread) + _DETAIL_FLOOR
-    ratio = (np.abs(warped - target.detail) / spread).max(axis=0)
+    gain = alignment.gain[:, None, None]
+    warped = _warp_detail(source.detail, alignment.kx, alignment.ky) * gain + alignment.offset[:, None, None]
+    spread = np.maximum(_warp_detail(source.spread, alignment.kx, alignment.ky) * gain, target.spread)
+    ratio = (np.abs(warped - target.detail) / (spread + _DETAIL_FLOOR)).max(axis=0)
     return _worst_block(ratio, _DETAIL_BLOCK, _DETAIL_STRIDE)
 
 
-def pair_difference(a: Thumb, b: Thumb) -> tuple[float, float | None]:
+def detail_difference(a: Thumb, b: Thumb) -> float:
+    """Contrast-normalised localized difference of two current-format thumbnails (both must have ``detail``).
+
+    The coarse alignment (:func:`fine_difference`: crop/rescale, then gain and offset per plane) is applied to the
+    128-px planes; per pixel and plane the absolute difference is divided by the larger local standard deviation of
+    the two images plus a floor (4 luma levels, 12 chroma levels), the largest plane is kept, and the worst 8 x 8
+    block mean (stride 4, one corner left out) is the score. A changed glyph differs by about its own contrast where
+    the spread is about half that (a ratio near 2 over the glyph, whatever its contrast: red on dark blue counts like
+    white on black); resize, JPEG and sub-pixel misalignment differ by a small share of the spread along edges only.
+    """
+    return _detail_score(a, b, _align(a.coarse, b.coarse))
+
+
+def pair_difference(a: Thumb, b: Thumb, *, coarse_reject: float = COARSE_REJECT) -> tuple[float, float | None]:
     """Both stages for one pair: ``(fine_difference, detail_difference or None)``; the detail stage is skipped (None)
-    when either thumbnail lacks it or the coarse stage already rejects (above ``COARSE_REJECT``)."""
-    coarse = fine_difference(a.coarse, b.coarse)
-    if a.detail is None or b.detail is None or coarse > COARSE_REJECT:
+    when either thumbnail lacks it or the coarse stage already rejects (above ``COARSE_REJECT``). Symmetric: the
+    pair is taken in a fixed order of its contents, so ``(a, b)`` and ``(b, a)`` score the same."""
+    if _content_key(b) < _content_key(a):
+        a, b = b, a
+    alignment = _align(a.coarse, b.coarse)
+    coarse = _coarse_score(a.coarse, b.coarse, alignment)
+    if a.detail is None or b.detail is None or coarse > coarse_reject:
         return coarse, None
-    return coarse, detail_difference(a, b)
+    return coarse, _detail_score(a, b, alignment)
+
+
+def _content_key(thumb: Thumb) -> bytes:
+    return thumb.coarse.tobytes()
 
 
 # --- grouping -------------------------------------------------------------------------------------
-def group_duplicates(
-    images: Sequence[HashedImage], threshold: int, *, fine_threshold: float | None = DEFAULT_FINE_DIFF
-) -> list[tables.DuplicateGroup]:
-    """One :class:`~adpipeline.tables.DuplicateGroup` row per distinct creative (singletons are groups of one).
+class Clustering(NamedTuple):
+    """What shapes groups (from settings, in one place). ``threshold``: dHash Hamming distance (bits) that makes a
+    candidate pair; ``fine_threshold``: :func:`detail_difference` limit (units of local contrast), ``None`` turns the
+    finer check off (dHash alone); ``coarse_reject``: :func:`fine_difference` limit (grey levels) a pair must pass
+    before the detail stage; ``link_share``: the share (0-1) of confirmed pairs between two groups of one component
+    that merges them; ``all_pairs_within``: components up to this many images have every pair within twice the
+    threshold checked (a copy of a copy may be far from the other copies in dHash), larger ones only their
+    candidate pairs."""
 
-    ``threshold`` is the dHash Hamming distance that makes a candidate pair; ``fine_threshold`` the limit of
-    :func:`detail_difference` (``None`` turns the finer check off). A pair must also pass :func:`fine_difference`
-    <= ``COARSE_REJECT``; where either thumbnail is the older 64-px format, :func:`fine_difference` <=
-    ``LEGACY_FINE_DIFF`` alone decides, and without a thumbnail (or with the oldest format) the dHash candidate
-    stands. Rows come sorted by ``(group_id, creative_id)``.
+    threshold: int = 10
+    fine_threshold: float | None = DEFAULT_FINE_DIFF
+    coarse_reject: float = COARSE_REJECT
+    link_share: float | None = DEFAULT_LINK_SHARE  # None: star clustering (the bench compares the two)
+    all_pairs_within: int = 64  # components up to this size check every pair of members, not only dHash candidates
+
+
+class Known(NamedTuple):
+    """The index of earlier grouped images, one entry each (``duplicate_groups`` joined to ``image_hashes``). ``inner``
+    is the thumbnail dHash (:func:`thumb_hash`), valid where ``has_inner``."""
+
+    creative_ids: np.ndarray  # object (str)
+    dhash: np.ndarray  # uint64
+    inner: np.ndarray  # uint64
+    has_inner: np.ndarray  # bool
+    component_ids: np.ndarray  # object (str)
+
+    @classmethod
+    def empty(cls) -> Known:
+        return cls(
+            np.empty(0, object), np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, bool), np.empty(0, object)
+        )
+
+
+class Member(NamedTuple):
+    """An earlier image of a component a pending image joins: its facts (no thumbnail needed) and its current row."""
+
+    image: HashedImage
+    row: tables.DuplicateGroup
+
+
+ThumbLoader = Callable[[Sequence[str]], dict[str, str | None]]  # creative ids -> fine_thumb
+MemberLoader = Callable[[Sequence[str]], list[Member]]  # component ids -> all their members
+
+
+def rank_key(image: HashedImage) -> tuple[int, str, str]:
+    """The canonical order: the largest image (pixels) first, then the sha256, then (only between byte-identical
+    copies) the creative id. Content decides, so URL strings and input order never move a group or its canonical."""
+    return (-(image.width * image.height), image.sha256, image.creative_id)
+
+
+def group_duplicates(
+    images: Sequence[HashedImage],
+    threshold: int = 10,
+    *,
+    fine_threshold: float | None = DEFAULT_FINE_DIFF,
+    coarse_reject: float = COARSE_REJECT,
+    link_share: float | None = DEFAULT_LINK_SHARE,
+) -> list[tables.DuplicateGroup]:
+    """One :class:`~adpipeline.tables.DuplicateGroup` row per distinct creative (singletons are groups of one) for a
+    whole set at once: :func:`regroup` with nothing known before. Rows come sorted by ``(group_id, creative_id)``."""
+    thumbs = {image.creative_id: image.fine_thumb for image in images}
+    rows = regroup(
+        images,
+        Known.empty(),
+        Clustering(threshold, fine_threshold, coarse_reject, link_share),
+        load_thumbs=lambda ids: {i: thumbs[i] for i in ids},
+    )
+    return sorted(rows, key=lambda row: (row.group_id, row.creative_id))
+
+
+def regroup(
+    pending: Sequence[HashedImage],
+    known: Known,
+    clustering: Clustering,
+    *,
+    load_thumbs: ThumbLoader,
+    load_members: MemberLoader | None = None,
+    cache_size: int = 256,
+) -> list[tables.DuplicateGroup]:
+    """Group ``pending`` images into the ``known`` index; return the rows that are new or changed (pending images
+    and the earlier members of the components they join whose row moves). Every other row stands as it is.
+
+    Groups are a function of the set of images (their contents), whatever order or run they come in:
+    1. Candidates: pairs within ``threshold`` bits on the image dHash or on the thumbnail dHash (taken inside any
+       frame). Pending images probe each other and the index (:func:`find_pairs_between`); nothing earlier is
+       compared with anything earlier again.
+    2. The finer check confirms a candidate (thumbnails loaded and decoded for candidates alone, ``cache_size``
+       decoded at a time); exact copies (same bytes, so the same thumbnail) always confirm.
+    3. Components of confirmed pairs only ever merge as images arrive, so each row keeps its ``component_id`` and a
+       pending image joins the components of the earlier images it is confirmed against.
+    4. Inside every touched component, star clustering in :func:`rank_key` order: an image joins the best-ranked
+       canonical it is confirmed against, or becomes one (no chains: A~B and B~C do not put C with A).
+    Daily runs therefore end with the same rows as one run over all days, as long as the settings stay the same.
     """
+    with _one_blas_thread():
+        return _regroup(pending, known, clustering, load_thumbs, load_members, cache_size)
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
+    """BLAS threads on 64- and 128-px matrices cost far more than they bring (measured 20x slower on a busy 2-core
+    worker): one thread while grouping, where threadpoolctl is installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _regroup(
+    pending: Sequence[HashedImage],
+    known: Known,
+    clustering: Clustering,
+    load_thumbs: ThumbLoader,
+    load_members: MemberLoader | None,
+    cache_size: int,
+) -> list[tables.DuplicateGroup]:
+    pending = _distinct(pending)
+    if not pending:
+        return []
+    thumbs = _ThumbCache(load_thumbs, clustering, cache_size)
+    thumbs.add({image.creative_id: image.fine_thumb for image in pending})
+    n = len(pending)
+    dhash = np.fromiter((image.dhash & _MASK64 for image in pending), np.uint64, n)
+    inner, has_inner = thumbs.inner_hashes([image.creative_id for image in pending])
+
+    # Byte-identical pending images probe once (their first), and join each other.
+    first_of: dict[str, int] = {}
+    unit = np.fromiter((first_of.setdefault(image.sha256, k) for k, image in enumerate(pending)), np.int64, n)
+    firsts = np.unique(unit)
+    use_inner = clustering.fine_threshold is not None  # dHash alone: the image hash only
+    firsts_inner = firsts[has_inner[firsts] & use_inner]
+    new_pairs = _unique_rows(
+        [
+            firsts[find_pairs(dhash[firsts], clustering.threshold)],
+            firsts_inner[find_pairs(inner[firsts_inner], clustering.threshold)],
+        ]
+    )
+    on_dhash = find_pairs_between(dhash[firsts], known.dhash, clustering.threshold)
+    known_inner = np.flatnonzero(known.has_inner & use_inner)
+    on_inner = find_pairs_between(inner[firsts_inner], known.inner[known_inner], clustering.threshold)
+    old_pairs = _unique_rows(
+        [
+            np.stack([firsts[on_dhash[:, 0]], on_dhash[:, 1]], axis=1),
+            np.stack([firsts_inner[on_inner[:, 0]], known_inner[on_inner[:, 1]]], axis=1),
+        ]
+    )
+    thumbs.load(known.creative_ids[np.unique(old_pairs[:, 1])].tolist())
+
+    parent: dict[str, str] = {f"p:{k}": f"p:{k}" for k in firsts.tolist()}  # pending units and earlier components
+
+    def find(node: str) -> str:
+        root = node
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[node] != root:
+            parent[node], node = root, parent[node]
+        return root
+
+    def union(x: str, y: str) -> None:
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+
+    ids = [image.creative_id for image in pending]
+    for i, j in new_pairs.tolist():
+        if find(f"p:{i}") != find(f"p:{j}") and thumbs.confirm(ids[i], ids[j]):
+            union(f"p:{i}", f"p:{j}")
+    for i, k in old_pairs.tolist():
+        component = str(known.component_ids[k])
+        if find(f"p:{i}") != find(component) and thumbs.confirm(ids[i], str(known.creative_ids[k])):
+            union(f"p:{i}", component)
+
+    # Every touched component: its pending images and all its earlier members, clustered again.
+    clusters: dict[str, list[HashedImage]] = {}
+    for k, image in enumerate(pending):
+        clusters.setdefault(find(f"p:{unit[k]}"), []).append(image)
+    earlier = sorted(node for node in parent if not node.startswith("p:"))
+    old_rows: dict[str, tables.DuplicateGroup] = {}
+    inner_of = {ids[k]: int(inner[k]) for k in range(n) if has_inner[k]}
+    if earlier:
+        if load_members is None:
+            raise ValueError("regroup needs load_members when pending images join earlier components")
+        for member in load_members(earlier):
+            if member.image.creative_id in inner_of or member.row.component_id is None:
+                continue  # pending again (re-analysed): its new facts count
+            old_rows[member.image.creative_id] = member.row
+            if member.row.inner_dhash is not None:
+                inner_of[member.image.creative_id] = member.row.inner_dhash & _MASK64
+            clusters.setdefault(find(member.row.component_id), []).append(member.image)
+    rows: list[tables.DuplicateGroup] = []
+    for members in clusters.values():
+        for row in _cluster_rows(members, clustering, thumbs, inner_of):
+            if old_rows.get(row.creative_id) != row:
+                rows.append(row)
+    return rows
+
+
+_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _distinct(images: Sequence[HashedImage]) -> list[HashedImage]:
+    """One image per creative id (the smallest content key wins), in rank order."""
     by_id: dict[str, HashedImage] = {}
     for image in images:
         known = by_id.get(image.creative_id)
         if known is None or _tiebreak(image) < _tiebreak(known):
             by_id[image.creative_id] = image
-    items = sorted(by_id.values(), key=lambda im: (im.first_seen, im.creative_id))
-    n = len(items)
-    if n == 0:
-        return []
-    hashes = np.fromiter((im.dhash & 0xFFFF_FFFF_FFFF_FFFF for im in items), dtype=np.uint64, count=n)
-    edges: list[np.ndarray] = []
+    return sorted(by_id.values(), key=rank_key)
 
-    # Exact copies: same sha256. Also collapse equal (dhash, thumbnail) pairs: the finer check would confirm them.
-    for key_of in (lambda im: im.sha256, lambda im: (im.dhash, im.fine_thumb) if im.fine_thumb else None):
-        first_index: dict[object, int] = {}
-        for index, image in enumerate(items):
-            key = key_of(image)
-            if key is None:
-                continue
-            seen = first_index.setdefault(key, index)
-            if seen != index:
-                edges.append(np.array([[seen, index]]))
-    representative = _representatives(n, edges)
-    reps = np.unique(representative)
 
-    # Candidates: the image dHash, and the same hash of the thumbnail (taken inside any frame, so bordered copies
-    # are found too). Both within ``threshold`` bits.
-    thumbs: dict[int, Thumb | None] = {}
-    if fine_threshold is not None:
-        thumbs = {int(i): load_thumb(items[i].fine_thumb) if items[i].fine_thumb else None for i in reps}
-    found = [reps[find_pairs(hashes[reps], threshold)]]
-    coarse = {i: thumb.coarse for i, thumb in thumbs.items() if thumb is not None}
-    with_thumb = np.array([i for i in reps.tolist() if i in coarse], dtype=np.int64)
-    if len(with_thumb) > 1:
-        inner = np.fromiter((thumb_hash(coarse[i]) for i in with_thumb.tolist()), np.uint64, len(with_thumb))
-        found.append(with_thumb[find_pairs(inner, threshold)])
-    codes = np.unique(np.concatenate([pairs[:, 0] * n + pairs[:, 1] for pairs in found]))
-    candidates = np.stack([codes // n, codes % n], axis=1)
+def _tiebreak(image: HashedImage) -> tuple[str, int, str, int, int]:
+    return (image.sha256, image.dhash, image.fine_thumb or "", image.width, image.height)
+
+
+def _unique_rows(parts: list[np.ndarray]) -> np.ndarray:
+    pairs = np.concatenate([p.reshape(-1, 2) for p in parts]).astype(np.int64)
+    return np.unique(pairs, axis=0) if len(pairs) else pairs
+
+
+def _cluster_rows(
+    members: list[HashedImage], clustering: Clustering, thumbs: _ThumbCache, inner_of: dict[str, int]
+) -> list[tables.DuplicateGroup]:
+    """The groups of one component of confirmed pairs, as rows: average linkage over its confirmed pairs (exact copies
+    start together; two groups merge while the share of their cross pairs that are confirmed is at least
+    ``link_share``, highest share first), or star clustering for a component over ``_MAX_LINKAGE`` images. The
+    canonical of a group is its best-ranked image (:func:`rank_key`)."""
+    members = sorted(members, key=rank_key)
+    n = len(members)
+    ids = [image.creative_id for image in members]
     leader = np.arange(n)
-    if len(candidates):
-        first, second = candidates[:, 0], candidates[:, 1]
-        confirmed = _confirm(thumbs, first, second, fine_threshold)
-        first, second = first[confirmed], second[confirmed]
-        # Star clustering in (first_seen, creative_id) order: a creative joins the earliest canonical it is
-        # confirmed against, and never a chain (A~B, B~C does not put C with A). Still a function of the set alone.
-        order = np.lexsort((first, second))
-        later, earlier = second[order].tolist(), first[order].tolist()
-        for k, i in enumerate(later):
-            j = earlier[k]
-            if leader[i] == i and leader[j] == j and j < i:
-                leader[i] = j
-    # exact copies follow their earliest copy's canonical
-    canon_of = leader[representative]
-    labels = canon_of
-    size = np.bincount(labels, minlength=n)
-    distance = hamming(hashes, hashes[canon_of])
-    rows = [
+    if n > 1:
+        dhash = np.fromiter((image.dhash & _MASK64 for image in members), np.uint64, n)
+        use_inner = clustering.fine_threshold is not None
+        with_inner = np.array([k for k in range(n) if use_inner and ids[k] in inner_of], dtype=np.int64)
+        inner = np.fromiter((inner_of[ids[k]] for k in with_inner.tolist()), np.uint64, len(with_inner))
+        # In a small component the finer check decides every pair within twice the threshold (a copy of a copy may
+        # be far from the other copies in dHash; pairs further apart than that are unrelated images).
+        wide = min(2 * clustering.threshold, 64) if n <= clustering.all_pairs_within else clustering.threshold
+        pairs = _unique_rows([find_pairs(dhash, wide), with_inner[find_pairs(inner, wide)]]).tolist()
+        first_with: dict[str, int] = {}
+        exact = [(first_with.setdefault(image.sha256, k), k) for k, image in enumerate(members)]
+        exact = [(i, j) for i, j in exact if i != j]
+        if clustering.link_share is not None and n <= _MAX_LINKAGE:
+            leader = _average_linkage(n, pairs, exact, lambda i, j: thumbs.confirm(ids[i], ids[j]), clustering)
+        else:
+            leader = _star(n, pairs, exact, lambda i, j: thumbs.confirm(ids[i], ids[j]))
+    size = np.bincount(leader, minlength=n)
+    component_id = f"k_{ids[0]}"
+    dhash_all = np.fromiter((image.dhash & _MASK64 for image in members), np.uint64, n)
+    distance = hamming(dhash_all, dhash_all[leader])
+    return [
         tables.DuplicateGroup(
             creative_id=image.creative_id,
-            group_id=f"g_{items[canon_of[index]].creative_id}",
-            canonical_creative_id=items[canon_of[index]].creative_id,
-            hamming_to_canonical=int(distance[index]),
-            is_canonical=bool(canon_of[index] == index),
-            group_size=int(size[labels[index]]),
+            group_id=f"g_{ids[leader[k]]}",
+            canonical_creative_id=ids[leader[k]],
+            hamming_to_canonical=int(distance[k]),
+            is_canonical=bool(leader[k] == k),
+            group_size=int(size[leader[k]]),
+            component_id=component_id,
+            sha256=image.sha256,
+            inner_dhash=_signed(inner_of[image.creative_id]) if image.creative_id in inner_of else None,
         )
-        for index, image in enumerate(items)
+        for k, image in enumerate(members)
     ]
-    rows.sort(key=lambda row: (row.group_id, row.creative_id))
-    return rows
 
 
-def _tiebreak(image: HashedImage) -> tuple[dt.date, str, int, str]:
-    return (image.first_seen, image.sha256, image.dhash, image.fine_thumb or "")
+_MAX_LINKAGE = 1500  # images in one component clustered by average linkage (above: star clustering)
 
 
-def _confirm(
-    thumbs: dict[int, Thumb | None], first: np.ndarray, second: np.ndarray, fine_threshold: float | None
+def _average_linkage(
+    n: int,
+    pairs: list[list[int]],
+    exact: list[tuple[int, int]],
+    confirm: Callable[[int, int], bool],
+    clustering: Clustering,
 ) -> np.ndarray:
-    if fine_threshold is None:
-        return np.ones(len(first), dtype=bool)
-    confirmed = np.zeros(len(first), dtype=bool)
-    for k, (i, j) in enumerate(zip(first.tolist(), second.tolist(), strict=True)):
-        a, b = thumbs.get(i), thumbs.get(j)
-        if a is None or b is None:
-            confirmed[k] = True  # no thumbnail, or the oldest 32 x 32 format: the dHash candidate stands
-            continue
-        coarse, detail = pair_difference(a, b)
-        if a.detail is None or b.detail is None:
-            confirmed[k] = coarse <= LEGACY_FINE_DIFF  # a 64-px thumbnail (before the detail stage): coarse alone
-        else:
-            confirmed[k] = detail is not None and detail <= fine_threshold
-    return confirmed
+    """Each image's group leader (its best-ranked member; images are in rank order) by average linkage."""
+    linked = np.zeros((n, n))
+    for i, j in pairs:
+        if confirm(i, j):
+            linked[i, j] = linked[j, i] = 1.0
+    label = np.arange(n)
+    for i, j in exact:  # byte-identical images are one
+        label[label == label[j]] = label[i]
+    _, label = np.unique(label, return_inverse=True)
+    k = int(label.max()) + 1
+    membership = np.zeros((k, n))
+    membership[label, np.arange(n)] = 1.0
+    links = membership @ linked @ membership.T
+    sizes = membership.sum(axis=1)
+    alive = np.ones(k, bool)
+    while True:
+        share = links / np.outer(sizes, sizes)
+        share[~alive] = -1.0
+        share[:, ~alive] = -1.0
+        np.fill_diagonal(share, -1.0)
+        a, b = divmod(int(share.argmax()), k)  # the first (lowest-ranked leaders) of the highest shares
+        if share[a, b] < clustering.link_share:
+            break
+        a, b = min(a, b), max(a, b)
+        links[a] += links[b]
+        links[:, a] += links[:, b]
+        links[a, a] = 0.0
+        sizes[a] += sizes[b]
+        alive[b] = False
+        label[label == b] = a
+    leader = np.full(k, n)
+    np.minimum.at(leader, label, np.arange(n))
+    return leader[label]
 
 
-def _representatives(n: int, edges: list[np.ndarray]) -> np.ndarray:
-    labels = _components(n, edges)
-    first = np.full(n, n, dtype=np.int64)
-    np.minimum.at(first, labels, np.arange(n))
-    return first[labels]
+def _star(
+    n: int, pairs: list[list[int]], exact: list[tuple[int, int]], confirm: Callable[[int, int], bool]
+) -> np.ndarray:
+    """Star clustering in rank order: each image joins the best-ranked canonical it is confirmed against."""
+    leader = np.arange(n)
+    neighbours: dict[int, set[int]] = {}
+    for i, j in [*pairs, *exact]:  # i < j: i ranks first
+        neighbours.setdefault(j, set()).add(i)
+    same = set(exact)
+    for j in range(1, n):
+        for i in sorted(neighbours.get(j, ())):
+            if leader[i] == i and ((i, j) in same or confirm(i, j)):
+                leader[j] = i
+                break
+    return leader
 
 
-def _components(n: int, edges: list[np.ndarray]) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
 
-    pairs = np.concatenate(edges) if edges else np.empty((0, 2), dtype=np.int64)
-    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels
+
+class _ThumbCache:
+    """Stored thumbnails by creative id, decoded on demand (coarse planes first, the detail planes only for a pair
+    that passes the coarse stage) and kept for the ``size`` most recently used; confirmations are remembered."""
+
+    def __init__(self, loader: ThumbLoader, clustering: Clustering, size: int) -> None:
+        self._loader = loader
+        self._clustering = clustering
+        self._size = max(2, size)
+        self._raw: dict[str, str | None] = {}
+        self._decoded: OrderedDict[str, Thumb | None] = OrderedDict()
+        self._confirmed: dict[tuple[str, str], bool] = {}
+        self.decoded = 0  # thumbnails decoded (for the bench)
+
+    def add(self, raw: dict[str, str | None]) -> None:
+        self._raw.update(raw)
+
+    def load(self, ids: Sequence[str]) -> None:
+        missing = [i for i in ids if i not in self._raw]
+        if missing:
+            self._raw.update(self._loader(missing))
+
+    def inner_hashes(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`inner_hash` of each (and whether there is one)."""
+        inner = np.zeros(len(ids), np.uint64)
+        present = np.zeros(len(ids), bool)
+        for k, cid in enumerate(ids):
+            value = inner_hash(self._raw.get(cid))
+            if value is not None:
+                inner[k], present[k] = value, True
+        return inner, present
+
+    def thumb(self, cid: str, *, detail: bool) -> Thumb | None:
+        """The decoded thumbnail; the detail planes (the costly part) only when asked for."""
+        cached = self._decoded.get(cid, _MISSING)
+        if cached is not _MISSING and (cached is None or cached.detail is not None or cached.legacy or not detail):
+            self._decoded.move_to_end(cid)
+            return cached
+        self.load([cid])
+        raw = self._raw.get(cid)
+        thumb = load_thumb(raw, detail=detail) if raw else None
+        self.decoded += 1
+        self._decoded[cid] = thumb
+        self._decoded.move_to_end(cid)
+        if len(self._decoded) > self._size:
+            self._decoded.popitem(last=False)
+        return thumb
+
+    def confirm(self, a: str, b: str) -> bool:
+        """Whether the finer check confirms the candidate pair (always, with the check off or without thumbnails):
+        the coarse stage on the coarse planes, then the detail stage (legacy 64-px thumbnails: coarse alone)."""
+        fine = self._clustering.fine_threshold
+        if fine is None:
+            return True
+        key = (a, b) if a < b else (b, a)
+        known = self._confirmed.get(key)
+        if known is None:
+            known = self._confirmed[key] = self._check(*key, fine)
+        return known
+
+    def _check(self, a: str, b: str, fine: float) -> bool:
+        first, second = self.thumb(a, detail=False), self.thumb(b, detail=False)
+        if first is None or second is None:
+            return True  # no thumbnail, or the oldest 32 x 32 format: the dHash candidate stands
+        if _content_key(second) < _content_key(first):  # a fixed order by content: the check is symmetric
+            (a, first), (b, second) = (b, second), (a, first)
+        alignment = _align(first.coarse, second.coarse)
+        coarse = _coarse_score(first.coarse, second.coarse, alignment)
+        if first.legacy or second.legacy:
+            return coarse <= LEGACY_FINE_DIFF  # a 64-px thumbnail (before the detail stage): coarse alone
+        if coarse > self._clustering.coarse_reject:
+            return False
+        first, second = self.thumb(a, detail=True), self.thumb(b, detail=True)
+        assert first is not None and second is not None
+        return _detail_score(first, second, alignment) <= fine
+
+
+_MISSING = Thumb(np.empty(0))

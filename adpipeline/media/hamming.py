@@ -292,3 +292,86 @@ def _expand_hits(
         if len(more) < len(count):
             probe, member, count, probe_hashes = probe[more], member[more], count[more], probe_hashes[more]
         member = member + 1
+
+
+# --- probing one set against another --------------------------------------------------------------
+_BETWEEN_ELEMENTS = 1 << 21  # expected (query, index entry) candidates per step of find_pairs_between
+_BETWEEN_COST_PROBE = 60.0  # ns per probe (a random lookup in the chunk's table)
+_BETWEEN_COST_CANDIDATE = 12.0  # ns per index entry a probe lands on (gathered and checked on 64 bits)
+
+
+def find_pairs_between(queries: np.ndarray, index: np.ndarray, threshold: int) -> np.ndarray:
+    """All pairs ``(q, i)`` with ``hamming(queries[q], index[i]) <= threshold``; shape (k, 2), sorted, exact.
+
+    For a few new hashes against many earlier ones (the daily run: 10,000 against 1,000,000): the index is cut into
+    chunks with radii as in :func:`find_pairs` (pigeonhole), each chunk's values are sorted once into a direct-address
+    table, and every query looks up all chunk values within the radius of its own; each entry found is checked on all
+    64 bits and kept only in the first chunk that finds it. Work grows with the queries and the index, not their
+    product.
+    """
+    queries = np.ascontiguousarray(np.asarray(queries).astype(np.uint64, copy=False))
+    index = np.ascontiguousarray(np.asarray(index).astype(np.uint64, copy=False))
+    threshold = int(threshold)
+    if not len(queries) or not len(index) or threshold < 0:
+        return np.empty((0, 2), dtype=np.int64)
+    if len(queries) * len(index) <= _WORK_ELEMENTS:
+        distance = hamming(queries[:, None], index[None, :])
+        return np.argwhere(distance <= threshold).astype(np.int64)
+    plan = _between_plan(len(index), threshold)
+    found: list[np.ndarray] = []
+    for c, (lo, bits, radius) in enumerate(plan):
+        mask = np.uint64((1 << bits) - 1)
+        keyed = ((index >> np.uint64(lo)) & mask) << np.uint64(32)
+        keyed |= np.arange(len(index), dtype=np.uint64)
+        keyed.sort()
+        order = (keyed & np.uint64(0xFFFF_FFFF)).astype(np.intp)
+        starts = np.zeros((1 << bits) + 1, dtype=np.intp)
+        np.cumsum(np.bincount((keyed >> np.uint64(32)).astype(np.intp), minlength=1 << bits), out=starts[1:])
+        del keyed
+        sorted_hashes = index[order]
+        flips = np.concatenate([[0], *[masks for _, masks in _flip_masks(bits, radius)]]).astype(np.intp)
+        query_keys = ((queries >> np.uint64(lo)) & mask).astype(np.intp)
+        per_query = len(flips) * (1.0 + len(index) / 2.0**bits)
+        rows = max(1, int(_BETWEEN_ELEMENTS // per_query))
+        for start in range(0, len(queries), rows):
+            probe = (query_keys[start : start + rows, None] ^ flips[None, :]).ravel()
+            left = starts[probe]
+            count = starts[probe + 1] - left
+            hit = np.flatnonzero(count)
+            if not len(hit):
+                continue
+            which = start + hit // len(flips)
+            left, count = left[hit], count[hit]
+            position = np.repeat(left - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+            query = np.repeat(which, count)
+            diff = queries[query] ^ sorted_hashes[position]
+            keep = np.bitwise_count(diff) <= threshold
+            for lo_c, bits_c, radius_c in plan[:c]:  # found by an earlier chunk already
+                keep &= np.bitwise_count((diff >> np.uint64(lo_c)) & np.uint64((1 << bits_c) - 1)) > radius_c
+            if keep.any():
+                found.append(np.stack([query[keep], order[position[keep]]], axis=1))
+    if not found:
+        return np.empty((0, 2), dtype=np.int64)
+    pairs = np.concatenate(found).astype(np.int64)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+@lru_cache(maxsize=64)
+def _between_plan(n: int, threshold: int) -> tuple[Chunk, ...]:
+    """Chunks for :func:`find_pairs_between`: ``m`` even chunks (3-8, at most ``_MAX_CHUNK_BITS`` wide) with the
+    spare radius spread evenly; per query, the cost is its probes plus the index entries they land on."""
+    best: tuple[float, tuple[Chunk, ...]] = (math.inf, ())
+    for m in range(3, 9):
+        spare = max(0, threshold + 1 - m)
+        radii = [spare // m + (1 if k < spare % m else 0) for k in range(m)]
+        widths = [64 // m + (1 if k < 64 % m else 0) for k in range(m)]
+        if max(widths) > _MAX_CHUNK_BITS:
+            continue
+        cost = sum(
+            _ball(w, r) * (_BETWEEN_COST_PROBE + _BETWEEN_COST_CANDIDATE * n / 2.0**w)
+            for w, r in zip(widths, radii, strict=True)
+        )
+        if cost < best[0]:
+            lows = np.cumsum([0, *widths[:-1]]).tolist()
+            best = (cost, tuple(zip(lows, widths, radii, strict=True)))
+    return best[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from adpipeline.stages.context import Chunk, StageContext, check_failure_share, log, make_chunks, summary
@@ -159,35 +160,94 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
 
 
 def group(ctx: StageContext) -> dict[str, Any]:
-    """Recompute near-duplicate groups over ALL hashes (a deterministic function of the set, so daily runs and one
-    run over many days agree) and MERGE them; canonical = earliest-seen member."""
-    from adpipeline.media.dedupe import HashedImage, group_duplicates
+    """Group the images that have no ``duplicate_groups`` row yet (pending work, any day) into the index of all earlier
+    ones and MERGE the rows that change: the pending images' and those of earlier members whose group moves.
+
+    Incremental and order independent (media README, "Near-duplicates"): a pass reads every grouped image's two
+    hashes and component, probes only the pending hashes against them, reads thumbnails for candidate pairs alone,
+    and the result is the same whatever day or worker each image was grouped on. Passes of ``dedupe_batch_size``
+    images repeat until nothing is pending, each MERGE-ing its own rows, so a killed task resumes where it stopped.
+    """
+    import numpy as np
+
+    from adpipeline.media.dedupe import Known, regroup
 
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
-    frame = wh.query_file("media/select_all_image_hashes")
-    images = [
-        HashedImage(
-            creative_id=r.creative_id,
-            sha256=r.sha256,
-            dhash=int(r.dhash),
-            first_seen=_as_date(r.first_seen_date),
-            fine_thumb=r.fine_thumb if isinstance(r.fine_thumb, str) else None,
+    clustering = _clustering(ctx.settings)
+    passes = images = changed = 0
+    while True:
+        batch = wh.query_file("media/select_ungrouped_image_hashes", {"limit": ctx.settings.dedupe_batch_size})
+        if batch.empty:
+            break
+        index = wh.query_file("media/select_group_index")
+        inner = index["inner_dhash"]
+        known = Known(
+            creative_ids=index["creative_id"].to_numpy(dtype=object),
+            dhash=index["dhash"].to_numpy(dtype=np.int64).view(np.uint64),
+            inner=inner.fillna(0).to_numpy(dtype=np.int64).view(np.uint64),
+            has_inner=inner.notna().to_numpy(),
+            component_ids=index["component_id"].to_numpy(dtype=object),
         )
-        for r in frame.itertuples(index=False)
-    ]
-    groups = group_duplicates(
-        images, ctx.settings.dhash_threshold, fine_threshold=ctx.settings.duplicate_detail_threshold
+        del index, inner
+        rows = regroup(
+            [_hashed_image(r) for r in batch.itertuples(index=False)],
+            known,
+            clustering,
+            load_thumbs=lambda ids: _group_thumbs(ctx, ids),
+            load_members=lambda components: _group_members(ctx, components),
+        )
+        wh.merge_rows("duplicate_groups", rows)
+        passes, images, changed = passes + 1, images + len(batch), changed + len(rows)
+        log.info(
+            "media.group pass %d: %d pending images against %d grouped, %d rows changed",
+            passes,
+            len(batch),
+            len(known.dhash),
+            len(rows),
+        )
+    return summary("media.group", ctx.window, passes=passes, images=images, rows_changed=changed)
+
+
+def _clustering(settings: Any) -> Any:
+    from adpipeline.media.dedupe import Clustering
+
+    return Clustering(
+        threshold=settings.dhash_threshold,
+        fine_threshold=settings.duplicate_detail_threshold if settings.duplicate_fine_check else None,
+        coarse_reject=settings.duplicate_coarse_reject,
+        link_share=settings.duplicate_link_share,
+        all_pairs_within=settings.duplicate_all_pairs_within,
     )
-    wh.merge_rows("duplicate_groups", groups)
-    n_groups = len({g.group_id for g in groups})
-    multi = len({g.group_id for g in groups if g.group_size > 1})
-    return summary("media.group", ctx.window, images=len(images), groups=n_groups, groups_with_duplicates=multi)
 
 
-def _as_date(value: Any) -> dt.date:
-    """DuckDB hands DATE back as a pandas Timestamp, BigQuery as a date."""
-    return value.date() if isinstance(value, dt.datetime) else value
+def _hashed_image(row: Any) -> Any:
+    from adpipeline.media.dedupe import HashedImage
+
+    return HashedImage(
+        creative_id=row.creative_id,
+        sha256=row.sha256,
+        dhash=int(row.dhash),
+        fine_thumb=getattr(row, "fine_thumb", None) if isinstance(getattr(row, "fine_thumb", None), str) else None,
+        width=int(row.width),
+        height=int(row.height),
+    )
+
+
+def _group_thumbs(ctx: StageContext, ids: Sequence[str]) -> dict[str, str | None]:
+    frame = ctx.warehouse.query_file("media/select_group_thumbs", {"ids": sorted(ids)})
+    return {
+        r.creative_id: r.fine_thumb if isinstance(r.fine_thumb, str) else None for r in frame.itertuples(index=False)
+    }
+
+
+def _group_members(ctx: StageContext, components: Sequence[str]) -> list[Any]:
+    from adpipeline.media.dedupe import Member
+    from adpipeline.tables import DuplicateGroup
+
+    frame = ctx.warehouse.query_file("media/select_group_members", {"components": sorted(components)})
+    groups = rows_from_frame(DuplicateGroup, frame)
+    return [Member(_hashed_image(r), g) for r, g in zip(frame.itertuples(index=False), groups, strict=True)]
 
 
 def _blob_key(ctx: StageContext, blob_path: str) -> str:

@@ -67,16 +67,16 @@ def test_backfill_by_day_equals_one_run() -> None:
     assert rows == group_duplicates(images, 8)
 
 
-def test_canonical_is_earliest_and_group_id_is_stable() -> None:
+def test_canonical_is_the_largest_then_the_sha256() -> None:
     base = 0x0F0F_F0F0_1234_5678
-    late = HashedImage("zzz", "s1", base, DAY + dt.timedelta(days=5))
-    early = HashedImage("aaa", "s2", base ^ 0b111, DAY + dt.timedelta(days=1))
-    rows = {r.creative_id: r for r in group_duplicates([late, early], 8)}
-    assert rows["zzz"].canonical_creative_id == "aaa" and rows["zzz"].group_id == "g_aaa"
-    assert rows["aaa"].is_canonical and rows["zzz"].hamming_to_canonical == 3 and rows["aaa"].group_size == 2
-    newer = HashedImage("mmm", "s3", base ^ 0b1, DAY + dt.timedelta(days=9))
-    grown = {r.creative_id: r for r in group_duplicates([late, early, newer], 8)}
-    assert grown["mmm"].group_id == "g_aaa" and grown["aaa"].group_size == 3
+    small = HashedImage("aaa", "s1", base, DAY, width=600, height=600)
+    large = HashedImage("zzz", "s2", base ^ 0b111, DAY + dt.timedelta(days=5), width=1200, height=1200)
+    rows = {r.creative_id: r for r in group_duplicates([small, large], 8)}
+    assert rows["aaa"].canonical_creative_id == "zzz" and rows["aaa"].group_id == "g_zzz"
+    assert rows["zzz"].is_canonical and rows["aaa"].hamming_to_canonical == 3 and rows["zzz"].group_size == 2
+    same_size = HashedImage("mmm", "s0", base ^ 0b1, DAY, width=1200, height=1200)  # same size, smaller sha256
+    grown = {r.creative_id: r for r in group_duplicates([small, large, same_size], 8)}
+    assert grown["zzz"].group_id == "g_mmm" and grown["mmm"].group_size == 3
 
 
 def test_exact_sha_duplicates_group_and_singletons_get_rows() -> None:

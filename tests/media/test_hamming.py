@@ -179,3 +179,23 @@ def test_plans_cover_every_pair(n: int) -> None:
         assert all(radius < bits <= hamming._MAX_CHUNK_BITS for _, bits, radius in plan)
         assert sum(radius + 1 for _, _, radius in plan) >= threshold + 1  # pigeonhole: some chunk is within radius
         assert cost > 0
+
+
+@pytest.mark.parametrize(
+    ("n_queries", "n_index", "threshold"),
+    [(50, 300, 10), (3000, 20_000, 10), (2000, 30_000, 0), (2000, 30_000, 4), (1500, 25_000, 12)],
+)
+def test_find_pairs_between_equals_the_full_scan(n_queries: int, n_index: int, threshold: int) -> None:
+    """Pending hashes against the index: the same pairs as comparing every query with every entry (the small case
+    takes the direct scan, the others the chunked probe)."""
+    index = _planted(n_index, n_index + threshold)
+    rng = np.random.default_rng(threshold)
+    queries = rng.integers(0, 2**64, n_queries, dtype=np.uint64)
+    near = rng.integers(0, n_index, n_queries // 3)
+    flips = np.zeros(len(near), dtype=np.uint64)
+    for _ in range(threshold + 2):
+        flips |= np.uint64(1) << rng.integers(0, 64, len(near)).astype(np.uint64)
+    queries[: len(near)] = index[near] ^ flips
+    found = hamming.find_pairs_between(queries, index, threshold)
+    expected = np.argwhere(hamming.hamming(queries[:, None], index[None, :]) <= threshold)
+    assert found.dtype == np.int64 and np.array_equal(found, expected)

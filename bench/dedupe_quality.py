@@ -1,0 +1,231 @@
+"""Labelled quality bench for near-duplicate grouping (issue 14): the varied set, tuning and held-out parts.
+
+python bench/dedupe_quality.py                      # 40 templates: ours, dHash alone, PHash alone; both parts
+python bench/dedupe_quality.py --templates 20       # a smaller set
+
+The set (``labelled_banners.generate_varied``) is analysed once with ``analyse_image`` and cached under
+``--cache`` (keyed by the set's parameters and a digest of the analyser's and generator's source).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import io
+import pickle
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from adpipeline.media import dedupe  # noqa: E402
+
+DAY = dt.date(2026, 1, 1)
+
+
+@dataclass(frozen=True)
+class Analysed:
+    name: str
+    label: str
+    families: tuple[str, ...]
+    sibling_kind: str
+    split: str
+    sha256: str
+    dhash: int
+    phash: int
+    fine_thumb: str
+    width: int
+    height: int
+
+
+def _source_digest() -> str:
+    files = [ROOT / "adpipeline/media/images.py", ROOT / "bench/labelled_banners.py"]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+
+
+def analysed_set(templates: int, seed: int, copies: int, cache: Path) -> list[Analysed]:
+    """The varied labelled set, analysed (from the cache when its key matches)."""
+    import imagehash
+    from labelled_banners import generate_varied
+    from PIL import Image
+
+    from adpipeline.media.images import analyse_image
+    from adpipeline.settings import Settings
+
+    path = cache / f"varied-{templates}-{seed}-{copies}-{_source_digest()}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    out = []
+    for banner in generate_varied(templates=templates, seed=seed, copies_per_sibling=copies):
+        facts = analyse_image(banner.data, settings)
+        with Image.open(io.BytesIO(banner.data)) as image:
+            phash = int(str(imagehash.phash(image.convert("RGB"))), 16)
+        out.append(
+            Analysed(
+                banner.name,
+                banner.label,
+                banner.families,
+                banner.sibling_kind,
+                banner.split,
+                hashlib.sha256(banner.data).hexdigest(),
+                facts.dhash,
+                phash,
+                facts.fine_thumb,
+                facts.width,
+                facts.height,
+            )
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def to_images(items: Sequence[Analysed], *, use_phash: bool = False) -> list[dedupe.HashedImage]:
+    return [
+        dedupe.HashedImage(a.name, a.sha256, a.phash if use_phash else a.dhash, DAY, a.fine_thumb, a.width, a.height)
+        for a in items
+    ]
+
+
+Grouper = Callable[[Sequence[Analysed]], dict[str, str]]  # name -> group id
+
+
+@dataclass
+class Scores:
+    precision: float
+    recall: float
+    groups: int
+    creatives: int
+    by_family: dict[str, float]
+    by_sibling: dict[str, float]  # share of (sibling-kind image, base image) pairs grouped together
+
+    @property
+    def group_error(self) -> float:
+        return self.groups / self.creatives - 1.0
+
+
+def score(items: Sequence[Analysed], groups: dict[str, str]) -> Scores:
+    labels = np.array([a.label for a in items])
+    group = np.array([groups[a.name] for a in items])
+    upper = np.triu(np.ones((len(items), len(items)), dtype=bool), 1)
+    same = (labels[:, None] == labels[None, :]) & upper
+    together = (group[:, None] == group[None, :]) & upper
+    tp = int((together & same).sum())
+    predicted = int(together.sum())
+    by_name = {a.name: k for k, a in enumerate(items)}
+    by_family: dict[str, float] = {}
+    from labelled_banners import FAMILIES, VARIED_SIBLING_KINDS
+
+    for family in FAMILIES:
+        hits = [group[k] == group[by_name[a.label + "-orig"]] for k, a in enumerate(items) if family in a.families]
+        by_family[family] = float(np.mean(hits)) if hits else float("nan")
+    for combo in (1, 2, 3, 4):
+        hits = [group[k] == group[by_name[a.label + "-orig"]] for k, a in enumerate(items) if len(a.families) == combo]
+        by_family[f"{combo} families"] = float(np.mean(hits)) if hits else float("nan")
+    template = np.array([a.label.split("-")[0] for a in items])
+    kind = np.array([a.sibling_kind for a in items])
+    by_sibling: dict[str, float] = {}
+    for sibling_kind in VARIED_SIBLING_KINDS:
+        pairs = (template[:, None] == template[None, :]) & (kind[:, None] == sibling_kind) & (kind[None, :] == "base")
+        by_sibling[sibling_kind] = float(((group[:, None] == group[None, :]) & pairs).sum() / max(1, pairs.sum()))
+    return Scores(
+        precision=tp / predicted if predicted else 1.0,
+        recall=tp / int(same.sum()),
+        groups=len(set(group.tolist())),
+        creatives=len(set(labels.tolist())),
+        by_family=by_family,
+        by_sibling=by_sibling,
+    )
+
+
+def ours(threshold: int, fine: float | None, **kwargs: object) -> Grouper:
+    def run(items: Sequence[Analysed]) -> dict[str, str]:
+        rows = dedupe.group_duplicates(to_images(items), threshold, fine_threshold=fine, **kwargs)  # type: ignore[arg-type]
+        return {r.creative_id: r.group_id for r in rows}
+
+    return run
+
+
+def phash_alone(threshold: int) -> Grouper:
+    def run(items: Sequence[Analysed]) -> dict[str, str]:
+        rows = dedupe.group_duplicates(to_images(items, use_phash=True), threshold, fine_threshold=None)
+        return {r.creative_id: r.group_id for r in rows}
+
+    return run
+
+
+def table(items: Sequence[Analysed], methods: list[tuple[str, Grouper]], parts: Sequence[str]) -> None:
+    from labelled_banners import FAMILIES, VARIED_SIBLING_KINDS
+
+    for split in parts:
+        part = [a for a in items if a.split == split]
+        print(f"\n{split}: {len(part)} images, {len({a.label for a in part})} creatives")
+        print("| method | precision | recall | groups (vs creatives) | s |")
+        print("|---|---|---|---|---|")
+        scored = []
+        for name, method in methods:
+            started = time.perf_counter()
+            s = score(part, method(part))
+            took = time.perf_counter() - started
+            scored.append((name, s))
+            print(f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.groups} ({s.group_error:+.1%}) | {took:.1f} |")
+        print("\ncopy recall by family (copies with it joined to their original)")
+        families = [*FAMILIES, "1 families", "2 families", "3 families", "4 families"]
+        print("| method | " + " | ".join(families) + " |")
+        print("|---|" + "---|" * len(families))
+        for name, s in scored:
+            print(f"| {name} | " + " | ".join(f"{s.by_family[f]:.2f}" for f in families) + " |")
+        print("\nsibling pairs merged with the base sibling, by kind (share; lower is better)")
+        print("| method | " + " | ".join(VARIED_SIBLING_KINDS) + " |")
+        print("|---|" + "---|" * len(VARIED_SIBLING_KINDS))
+        for name, s in scored:
+            print(f"| {name} | " + " | ".join(f"{s.by_sibling[k]:.3f}" for k in VARIED_SIBLING_KINDS) + " |")
+
+
+def main() -> None:
+    from adpipeline.settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--templates", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "adpipeline-bench")
+    parser.add_argument("--parts", default="tune,heldout", help="comma-separated: tune, heldout")
+    parser.add_argument("--methods", default="ours,star,dhash,phash", help="comma-separated: ours, star, dhash, phash")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    items = analysed_set(args.templates, args.seed, args.copies, args.cache)
+    print(f"varied set: {len(items)} images ({time.perf_counter() - started:.0f} s to make or load)")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    t = settings.dhash_threshold
+    methods = dict(
+        zip(
+            ("ours", "star", "dhash", "phash"),
+            [
+                (
+                    f"ours (t={t}, detail <= {settings.duplicate_detail_threshold:g}, "
+                    f"link >= {settings.duplicate_link_share:g})",
+                    ours(t, settings.duplicate_detail_threshold, link_share=settings.duplicate_link_share),
+                ),
+                (f"ours, star clustering (t={t})", ours(t, settings.duplicate_detail_threshold, link_share=None)),
+                (f"dHash alone (t={t})", ours(t, None)),
+                ("PHash alone (t=10)", phash_alone(10)),
+            ],
+            strict=True,
+        )
+    )
+    chosen = [methods[name] for name in args.methods.split(",")]
+    table(items, chosen, args.parts.split(","))
+
+
+if __name__ == "__main__":
+    main()

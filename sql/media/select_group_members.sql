@@ -1,0 +1,5 @@
+-- Every member of the components a grouping pass touches: its facts and its current duplicate_groups row.
+SELECT g.*, h.dhash, h.width, h.height
+FROM {{ duplicate_groups }} AS g
+JOIN {{ image_hashes }} AS h ON h.creative_id = g.creative_id
+WHERE g.component_id IN UNNEST(@components)
