@@ -261,8 +261,10 @@ def verify(
     from adpipeline.window import Window
 
     settings = _settings()
-    if Path(image).exists() or Path(video).exists():
-        settings = settings.model_copy(update={"allow_local_paths": True})  # the operator's own files
+    local = [Path(p).resolve().parent for p in (image, video) if Path(p).exists()]
+    if local:  # the operator's own files: allowed where they lie
+        roots = [*settings.local_media_roots, *local]
+        settings = settings.model_copy(update={"allow_local_paths": True, "local_media_roots": roots})
     today = _dt.date.today()
     with StageContext(settings, Window(today, today), run_id="cli-verify") as ctx:
         row = verify_stage.verify_urls(
