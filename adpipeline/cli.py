@@ -50,20 +50,25 @@ def _run_chain(window, direct: bool) -> None:
     if direct:
         from adpipeline.stages.chain import run_direct
 
-        for result in run_direct(_settings(), window):
-            console.print(
-                f"  [green]✓[/] {result['stage']}: "
-                + ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("stage", "window"))
-            )
+        def step(dag_id: str, task_id: str, result: dict, seconds: float) -> None:
+            counts = ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("stage", "window"))
+            console.print(f"  [green]✓[/] {dag_id}.{task_id} ({seconds:.1f} s): {counts}")
+
+        console.print(f"running the stages in-process for {window} (each line as its step finishes)")
+        run_direct(_settings(), window, on_step=step)
     else:
         _migrate_airflow_db()
-        from adpipeline.airflow_adapter import run_chain
+        from adpipeline.airflow_adapter import CHAIN, run_chain
         from adpipeline.paths import DAGS
 
-        states = run_chain(window, str(DAGS))
-        for dag_id, state in states:
+        def finished(dag_id: str, state: str, seconds: float) -> None:
             colour = "green" if state == "success" else "red"
-            console.print(f"  [{colour}]{state}[/] {dag_id}")
+            console.rule(
+                f"[{colour}]{dag_id}: {state}[/] in {seconds:.1f} s ({time.monotonic() - started:.0f} s so far)"
+            )
+
+        console.print(f"running {len(CHAIN)} DAGs with dag.test for {window}; each DAG reports when it finishes")
+        states = run_chain(window, str(DAGS), on_dag=finished)
         if any(state != "success" for _, state in states):
             console.print("[red]the chain stopped; see the task logs above[/]")
             raise typer.Exit(1)
@@ -81,6 +86,20 @@ def run(
     from adpipeline.window import Window
 
     _run_chain(Window.parse(start, end), direct)
+
+
+@app.command("airflow-init")
+def airflow_init(
+    unpause: Annotated[
+        bool, typer.Option(help="Unpause every adp_* DAG (the schedule and asset triggers start).")
+    ] = True,
+) -> None:
+    """Prepare the Airflow install in AIRFLOW_HOME for adpipeline: create the pools the DAGs use (from the one list in
+    code), parse the DAG folder into the metadata database, unpause the adp_* DAGs. Safe to re-run."""
+    from adpipeline.airflow_adapter import init_airflow
+
+    for line in init_airflow(unpause=unpause):
+        console.print(f"  [green]✓[/] {line}")
 
 
 @app.command("load-csv")

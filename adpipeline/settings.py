@@ -5,6 +5,7 @@ Unknown ``ADP_*`` keys are rejected so that a typo fails loudly instead of being
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +37,8 @@ class Settings(BaseSettings):
     warehouse_backend: Literal["duckdb", "bigquery"] = "duckdb"
     """Warehouse: duckdb (embedded file) or bigquery."""
     duckdb_path: Path | None = Field(None, description="DuckDB file; defaults to <home>/warehouse.duckdb.")
+    duckdb_lock_wait_s: float = Field(600.0, gt=0)
+    """Seconds a DuckDB writer waits for another process to release the file (writers take turns)."""
     bq_project: str | None = None
     """BigQuery project (required when the warehouse is bigquery)."""
     bq_dataset: str = "adpipeline"
@@ -43,6 +46,22 @@ class Settings(BaseSettings):
     bq_location: str = "US"
     """BigQuery location of the dataset and jobs."""
     bucket_url: str | None = Field(None, description="fsspec URL of the bucket; defaults to <home>/bucket.")
+
+    # --- runs: scheduling and fan-out ----------------------------------------------------------
+    schedule_start_date: dt.date = dt.date(2026, 10, 1)
+    """First data interval of the daily adp_import schedule (read when the DAG file is parsed)."""
+    schedule_catchup: bool = False
+    """Whether unpausing adp_import runs every missed day since schedule_start_date; off: only the latest day
+    runs (use `airflow backfill create` for history)."""
+    media_chunk_size: int = Field(500, ge=1, le=100_000)
+    """Creatives per mapped media task (fetch + analyse); each chunk writes its own rows."""
+    features_chunk_size: int = Field(200, ge=1, le=100_000)
+    """Creatives per mapped feature-extraction task (bounds a task's memory: its media is held at once)."""
+    faces_chunk_size: int = Field(20, ge=1, le=10_000)
+    """Videos per mapped face-detection task."""
+    alert_conn_id: str | None = None
+    """Airflow connection (an HTTP webhook URL in host, e.g. Slack) that receives a one-line summary of each
+    failed task; empty: the summary is only logged."""
 
     # --- source table ------------------------------------------------------------------------
     source_table: str = Field("raw_ads", description="Raw ads table (name in the warehouse, or project.dataset.table).")
@@ -191,8 +210,6 @@ class Settings(BaseSettings):
     face_min_size_px: int = Field(40, ge=8)
     """Skip faces smaller than this (shorter box side, video pixels)."""
     face_match_threshold: float | None = Field(None, gt=0, description="Distance to join a face; backend default.")
-    face_workers: int = Field(2, ge=1, le=64)
-    """Processes analysing videos in parallel."""
     # Frames are converted at most this size (longest side, px); crops and aligned chips come from it.
     face_frame_max_side: int = Field(1280, ge=160, le=8192)
     """Longest side (px) frames are converted at; crops and aligned chips come from it."""

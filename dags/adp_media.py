@@ -1,9 +1,11 @@
 """### adp_media — fetch media safely, hash images, group near-duplicates, probe videos
 
-Triggered by `adpipeline.creatives`. For the window's creatives without a good fetch: fetches the bytes (address
-block, size caps, retries; cached by sha256 in the bucket) and MERGEs a status row per creative into
-**`media_fetches`**; MERGEs **`image_hashes`** (dHash, size, aspect) and **`video_metadata`** (key `creative_id`);
-then recomputes near-duplicate groups over all hashes and MERGEs **`duplicate_groups`**. Emits `adpipeline.media`.
+Triggered by `adpipeline.creatives`. `plan_media` lists every creative not fetched or analysed yet (whatever day it
+came from: a dropped or merged asset event loses nothing) and splits it into chunks of `ADP_MEDIA_CHUNK_SIZE`;
+one mapped `fetch_and_analyse` task per chunk (pool `media_fetch`) fetches the bytes (address block, size caps,
+retries; cached by sha256 in the bucket), MERGEs a status row per creative into **`media_fetches`**, then
+**`image_hashes`** (dHash, size, aspect) and **`video_metadata`** (key `creative_id`). `merge_duplicate_groups`
+then places the new hashes in near-duplicate groups and MERGEs **`duplicate_groups`**. Emits `adpipeline.media`.
 """
 
 from __future__ import annotations
@@ -18,22 +20,22 @@ with DAG(
     **dag_defaults(__doc__),
 ):
 
-    @task(pool="media_fetch")
-    def fetch_media(**context):
-        from adpipeline.stages import media
-
-        return run_stage(media.fetch, context, None)
-
     @task
-    def analyse_media(**context):
+    def plan_media(**context):
         from adpipeline.stages import media
 
-        return run_stage(media.analyse, context, None)
+        return run_stage(media.plan, context)
 
-    @task(outlets=[ASSETS["media"]])
+    @task(pool="media_fetch")
+    def fetch_and_analyse(chunk, **context):
+        from adpipeline.stages import media
+
+        return run_stage(media.fetch_and_analyse, context, chunk=chunk)
+
+    @task(outlets=[ASSETS["media"]], trigger_rule="none_failed")
     def merge_duplicate_groups(**context):
         from adpipeline.stages import media
 
         return run_stage(media.group, context, ASSETS["media"])
 
-    fetch_media() >> analyse_media() >> merge_duplicate_groups()
+    fetch_and_analyse.expand(chunk=plan_media()) >> merge_duplicate_groups()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Optional: the Airflow UI on http://localhost:8080 (login admin / admin) over the same local files as the demo.
-# Stop it with Ctrl-C (SIGINT).
+# The Airflow UI on http://127.0.0.1:8080 over the same local files as the demo: scheduler, dag-processor, triggerer
+# and api-server (LocalExecutor, SQLite) via `airflow standalone`. Bound to 127.0.0.1 only, and never open without a
+# login: user `admin`, with a random password generated on first start and printed below (kept in
+# $AIRFLOW_HOME/simple_auth_manager_passwords.json). Stop it with Ctrl-C (SIGINT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,13 +10,17 @@ export PATH="$PWD/.venv/bin:$PATH"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$PWD/airflow_home}"
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags" AIRFLOW__CORE__PLUGINS_FOLDER="$PWD/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}" AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
 export ADP_HOME="${ADP_HOME:-$PWD/.local}" ADP_ALLOW_LOCAL_PATHS=true
 mkdir -p "$AIRFLOW_HOME"
-# A fixed local login for the simple auth manager (local use only).
-echo '{"admin": "admin"}' > "$AIRFLOW_HOME/simple_auth_manager_passwords.json"
+PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json"
+if [ ! -s "$PASSWORDS" ]; then
+  python -c 'import json, secrets, sys; json.dump({"admin": secrets.token_urlsafe(12)}, open(sys.argv[1], "w"))' "$PASSWORDS"
+  chmod 600 "$PASSWORDS"
+fi
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$PASSWORDS"
 airflow db migrate > /dev/null
-airflow pools set media_fetch 4 "media fetches (external web servers)" > /dev/null
-airflow pools set genai_api 2 "model API calls (Gemini / LangChain)" > /dev/null
+adpipeline airflow-init            # pools from the list in code, DAGs parsed and unpaused
+echo "Airflow UI: http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT  login: admin / $(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$PASSWORDS")"
 exec airflow standalone

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from adpipeline.errors import ConfigurationError
+
 if TYPE_CHECKING:
     from adpipeline.settings import Settings
 
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 
-class FaceEngineUnavailable(RuntimeError):
+class FaceEngineUnavailable(ConfigurationError):
     """The configured face backend cannot run here (missing package or model files). The message says what to do."""
 
 

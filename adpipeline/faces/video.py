@@ -16,13 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from typing import TYPE_CHECKING
 
 import cv2
@@ -351,97 +347,15 @@ def shared_engine(settings: Settings) -> FaceEngine:
     return _ENGINES[key]
 
 
-@contextmanager
-def _one_thread_each() -> Generator[None, None, None]:
-    """OpenCV and BLAS (the numpy ResNet) on one thread: the parallelism is one process per core."""
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scipy/scikit-image installs
-            yield
-            return
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        cv2.setNumThreads(previous)
-
-
-def _worker_init(settings: Settings) -> None:
-    """Pool process start: one thread per library, and the engine loaded before the first video arrives."""
-    cv2.setNumThreads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1)
-    except ImportError:  # pragma: no cover
-        pass
-    shared_engine(settings)
-
-
-def _worker_run(args: tuple[str, str, Settings]) -> VideoFaces:
-    creative_id, path, settings = args
-    return process_video(creative_id, path, settings)
-
-
 def process_videos(items: Sequence[tuple[str, str]], settings: Settings) -> list[VideoFaces]:
-    """``process_video`` over (creative_id, path) pairs on ``settings.face_workers`` cores; results in input order.
+    """``process_video`` over (creative_id, path) pairs, one after another in this process; results in input order.
 
-    With ``n`` workers the calling process is one of them and ``n - 1`` spawned processes are the others. The spawned
-    processes start first (imports and model loading take ~1 s), the caller loads its engine and starts working
-    meanwhile, and videos are handed out one at a time to whichever process is free, so start-up is hidden and a long
-    video does not hold up a queue behind it. A misconfigured backend (``FaceEngineUnavailable``) raises here, from
-    the caller's engine, before any result is returned: it is a setup error rather than bad input.
+    There is deliberately no process pool here: inside an Airflow worker a spawned child re-runs the worker's
+    entry point, and parallel work belongs to Airflow anyway (the faces DAG maps one task per chunk of videos, so
+    Celery or Kubernetes executors spread it over machines). A misconfigured backend (``FaceEngineUnavailable``)
+    raises before any video is read: it is a setup error rather than bad input.
     """
     if not items:
         return []
-    workers = min(settings.face_workers, len(items))
-    if workers <= 1:
-        engine = shared_engine(settings)
-        return [process_video(cid, path, settings, engine) for cid, path in items]
-    results: list[VideoFaces | None] = [None] * len(items)
-    lock = threading.Lock()
-    pending = iter(range(len(items)))
-    errors: list[BaseException] = []
-
-    def take() -> int | None:
-        with lock:
-            return None if errors else next(pending, None)
-
-    def stop(exc: BaseException) -> None:
-        with lock:
-            errors.append(exc)
-
-    pool = ProcessPoolExecutor(
-        max_workers=workers - 1, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(settings,)
-    )
-
-    def feed() -> None:
-        try:
-            while (index := take()) is not None:
-                cid, path = items[index]
-                results[index] = pool.submit(_worker_run, (cid, path, settings)).result()
-        except BaseException as exc:  # a broken pool: stop handing out work, re-raise in the caller
-            stop(exc)
-
-    feeders = [threading.Thread(target=feed, name=f"faces-feed-{n}", daemon=True) for n in range(workers - 1)]
-    try:
-        for feeder in feeders:
-            feeder.start()  # each submits a video at once, which spawns its process
-        with _one_thread_each():
-            try:
-                engine = shared_engine(settings)
-            except BaseException as exc:
-                stop(exc)
-                raise
-            while (index := take()) is not None:
-                cid, path = items[index]
-                results[index] = process_video(cid, path, settings, engine)
-    finally:
-        for feeder in feeders:
-            feeder.join()
-        pool.shutdown(wait=True, cancel_futures=True)
-    if errors:
-        raise errors[0]
-    return [r for r in results if r is not None]
+    engine = shared_engine(settings)
+    return [process_video(cid, path, settings, engine) for cid, path in items]

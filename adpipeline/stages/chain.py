@@ -1,7 +1,12 @@
-"""The stage functions in the order the DAG chain runs them, for running without a scheduler (tests, ``--direct``)."""
+"""The stage functions in the order the DAG chain runs them, for running without a scheduler (tests, ``--direct``).
+
+In the DAGs the ``plan`` tasks split the pending work into chunks for mapped tasks; run directly, each stage
+function takes all pending work at once (``chunk`` is None), which gives the same rows.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,22 +20,33 @@ StageFn = Callable[[StageContext], dict[str, Any]]
 # (dag_id, task_id, function): the same functions the DAG files call, in dependency order.
 CHAIN: list[tuple[str, str, StageFn]] = [
     ("adp_import", "merge_into_creatives", ingest.run),
-    ("adp_media", "fetch_media", media.fetch),
-    ("adp_media", "analyse_media", media.analyse),
+    ("adp_media", "fetch_and_analyse (fetch)", media.fetch),
+    ("adp_media", "fetch_and_analyse (analyse)", media.analyse),
     ("adp_media", "merge_duplicate_groups", media.group),
-    ("adp_features", "extract_image_features", features.images),
-    ("adp_features", "extract_video_features", features.videos),
-    ("adp_features", "collect_batches", features.batches),
-    ("adp_faces", "detect_and_cluster_faces", faces.detect),
+    ("adp_features", "extract_features (images)", features.images),
+    ("adp_features", "extract_features (videos)", features.videos),
+    ("adp_feature_batches", "collect_batches", features.batches),
+    ("adp_faces", "detect_faces", faces.detect),
+    ("adp_faces", "cluster_faces", faces.cluster),
     ("adp_faces", "rebuild_face_performance", faces.performance),
     ("adp_final", "rebuild_ads_enriched", final.run),
 ]
 
 
-def run_direct(settings: Settings, window: Window, run_id: str = "direct") -> list[dict[str, Any]]:
-    """Run every stage for ``window`` in-process, in chain order."""
+def run_direct(
+    settings: Settings,
+    window: Window,
+    run_id: str = "direct",
+    on_step: Callable[[str, str, dict[str, Any], float], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every stage for ``window`` in-process, in chain order; ``on_step(dag_id, task_id, result, seconds)`` is
+    called after each step (progress output)."""
     results = []
     with StageContext(settings, window, run_id=run_id) as ctx:
-        for _dag_id, _task_id, fn in CHAIN:
-            results.append(fn(ctx))
+        for dag_id, task_id, fn in CHAIN:
+            started = time.monotonic()
+            result = fn(ctx)
+            results.append(result)
+            if on_step is not None:
+                on_step(dag_id, task_id, result, time.monotonic() - started)
     return results

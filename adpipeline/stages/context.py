@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+
+import pandas as pd
 
 from adpipeline.bucket import Bucket
 from adpipeline.settings import Settings
@@ -15,15 +18,32 @@ from adpipeline.window import Window
 log = logging.getLogger("adpipeline")
 
 
+class Chunk(TypedDict):
+    """One mapped task's share of a stage's pending work (what ``plan`` functions return, a list of these)."""
+
+    kind: str
+    ids: list[str]
+
+
+def make_chunks(kind: str, ids: Sequence[str], size: int) -> list[Chunk]:
+    """Pending ids in chunks of at most ``size`` (order kept), for ``.expand()``; no chunk when nothing is pending."""
+    ids = list(ids)
+    return [Chunk(kind=kind, ids=ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
 class StageFailed(RuntimeError):
     """A stage's per-item failure share passed ``max_failure_share``; the good rows were written before this."""
 
 
 @dataclass
 class StageContext:
+    """Settings, warehouse, bucket and the data window of one task. ``chunk`` is set in a mapped task: the ids
+    (creative ids) that task works on, out of what its stage's ``plan`` listed as pending."""
+
     settings: Settings
     window: Window
     run_id: str = "manual"
+    chunk: Chunk | None = None
     warehouse: Warehouse = field(init=False)
     bucket: Bucket = field(init=False)
 
@@ -39,6 +59,12 @@ class StageContext:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def only_chunk(self, frame: pd.DataFrame, column: str = "creative_id") -> pd.DataFrame:
+        """The rows of a pending-work frame this task owns: all of them outside a mapped task, else the chunk's."""
+        if self.chunk is None:
+            return frame
+        return frame[frame[column].isin(set(self.chunk["ids"]))]
 
     def source_names(self) -> dict[str, str]:
         """Template names for the source table and its configured columns."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
 
-from adpipeline.stages.context import StageContext, check_failure_share, summary
+from adpipeline.stages.context import Chunk, StageContext, check_failure_share, log, make_chunks, summary
 from adpipeline.stages.media import _blob_key
 from adpipeline.tables import Face, FaceDetection, FaceVideoStatus
 from adpipeline.warehouse.schema import rows_from_frame
@@ -20,45 +19,62 @@ def crop_key(track_id: str) -> str:
     return f"faces/crops/{track_id}.jpg"
 
 
-def detect(ctx: StageContext) -> dict[str, Any]:
-    """Process the window's videos not yet analysed by this backend/model, in (first seen, creative id) order, so
-    that daily runs and one run over many days assign the same face ids."""
-    from adpipeline.faces.cluster import NewTrack, assign_faces
+def _identity(ctx: StageContext) -> tuple[Any, dict[str, str]]:
+    """The shared engine (loaded once per process) and its backend/model identity."""
     from adpipeline.faces.engine import engine_info
-    from adpipeline.faces.video import process_videos, shared_engine, threshold_for
+    from adpipeline.faces.video import shared_engine
 
-    wh, settings = ctx.warehouse, ctx.settings
-    wh.ensure_tables(FACE_TABLES)
-    engine = shared_engine(settings)  # the same instance process_videos works with: loaded once per process
+    engine = shared_engine(ctx.settings)
     backend, model_id = engine_info(engine)
-    threshold = threshold_for(engine, settings)
-    ident = {"backend": backend, "model_id": model_id}
-    todo = wh.query_file("faces/select_pending_videos", {**ctx.window.params(), **ident})
-    if todo.empty:
-        return summary("faces.detect", ctx.window, videos=0, tracks=0, new_faces=0)
+    return engine, {"backend": backend, "model_id": model_id}
 
-    with ExitStack() as files:
-        items, order = [], {}
-        for item in todo.itertuples(index=False):
-            path = files.enter_context(ctx.bucket.local_file(_blob_key(ctx, item.blob_path)))
-            items.append((item.creative_id, path))
-            order[item.creative_id] = (str(item.first_seen_date), item.creative_id)
-        results = process_videos(items, settings)
 
-    known = _known_faces(ctx, ident)
-    tracks = [t for r in results for t in r.tracks]
-    new_tracks = [
-        NewTrack(t.track_id, t.creative_id, np.asarray(t.embedding, dtype=np.float64), t.quality, order[t.creative_id])
-        for t in tracks
-    ]
-    assignment = assign_faces(known, new_tracks, threshold)
+def _pending_videos(ctx: StageContext, ident: dict[str, str]) -> Any:
+    ctx.warehouse.ensure_tables(FACE_TABLES)
+    return ctx.warehouse.query_file("faces/select_pending_videos", ident)
 
-    crop_paths = {t.track_id: ctx.bucket.put_bytes(crop_key(t.track_id), t.crop_jpeg) for t in tracks if t.crop_jpeg}
+
+def plan(ctx: StageContext) -> list[Chunk]:
+    """Every video this backend/model has not analysed yet (whatever day it came from), in chunks of
+    ``faces_chunk_size`` for the mapped detection tasks."""
+    _engine, ident = _identity(ctx)
+    todo = _pending_videos(ctx, ident)
+    chunks = make_chunks("video", list(todo["creative_id"]), ctx.settings.faces_chunk_size)
+    log.info("faces: %d videos pending in %d chunks", len(todo), len(chunks))
+    return chunks
+
+
+def detect(ctx: StageContext) -> dict[str, Any]:
+    """Sample, detect, embed and track faces in the pending videos (of this task's chunk). Videos are copied from
+    the bucket one at a time; each video's tracks (not yet assigned to a unique face) and crops are written, then
+    its status row, which marks it done: a killed task redoes only the videos it had not finished."""
+    from adpipeline.faces.video import process_video
+
+    settings = ctx.settings
+    engine, ident = _identity(ctx)
+    todo = ctx.only_chunk(_pending_videos(ctx, ident))
+    videos = tracks = failed = 0
+    for item in todo.itertuples(index=False):
+        with ctx.bucket.local_file(_blob_key(ctx, item.blob_path)) as path:
+            result = process_video(item.creative_id, str(path), settings, engine)
+        _write_video(ctx, result, ident)
+        videos += 1
+        tracks += len(result.tracks)
+        failed += result.status not in ("ok", "no_faces")
+    check_failure_share("faces.detect", failed, videos, settings.max_failure_share)
+    return summary("faces.detect", ctx.window, videos=videos, tracks=tracks, failed=failed)
+
+
+def _write_video(ctx: StageContext, result: Any, ident: dict[str, str]) -> None:
+    backend, model_id = ident["backend"], ident["model_id"]
+    crop_paths = {
+        t.track_id: ctx.bucket.put_bytes(crop_key(t.track_id), t.crop_jpeg) for t in result.tracks if t.crop_jpeg
+    }
     detections = [
         FaceDetection(
             track_id=t.track_id,
             creative_id=t.creative_id,
-            face_id=assignment.face_of.get(t.track_id),
+            face_id=None,  # placed by cluster()
             backend=backend,
             model_id=model_id,
             first_time_s=t.first_time_s,
@@ -71,25 +87,50 @@ def detect(ctx: StageContext) -> dict[str, Any]:
             crop_path=crop_paths.get(t.track_id),
             quality=float(t.quality),
         )
-        for t in tracks
+        for t in result.tracks
     ]
-    statuses = [
-        FaceVideoStatus(
-            creative_id=r.creative_id,
-            status=r.status,
-            reason=r.reason,
-            frames_sampled=r.frames_sampled,
-            tracks=len(r.tracks),
-            backend=backend,
-            model_id=model_id,
+    status = FaceVideoStatus(
+        creative_id=result.creative_id,
+        status=result.status,
+        reason=result.reason,
+        frames_sampled=result.frames_sampled,
+        tracks=len(result.tracks),
+        backend=backend,
+        model_id=model_id,
+    )
+    # The status row marks the video done, so it is written last: a crash in between redoes the video.
+    ctx.warehouse.merge_rows("face_detections", detections)
+    ctx.warehouse.merge_rows("face_video_status", [status])
+
+
+def cluster(ctx: StageContext) -> dict[str, Any]:
+    """Place every track no unique face holds yet (from any detection task, any day) in the global order
+    (first seen, creative id, track id), so daily runs and one run over many days give the same face ids."""
+    from adpipeline.faces.cluster import NewTrack, assign_faces
+    from adpipeline.faces.video import threshold_for
+
+    engine, ident = _identity(ctx)
+    wh = ctx.warehouse
+    wh.ensure_tables(FACE_TABLES)
+    frame = wh.query_file("faces/select_unassigned_tracks", ident)
+    if frame.empty:
+        return summary("faces.cluster", ctx.window, tracks=0, new_faces=0)
+    new_tracks = [
+        NewTrack(
+            r.track_id,
+            r.creative_id,
+            np.asarray(r.embedding, dtype=np.float64),
+            float(r.quality) if r.quality == r.quality and r.quality is not None else 0.0,
+            (str(r.first_seen_date)[:10], r.creative_id),
         )
-        for r in results
+        for r in frame.itertuples(index=False)
     ]
+    assignment = assign_faces(_known_faces(ctx, ident), new_tracks, threshold_for(engine, ctx.settings))
     faces = [
         Face(
             face_id=f.face_id,
-            backend=backend,
-            model_id=model_id,
+            backend=ident["backend"],
+            model_id=ident["model_id"],
             centroid=[float(x) for x in f.centroid],
             n_tracks=f.n_tracks,
             n_videos=f.n_videos,
@@ -100,20 +141,19 @@ def detect(ctx: StageContext) -> dict[str, Any]:
         )
         for f in assignment.faces
     ]
-    # Order matters for a crash between writes: detections and faces first, the status row (which marks the
-    # video done) last, so a re-run redoes a half-written video instead of skipping it.
-    wh.merge_rows("face_detections", detections)
+    detections = rows_from_frame(
+        FaceDetection,
+        wh.query(
+            "SELECT * FROM {{ face_detections }} WHERE track_id IN UNNEST(@ids)", {"ids": sorted(assignment.face_of)}
+        ),
+    )
+    for row in detections:
+        row.face_id = assignment.face_of[row.track_id]
+    # Faces first, then the tracks' face ids (which take them off the pending list).
     wh.merge_rows("faces", faces)
-    wh.merge_rows("face_video_status", statuses)
-    failed = sum(r.status not in ("ok", "no_faces") for r in results)
-    check_failure_share("faces.detect", failed, len(results), settings.max_failure_share)
+    wh.merge_rows("face_detections", detections)
     return summary(
-        "faces.detect",
-        ctx.window,
-        videos=len(results),
-        tracks=len(tracks),
-        new_faces=len(assignment.new_face_ids),
-        failed=failed,
+        "faces.cluster", ctx.window, tracks=len(new_tracks), new_faces=len(assignment.new_face_ids), faces=len(faces)
     )
 
 

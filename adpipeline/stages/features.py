@@ -32,7 +32,7 @@ from adpipeline.features.llm import (
 )
 from adpipeline.features.pricing import load_prices
 from adpipeline.settings import Settings
-from adpipeline.stages.context import StageContext, check_failure_share, summary
+from adpipeline.stages.context import Chunk, StageContext, check_failure_share, make_chunks, summary
 from adpipeline.stages.media import _blob_key
 from adpipeline.warehouse.schema import rows_from_frame
 
@@ -71,13 +71,45 @@ def get_provider(settings: Settings) -> LLMProvider:
 
 
 def images(ctx: StageContext) -> dict[str, Any]:
-    """MERGE ``image_features`` (and ``genai_usage``) for the window's canonical images that lack them."""
+    """MERGE ``image_features`` (and ``genai_usage``) for the canonical images that lack them (this task's chunk
+    in a mapped task, else all pending)."""
     return _extract(ctx, "image")
 
 
 def videos(ctx: StageContext) -> dict[str, Any]:
-    """MERGE ``video_features`` (and ``genai_usage``) for the window's videos that lack them."""
+    """MERGE ``video_features`` (and ``genai_usage``) for the videos that lack them (chunk, else all pending)."""
     return _extract(ctx, "video")
+
+
+def plan(ctx: StageContext) -> list[Chunk]:
+    """Every canonical image and video that still needs features from the configured provider, model and prompt
+    version, whatever day it came from, in chunks of ``features_chunk_size`` (kind ``image`` or ``video``)."""
+    ctx.warehouse.ensure_tables(FEATURE_TABLES)
+    provider, model, prompt_version = _identity(ctx.settings)
+    chunks: list[Chunk] = []
+    for modality in ("image", "video"):
+        todo = _pending(ctx, modality, provider, model, prompt_version)
+        chunks += make_chunks(modality, list(todo["creative_id"]), ctx.settings.features_chunk_size)
+    log.info("features: %d chunks pending for %s/%s", len(chunks), provider, model)
+    return chunks
+
+
+def extract(ctx: StageContext) -> dict[str, Any]:
+    """A mapped task: the features of one chunk (its ``kind`` says image or video)."""
+    if ctx.chunk is None or ctx.chunk["kind"] not in ("image", "video"):
+        raise ValueError("features.extract runs on a chunk from features.plan")
+    return _extract(ctx, ctx.chunk["kind"])  # type: ignore[arg-type]
+
+
+def _identity(settings: Settings) -> tuple[str, str, str]:
+    """(provider, model, prompt version) rows are keyed on, without building a provider client."""
+    if settings.feature_provider == "offline":
+        from adpipeline.features.offline import OfflineExtractor
+
+        extractor = OfflineExtractor(settings)
+        return extractor.name, extractor.model, extractor.prompt_version
+    provider = get_provider(settings)
+    return provider.name, provider.model, schema.PROMPT_VERSION
 
 
 def _extract(ctx: StageContext, modality: Modality) -> dict[str, Any]:
@@ -88,8 +120,8 @@ def _extract(ctx: StageContext, modality: Modality) -> dict[str, Any]:
 
 
 def _pending(ctx: StageContext, modality: Modality, provider: str, model: str, prompt_version: str) -> Any:
-    params = {**ctx.window.params(), "provider": provider, "model": model, "prompt_version": prompt_version}
-    return ctx.warehouse.query_file(f"features/select_pending_{modality}s", params)
+    params = {"provider": provider, "model": model, "prompt_version": prompt_version}
+    return ctx.only_chunk(ctx.warehouse.query_file(f"features/select_pending_{modality}s", params))
 
 
 class _Writer:
@@ -297,9 +329,26 @@ def _submit_batches(
     return sum(len(j.creative_ids) for j in jobs), online
 
 
+def has_open_batches(ctx: StageContext) -> bool:
+    """Whether any Gemini Batch job of ours is still to be collected (the batch DAG's short-circuit)."""
+    if ctx.settings.feature_provider != "gemini":
+        return False
+    ctx.warehouse.ensure_tables(FEATURE_TABLES)
+    return not ctx.warehouse.query_file("features/select_open_batches", {}).empty
+
+
 def collect_batches(ctx: StageContext) -> bool:
     """Sensor: collect every finished batch job of the configured provider; True when none is left running."""
     return _collect(ctx) == 0
+
+
+def finish(ctx: StageContext, summaries: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The reduce step after the mapped chunks: their counts added up (each chunk already wrote its rows)."""
+    totals: dict[str, int] = {}
+    for part in summaries or ():
+        for status, n in (part or {}).get("statuses", {}).items():
+            totals[status] = totals.get(status, 0) + int(n)
+    return summary("features", ctx.window, chunks=len(summaries or ()), statuses=totals)
 
 
 def batches(ctx: StageContext) -> dict[str, Any]:

@@ -5,11 +5,32 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from adpipeline.stages.context import StageContext, check_failure_share, log, summary
+from adpipeline.stages.context import Chunk, StageContext, check_failure_share, log, make_chunks, summary
 from adpipeline.tables import MediaFetch
 from adpipeline.warehouse.schema import rows_from_frame
 
 MEDIA_TABLES = ["creatives", "media_fetches", "image_hashes", "video_metadata", "duplicate_groups"]
+
+
+def plan(ctx: StageContext) -> list[Chunk]:
+    """Every creative waiting to be fetched or analysed, whatever day it came from, in chunks of
+    ``media_chunk_size`` for the mapped ``fetch_and_analyse`` tasks."""
+    wh = ctx.warehouse
+    wh.ensure_tables(MEDIA_TABLES)
+    params = {**ctx.window.params(), "refresh": ctx.settings.refresh_media}
+    ids = list(wh.query_file("media/select_pending_fetches", params)["creative_id"])
+    seen = set(ids)
+    ids += [
+        i for i in wh.query_file("media/select_unanalysed_media", ctx.window.params())["creative_id"] if i not in seen
+    ]
+    chunks = make_chunks("media", ids, ctx.settings.media_chunk_size)
+    log.info("media: %d creatives pending in %d chunks", len(ids), len(chunks))
+    return chunks
+
+
+def fetch_and_analyse(ctx: StageContext) -> dict[str, Any]:
+    """A mapped task: fetch, then analyse, the creatives of one chunk (each step writes its own rows)."""
+    return {"fetch": fetch(ctx), "analyse": analyse(ctx)}
 
 
 def fetch(ctx: StageContext) -> dict[str, Any]:
@@ -19,7 +40,7 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
     params = {**ctx.window.params(), "refresh": ctx.settings.refresh_media}
-    pending = wh.query_file("media/select_pending_fetches", params)
+    pending = ctx.only_chunk(wh.query_file("media/select_pending_fetches", params))
     cached = {
         r.url: (r.sha256, r.blob_path) for r in wh.query_file("media/select_cached_blobs").itertuples(index=False)
     }
@@ -42,7 +63,7 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
 
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
-    todo = wh.query_file("media/select_unanalysed_media", ctx.window.params())
+    todo = ctx.only_chunk(wh.query_file("media/select_unanalysed_media", ctx.window.params()))
     hashes, videos, image_failures = [], [], {}
     for item in todo.itertuples(index=False):
         key = _blob_key(ctx, item.blob_path)

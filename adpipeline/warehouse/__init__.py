@@ -17,7 +17,7 @@ def get_warehouse(settings: Settings) -> Warehouse:
         )
     from adpipeline.warehouse.duckdb import DuckDBWarehouse
 
-    return DuckDBWarehouse(settings.resolved_duckdb_path)
+    return DuckDBWarehouse(settings.resolved_duckdb_path, lock_wait_s=settings.duckdb_lock_wait_s)
 
 
 __all__ = ["Warehouse", "get_warehouse"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,11 @@ class Warehouse(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    def session(self) -> AbstractContextManager[Any]:
+        """Group operations on one connection (needed where a staging table must outlive one statement). Backends
+        with a shared server (BigQuery) need nothing; DuckDB opens the file here and releases it on exit."""
+        return nullcontext()
+
     # --- shared behaviour -----------------------------------------------------------------------
     def render(self, sql: str, names: Mapping[str, str] | None = None) -> str:
         """Replace ``{{ x }}`` placeholders: ``names[x]`` if given (already a valid SQL reference), else the
@@ -95,9 +101,10 @@ class Warehouse(ABC):
 
     def ensure_tables(self, names: Sequence[str] | None = None) -> None:
         """Create the named tables (all by default) from their row models, if missing."""
-        for name in names or list(TABLES):
-            spec = TABLES[name]
-            self._run(schema.create_table_sql(self.table_ref(spec.name), spec.model), None)
+        with self.session():
+            for name in names or list(TABLES):
+                spec = TABLES[name]
+                self._run(schema.create_table_sql(self.table_ref(spec.name), spec.model), None)
 
     def merge_rows(
         self,
@@ -114,13 +121,14 @@ class Warehouse(ABC):
         spec = TABLES[table]
         if not rows:
             return 0
-        self.ensure_tables([table])
         rows = _dedupe_on_key(spec, rows)
-        stage = self._load_stage(spec, rows)
-        try:
-            self._run(merge_sql(spec, self.table_ref(table), stage, update or {}), None)
-        finally:
-            self._drop(stage)
+        with self.session():
+            self.ensure_tables([table])
+            stage = self._load_stage(spec, rows)
+            try:
+                self._run(merge_sql(spec, self.table_ref(table), stage, update or {}), None)
+            finally:
+                self._drop(stage)
         return len(rows)
 
     def rebuild_from_file(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import random
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ from adpipeline.tables import Row, TableSpec
 from adpipeline.warehouse import schema
 from adpipeline.warehouse.base import Warehouse
 
-_LOCK_WAIT_S = 60.0
+DEFAULT_LOCK_WAIT_S = 600.0
+"""How long a writer waits for another process to release the file before it gives up (``ADP_DUCKDB_LOCK_WAIT_S``)."""
 
 
 @functools.lru_cache(maxsize=512)
@@ -31,33 +34,50 @@ def to_duckdb(sql: str) -> str:
 
 
 class DuckDBWarehouse(Warehouse):
-    """All tables in one DuckDB file. A connection is opened per operation so Airflow tasks in separate
-    processes take turns on the file lock instead of holding it."""
+    """All tables in one DuckDB file.
+
+    DuckDB lets one process at a time open the file for writing, so a connection is held only for one operation
+    (a query, or a MERGE with its staging table) and closed at once: Airflow tasks in separate processes (two DAGs
+    at once, mapped tasks) take turns on the file. A process that finds the file locked waits, with growing pauses,
+    up to ``lock_wait_s`` instead of failing. Holding the warehouse object does not hold the file."""
 
     name = "duckdb"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, lock_wait_s: float = DEFAULT_LOCK_WAIT_S) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock_wait_s = lock_wait_s
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._depth = 0
 
-    # a single long-lived connection inside one process; callers close() when done
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
+    @contextmanager
+    def session(self) -> Generator[duckdb.DuckDBPyConnection, None, None]:
+        """One connection for the operations inside the block (re-entrant); the file is released on exit."""
         if self._con is None:
-            deadline = time.monotonic() + _LOCK_WAIT_S
-            while True:
-                try:
-                    self._con = duckdb.connect(str(self.path))
-                    break
-                except duckdb.IOException as exc:  # another process holds the write lock
-                    if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.25)
-        return self._con
+            self._con = self._connect()
+        self._depth += 1
+        try:
+            yield self._con
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                con, self._con = self._con, None
+                con.close()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_wait_s
+        pause = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:  # another process holds the file
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 2.0)
 
     def close(self) -> None:
-        if self._con is not None:
+        if self._con is not None and self._depth == 0:
             self._con.close()
             self._con = None
 
@@ -65,24 +85,28 @@ class DuckDBWarehouse(Warehouse):
         return f"`{table}`"
 
     def table_exists(self, table: str) -> bool:
-        found = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()
+        with self.session() as con:
+            found = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+            ).fetchone()
         return bool(found and found[0])
 
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
         translated = to_duckdb(sql)
         # BigQuery ignores parameters a statement does not use; DuckDB rejects them, so pass only the used ones.
         used = {k: v for k, v in (params or {}).items() if re.search(rf"\${re.escape(k)}\b", translated)}
-        cursor = self.con.execute(translated, used or None)
-        if cursor.description is None:
-            return pd.DataFrame()
-        return cursor.fetchdf()
+        with self.session() as con:
+            cursor = con.execute(translated, used or None)
+            if cursor.description is None:
+                return pd.DataFrame()
+            return cursor.fetchdf()
 
     def _load_stage(self, spec: TableSpec, rows: Sequence[Row]) -> str:
+        # Called inside merge_rows' session: the TEMP table lives as long as that one connection.
         name = f"_stage_{spec.name}_{uuid.uuid4().hex[:8]}"
         arrow_rows = schema.rows_to_arrow(spec.model, rows)  # noqa: F841 - read by DuckDB's replacement scan
-        self.con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM arrow_rows')
+        with self.session() as con:
+            con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM arrow_rows')
         return f"`{name}`"
 
     def _drop(self, table_ref: str) -> None:

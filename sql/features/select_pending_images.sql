@@ -1,6 +1,7 @@
--- Canonical images (one per duplicate group) used in the window that still need features from this provider,
+-- Canonical images (one per duplicate group) that still need features from this provider,
 -- model and prompt version: no row yet, or a row that failed. Rows that are done (ok), refused by the model
 -- (blocked: asking again gives the same answer) or in a batch job still running (submitted) are left alone.
+-- All pending work, not a date window, so a dropped or merged asset event loses nothing.
 -- Duplicates inherit the canonical's features in ads_enriched.
 SELECT g.creative_id, f.sha256, f.blob_path, f.size_bytes, h.width, h.height, h.image_format
 FROM {{ duplicate_groups }} AS g
@@ -14,7 +15,5 @@ LEFT JOIN {{ image_features }} AS x
   AND x.prompt_version = @prompt_version
   AND x.status IN ('ok', 'blocked', 'submitted')
 WHERE g.is_canonical
-  AND c.last_seen_date >= @start
-  AND c.first_seen_date <= @end
   AND x.creative_id IS NULL
 ORDER BY c.first_seen_date, g.creative_id

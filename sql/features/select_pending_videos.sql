@@ -1,5 +1,5 @@
--- Videos used in the window, fetched and probed fine, that still need features from this provider, model and
--- prompt version (no row, or a failed one; ok, blocked and submitted rows are left alone).
+-- Videos fetched and probed fine, that still need features from this provider, model and
+-- prompt version, whatever day they came from (no row, or a failed one; ok, blocked and submitted rows are left alone).
 SELECT v.creative_id, f.sha256, f.blob_path, f.size_bytes, v.has_audio, v.duration_s, v.width, v.height
 FROM {{ video_metadata }} AS v
 JOIN {{ creatives }} AS c ON c.creative_id = v.creative_id
@@ -11,7 +11,5 @@ LEFT JOIN {{ video_features }} AS x
   AND x.prompt_version = @prompt_version
   AND x.status IN ('ok', 'blocked', 'submitted')
 WHERE v.status = 'ok'
-  AND c.last_seen_date >= @start
-  AND c.first_seen_date <= @end
   AND x.creative_id IS NULL
 ORDER BY c.first_seen_date, v.creative_id

@@ -13,13 +13,18 @@ pytestmark = pytest.mark.airflow
 
 EXPECTED = {
     "adp_import": (["merge_into_creatives"], "timetable", []),
-    "adp_media": (["fetch_media", "analyse_media", "merge_duplicate_groups"], "asset", ["adpipeline.creatives"]),
-    "adp_features": (
-        ["extract_image_features", "extract_video_features", "collect_batches"],
+    "adp_media": (
+        ["plan_media", "fetch_and_analyse", "merge_duplicate_groups"],
+        "asset",
+        ["adpipeline.creatives"],
+    ),
+    "adp_features": (["plan_features", "extract_features", "finish_features"], "asset", ["adpipeline.media"]),
+    "adp_feature_batches": (["any_open_batches", "collect_batches"], "asset", ["adpipeline.features"]),
+    "adp_faces": (
+        ["plan_faces", "detect_faces", "cluster_faces", "rebuild_face_performance"],
         "asset",
         ["adpipeline.media"],
     ),
-    "adp_faces": (["detect_and_cluster_faces", "rebuild_face_performance"], "asset", ["adpipeline.media"]),
     "adp_final": (["rebuild_ads_enriched"], "asset", ["adpipeline.features", "adpipeline.faces"]),
 }
 
@@ -44,10 +49,12 @@ def test_dag_shape(dagbag, dag_id: str) -> None:
     tasks, kind, upstream_assets = EXPECTED[dag_id]
     assert [t.task_id for t in dag.topological_sort()] == tasks
     assert dag.doc_md and dag.doc_md.strip().startswith("###"), "each DAG's docstring is its doc_md"
-    assert set(dag.params.keys()) >= {"start", "end"}, "UI triggers take a date range"
     assert "adpipeline" in dag.tags
+    assert dag.max_active_runs == 1, "one run at a time: two runs would take the same pending work"
     if kind == "timetable":
-        assert dag.catchup is True
+        assert set(dag.params.keys()) >= {"start", "end"}, "UI triggers take a date range"
+        assert all("Empty" in dag.params.get_param(k).description for k in ("start", "end"))
+        assert dag.catchup is False, "unpausing must not start a surprise catch-up (ADP_SCHEDULE_CATCHUP)"
         assert "CronDataIntervalTimetable" in type(dag.timetable).__name__
     else:
         names = (
@@ -70,14 +77,42 @@ def test_asset_chain_is_connected(dagbag) -> None:
 
 
 def test_external_api_tasks_use_pools(dagbag) -> None:
+    from adpipeline.airflow_adapter import POOLS
+
     pools = {t.task_id: t.pool for d in dagbag.dags.values() for t in d.tasks}
-    assert pools["fetch_media"] == "media_fetch"
-    assert pools["extract_image_features"] == pools["extract_video_features"] == "genai_api"
+    assert pools["fetch_and_analyse"] == "media_fetch"
+    assert pools["extract_features"] == "genai_api"
+    used = {t.pool for d in dagbag.dags.values() for t in d.tasks} - {"default_pool"}
+    assert used <= set(POOLS), "every pool a task uses is created by `adpipeline airflow-init`"
+
+
+def test_work_fans_out_as_mapped_tasks(dagbag) -> None:
+    """Fetching, features and faces run one mapped task per chunk of pending work; the reduce step after each
+    runs even when nothing was pending (no mapped instance), and fails when a chunk failed."""
+    for dag_id, mapped, reduce in (
+        ("adp_media", "fetch_and_analyse", "merge_duplicate_groups"),
+        ("adp_features", "extract_features", "finish_features"),
+        ("adp_faces", "detect_faces", "cluster_faces"),
+    ):
+        dag = dagbag.get_dag(dag_id)
+        assert type(dag.get_task(mapped)).__name__.endswith("MappedOperator"), dag_id
+        assert dag.get_task(reduce).trigger_rule == "none_failed", dag_id
+
+
+def test_tasks_fail_fast_and_report(dagbag) -> None:
+    from adpipeline.airflow_adapter import notify_failure
+
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            assert t.on_failure_callback in (notify_failure, [notify_failure]), (dag.dag_id, t.task_id)
 
 
 def test_batch_collector_frees_its_worker(dagbag) -> None:
-    sensor = dagbag.get_dag("adp_features").get_task("collect_batches")
+    """Waiting for Gemini Batch jobs holds no worker slot and lives in its own DAG, so later days of adp_features
+    are not held behind it (max_active_runs=1)."""
+    sensor = dagbag.get_dag("adp_feature_batches").get_task("collect_batches")
     assert sensor.mode == "reschedule"
+    assert not any(t.task_type.endswith("Sensor") for t in dagbag.get_dag("adp_features").tasks)
 
 
 def test_dag_files_do_no_heavy_imports() -> None:

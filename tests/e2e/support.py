@@ -16,7 +16,7 @@ VOLATILE = {"genai_usage": ("call_id", "latency_ms", "called_at", "run_id")}
 
 
 def make_settings(home: Path) -> Settings:
-    return Settings(home=home, allow_local_paths=True, face_workers=1)
+    return Settings(home=home, allow_local_paths=True)
 
 
 def load_sample(settings: Settings, manifest) -> int:

@@ -82,7 +82,6 @@ def test_chain_through_airflow(small_sample, tmp_path, airflow_db, monkeypatch) 
 
     monkeypatch.setenv("ADP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ADP_ALLOW_LOCAL_PATHS", "true")
-    monkeypatch.setenv("ADP_FACE_WORKERS", "1")
     get_settings.cache_clear()
     settings = get_settings()
     load_sample(settings, small_sample)

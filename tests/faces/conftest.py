@@ -21,11 +21,10 @@ def dlib_engine():
 
 @pytest.fixture
 def face_settings():
-    """Settings for the faces stage, independent of the environment; one worker unless a test asks for more."""
+    """Settings for the faces stage, independent of the environment."""
     from adpipeline.settings import Settings
 
     def make(**values: object) -> Settings:
-        values.setdefault("face_workers", 1)
         return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
     return make

@@ -112,18 +112,18 @@ def test_parallel_runner_equals_one_process(two_people_video, tmp_path, synth, f
         fps=25,
     )
     items = [("a", str(path)), ("r", str(rotated)), ("o", str(one)), ("m", str(tmp_path / "missing.mp4"))]
-    serial = video.process_videos(items, face_settings(face_workers=1))
-    parallel = video.process_videos(items, face_settings(face_workers=2))
-    assert [r.status for r in parallel] == [r.status for r in serial] == ["ok", "ok", "ok", "missing"]
-    assert (parallel[1].width, parallel[1].height) == (640, 360)
-    assert parallel[2].frames_sampled == 1 and len(parallel[2].tracks) == 1
-    for a, b in zip(serial, parallel, strict=True):
+    together = video.process_videos(items, face_settings())
+    alone = [video.process_videos([item], face_settings())[0] for item in items]  # as separate mapped chunks
+    assert [r.status for r in alone] == [r.status for r in together] == ["ok", "ok", "ok", "missing"]
+    assert (alone[1].width, alone[1].height) == (640, 360)
+    assert alone[2].frames_sampled == 1 and len(alone[2].tracks) == 1
+    for a, b in zip(together, alone, strict=True):
         assert [t.track_id for t in a.tracks] == [t.track_id for t in b.tracks]
         for ta, tb in zip(a.tracks, b.tracks, strict=True):
             assert float(np.abs(ta.embedding - tb.embedding).max()) < 1e-5
 
 
-def test_parallel_runner_raises_a_missing_backend(tmp_path, face_settings):
-    settings = face_settings(face_workers=2, face_backend="insightface", insightface_model_dir=tmp_path)
+def test_runner_raises_a_missing_backend(tmp_path, face_settings):
+    settings = face_settings(face_backend="insightface", insightface_model_dir=tmp_path)
     with pytest.raises(FaceEngineUnavailable):
         video.process_videos([("a", "x.mp4"), ("b", "y.mp4")], settings)

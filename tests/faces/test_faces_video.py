@@ -135,12 +135,12 @@ def test_audio_only_file_has_no_video_stream(tmp_path, face_settings, dlib_engin
     assert process_video("c", str(path), face_settings(), dlib_engine).status == "no_video_stream"
 
 
-def test_process_videos_parallel_keeps_input_order(two_people_video, tmp_path, face_settings):
+def test_process_videos_keeps_input_order(two_people_video, tmp_path, face_settings):
     path, _ = two_people_video
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     items = [("a", str(path)), ("b", str(bad)), ("c", str(path))]
-    results = process_videos(items, face_settings(face_workers=2))
+    results = process_videos(items, face_settings())
     assert [r.creative_id for r in results] == ["a", "b", "c"]
     assert [r.status for r in results] == ["ok", "corrupt", "ok"]
     assert [t.track_id for t in results[2].tracks] == ["c_t0", "c_t1", "c_t2"]

@@ -33,7 +33,7 @@ def test_chain_on_bigquery_matches_duckdb(bq_emulator: str, tmp_path: Path) -> N
     from adpipeline.settings import Settings
 
     sample = generate_sample(tmp_path / "sample", start=START, days=3, n_images=8, n_videos=2)
-    common = {"_env_file": None, "allow_local_paths": True, "face_workers": 1}
+    common = {"_env_file": None, "allow_local_paths": True}
     duck = _run(Settings(home=tmp_path / "duck", **common), sample)
     bq = _run(
         Settings(

@@ -63,7 +63,6 @@ def test_chain_with_a_gcs_bucket(gcs: str, tmp_path: Path) -> None:
         home=tmp_path / "home",
         bucket_url="gs://adp-chain/media",
         allow_local_paths=True,
-        face_workers=1,
     )
     load_ads_csv(settings, sample.raw_ads_csv)
     results = {r["stage"]: r for r in run_direct(settings, Window(start, start + dt.timedelta(days=1)))}
