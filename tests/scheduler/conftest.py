@@ -19,8 +19,8 @@ def sched_sample(tmp_path_factory: pytest.TempPathFactory):
     """A small sample with near-duplicate images and videos with faces (enough to exercise every table)."""
     from adpipeline.demo.sample import generate_sample
 
-    n_images = int(os.environ.get("ADP_SCHED_TEST_IMAGES", "12"))
-    n_videos = int(os.environ.get("ADP_SCHED_TEST_VIDEOS", "2"))
+    n_images = int(os.environ.get("SCHEDULER_TEST_IMAGES", "12"))
+    n_videos = int(os.environ.get("SCHEDULER_TEST_VIDEOS", "2"))
     return generate_sample(
         tmp_path_factory.mktemp("sched-sample"), start=START, days=DAYS, n_images=n_images, n_videos=n_videos
     )
