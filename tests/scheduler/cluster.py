@@ -184,12 +184,14 @@ class AirflowCluster:
         self.cli("dags", "reserialize", timeout=300)
         self.cli("dags", "unpause", "--treat-dag-id-as-regex", "^adp_", "--yes")
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        """Start ``airflow ARGS`` in its own session, output appended to ``component-logs/NAME.log``."""
+    def _spawn(self, name: str, args: list[str], command: list[str] | None = None) -> None:
+        """Start ``airflow ARGS`` (or ``command``) in its own session, output appended to
+        ``component-logs/NAME.log``."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{name}.log").open("ab")
         try:
             self._procs[name] = subprocess.Popen(
-                [*airflow_command(), *args],
+                command or [*airflow_command(), *args],
                 env=self.env(),
                 cwd=self.root,
                 stdout=log,
