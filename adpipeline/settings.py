@@ -51,8 +51,7 @@ class Settings(BaseSettings):
     schedule_start_date: dt.date = dt.date(2026, 10, 1)
     """First data interval of the daily adp_import schedule (read when the DAG file is parsed)."""
     schedule_catchup: bool = False
-    """Whether unpausing adp_import runs every missed day since schedule_start_date; off: only the latest day
-    runs (use `airflow backfill create` for history)."""
+    """Unpausing adp_import runs every missed day since the start date (off: only the latest; backfill history)."""
     media_chunk_size: int = Field(500, ge=1, le=100_000)
     """Creatives per mapped media task (fetch + analyse); each chunk writes its own rows."""
     features_chunk_size: int = Field(200, ge=1, le=100_000)
@@ -60,8 +59,7 @@ class Settings(BaseSettings):
     faces_chunk_size: int = Field(20, ge=1, le=10_000)
     """Videos per mapped face-detection task."""
     alert_conn_id: str | None = None
-    """Airflow connection (an HTTP webhook URL in host, e.g. Slack) that receives a one-line summary of each
-    failed task; empty: the summary is only logged."""
+    """Airflow connection whose host is a webhook URL (e.g. Slack) for one-line failure alerts; empty: log only."""
 
     # --- source table ------------------------------------------------------------------------
     source_table: str = Field("raw_ads", description="Raw ads table (name in the warehouse, or project.dataset.table).")
