@@ -327,7 +327,7 @@ class AirflowCluster:
                 return events
 
     # --- waiting ------------------------------------------------------------------------------
-    def wait_quiet(self, dag_ids: Iterable[str], timeout_s: float, settle_s: float = 20.0) -> None:
+    def wait_quiet(self, dag_ids: Iterable[str], timeout_s: float, settle_s: float = 10.0) -> None:
         """Wait until no run of ``dag_ids`` is queued or running and no asset event is queued for them, twice in a
         row ``settle_s`` apart (an asset-triggered run appears a scheduler loop after its event). Fails fast when a
         task failed or waits for a retry."""
