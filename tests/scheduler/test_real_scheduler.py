@@ -51,6 +51,10 @@ class Attempt:
     diagnostics: str = ""
     leftover_groups: list[int] = field(default_factory=list)
     anonymous_status: int | None = None
+    notes: list[str] = field(default_factory=list)
+    unconsumed_events: list[str] = field(default_factory=list)
+    """adpipeline.creatives events no adp_media run consumed (Airflow drops some when runs queue up; the stages
+    must not depend on them)."""
 
     @property
     def adp_home(self) -> Path:
@@ -105,6 +109,15 @@ def _run_attempt(root: Path, sample, db_template: Path) -> Attempt:
                 for e in cluster.asset_events()
                 if e.get("name") == "adpipeline.creatives" or e.get("uri", "").endswith("/creatives")
             ]
+            consumed = set()
+            for run in attempt.runs.get("adp_media", []):
+                reply = cluster.api("GET", f"/dags/adp_media/dagRuns/{run['dag_run_id']}/upstreamAssetEvents") or {}
+                consumed |= {e["id"] for e in reply.get("asset_events", [])}
+            attempt.unconsumed_events = [
+                f"{e['source_run_id']} {e.get('extra')}"
+                for e in cluster.asset_events()
+                if e.get("name") == "adpipeline.creatives" and e["id"] not in consumed
+            ]
             if attempt.error is None and any(r["state"] != "success" for rs in attempt.runs.values() for r in rs):
                 attempt.error = "some DAG runs did not succeed"
             if attempt.error is not None and "=====" not in attempt.error:  # a ClusterError carries them already
@@ -112,11 +125,14 @@ def _run_attempt(root: Path, sample, db_template: Path) -> Attempt:
     except Exception as exc:  # noqa: BLE001 - a cluster that does not start is reported like a failed attempt
         attempt.error = f"{type(exc).__name__}: {exc}"
     attempt.leftover_groups = cluster.leftover_processes()
+    attempt.notes = list(cluster.notes)
     summary = {
         "wall_s": round(attempt.wall_s, 1),
         "error": (attempt.error or "")[:300] or None,
         "runs": {d: dict(Counter(r["state"] for r in rs)) for d, rs in attempt.runs.items()},
         "task_instances": len(attempt.tasks),
+        "notes": attempt.notes,
+        "creatives_events_no_media_run_consumed": attempt.unconsumed_events,
     }
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"scheduler attempt in {root}: {json.dumps(summary)}")
@@ -154,7 +170,13 @@ def test_trigger_and_backfill_reach_every_table(index, attempt_runner, reference
         days |= {start + dt.timedelta(days=k) for k in range((end - start).days + 1)}
     assert days == {START + k * DAY for k in range(DAYS)}, attempt.import_windows
 
-    _assert_every_creative_reached_every_table(attempt.adp_home)
+    try:
+        _assert_every_creative_reached_every_table(attempt.adp_home)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\nadpipeline.creatives events that no adp_media run consumed: {attempt.unconsumed_events}\n"
+            f"runs:\n{_run_table(attempt)}"
+        ) from None
 
     ref_home, ref_sums = reference
     sums = table_checksums(_settings(attempt.adp_home), placeholder_for=str(attempt.adp_home.resolve()))
@@ -229,11 +251,17 @@ def _assert_every_creative_reached_every_table(home: Path) -> None:
 
     problems = []
 
+    seen = {
+        r.creative_id: f"{r.media_type} seen {r.first_seen_date:%Y-%m-%d}..{r.last_seen_date:%Y-%m-%d}"
+        for r in creatives.itertuples(index=False)
+    }
+
     def expect(table: str, got: Counter, want: set[str]) -> None:
         missing, extra = want - set(got), set(got) - want
         twice = {k: n for k, n in got.items() if n > 1}
         if missing or extra or twice:
-            problems.append(f"{table}: missing {sorted(missing)}, unexpected {sorted(extra)}, twice {twice}")
+            lost = {k: seen.get(k, "?") for k in sorted(missing)}
+            problems.append(f"{table}: missing {lost}, unexpected {sorted(extra)}, twice {twice}")
 
     assert images and videos, "the sample must import images and videos"
     assert len(canonical) < len(images), "the sample must hold near-duplicates"
