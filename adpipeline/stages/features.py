@@ -134,9 +134,33 @@ def _extract(ctx: StageContext, modality: Modality) -> dict[str, Any]:
     return _with_model(ctx, modality, get_provider(ctx.settings))
 
 
-def _pending(ctx: StageContext, modality: Modality, provider: str, model: str, prompt_version: str) -> Any:
+def _pending(
+    ctx: StageContext, modality: Modality, provider: str, model: str, prompt_version: str, *, reuse: bool = False
+) -> Any:
     params = {"provider": provider, "model": model, "prompt_version": prompt_version}
-    return ctx.only_chunk(ctx.warehouse.query_file(f"features/select_pending_{modality}s", params))
+    todo = ctx.only_chunk(ctx.warehouse.query_file(f"features/select_pending_{modality}s", params))
+    if reuse and modality == "image" and len(todo):
+        todo = _reuse_group_features(ctx, todo, params)
+    return todo
+
+
+def _reuse_group_features(ctx: StageContext, todo: Any, params: dict[str, str]) -> Any:
+    """A duplicate group whose canonical moved to a better copy after it was extracted (an earlier day imported
+    later) keeps one paid call: the new canonical gets the features another member already has, marked as reused,
+    and no model call. Returns the pending rows left to extract."""
+    found = ctx.warehouse.query_file(
+        "features/select_group_features", {**params, "ids": sorted(set(todo["creative_id"]))}
+    )
+    if found.empty:
+        return todo
+    found = found.drop_duplicates("for_creative_id")  # the first member by id, for a deterministic choice
+    rows = rows_from_frame(tables.ImageFeatureRow, found.drop(columns=["for_creative_id"]))
+    for row, target in zip(rows, found["for_creative_id"], strict=True):
+        row.reason = f"reused from {row.creative_id} (same duplicate group): no new call"
+        row.creative_id = target
+    ctx.warehouse.merge_rows("image_features", rows)
+    log.info("features: %d new canonical images reuse their group's features", len(rows))
+    return todo[~todo["creative_id"].isin(set(found["for_creative_id"]))]
 
 
 class _Writer:
@@ -168,7 +192,7 @@ def _offline(ctx: StageContext, modality: Modality) -> dict[str, Any]:
     from adpipeline.features.offline import OfflineExtractor
 
     extractor = OfflineExtractor(ctx.settings)
-    todo = _pending(ctx, modality, extractor.name, extractor.model, extractor.prompt_version)
+    todo = _pending(ctx, modality, extractor.name, extractor.model, extractor.prompt_version, reuse=True)
     if modality == "image" and len(todo):
         extractor.face_counter = _face_counter(ctx.settings)
     writer = _Writer(ctx, modality)
@@ -222,7 +246,7 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
     s = ctx.settings
     prices = load_prices(s.price_table)
     prices.price(provider.model)  # an unknown model is an error before any call
-    todo = _pending(ctx, modality, provider.name, provider.model, schema.PROMPT_VERSION)
+    todo = _pending(ctx, modality, provider.name, provider.model, schema.PROMPT_VERSION, reuse=True)
     budget = _task_budget(ctx, modality, provider, prices, todo)
     runner = Runner(
         provider=provider,
