@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,12 @@ def verification_pair(sample_dir: Path) -> tuple[Path, Path]:
     labels = json.loads((sample_dir / "labels.json").read_text())
     for file, video in sorted(labels["videos"].items()):
         if "obama" in video["persons"]:
-            return ASSETS_DIR / "obama" / "obama2.jpg", sample_dir / file
+            # The photo is copied beside the sample, so it lies under the local media roots like the videos.
+            photo = sample_dir / "verify" / "obama2.jpg"
+            if not photo.exists():
+                photo.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(ASSETS_DIR / "obama" / "obama2.jpg", photo)
+            return photo, sample_dir / file
     raise LookupError("no sample video shows obama")
 
 
