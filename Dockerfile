@@ -38,11 +38,10 @@ COPY requirements/lock.txt requirements/overrides.txt requirements/celery.txt re
 RUN uv pip sync --system --compile-bytecode requirements/lock.txt \
  && uv pip install --system --no-deps --compile-bytecode -r requirements/celery.txt
 
-# The project. sql/ must sit next to adpipeline/ (adpipeline.warehouse.base finds it relative to the
+# The project (its SQL is package data in adpipeline/sql/).
 # package), which the editable install keeps true.
 COPY pyproject.toml README.md ./
 COPY adpipeline/ adpipeline/
-COPY sql/ sql/
 COPY dags/ dags/
 COPY plugins/ plugins/
 RUN uv pip install --system --no-deps --compile-bytecode -e ".[airflow,celery]" \

@@ -15,7 +15,7 @@ import pandas as pd
 from adpipeline.tables import TABLES, Row, TableSpec
 from adpipeline.warehouse import schema
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # package data: found from a wheel install too
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUALIFIED = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_]+){0,2}")
@@ -29,7 +29,7 @@ def identifier(name: str) -> str:
 
 
 def sql_path(name: str) -> Path:
-    """``media/merge_into_x`` → ``sql/media/merge_into_x.sql``."""
+    """``media/merge_into_x`` → ``adpipeline/sql/media/merge_into_x.sql``."""
     path = SQL_DIR / f"{name}.sql"
     if not path.is_file():
         raise FileNotFoundError(f"no SQL file {path}")

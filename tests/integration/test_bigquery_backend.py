@@ -69,7 +69,7 @@ from adpipeline.warehouse.duckdb import DuckDBWarehouse
 pytestmark = pytest.mark.bigquery
 RowT = TypeVar("RowT", bound=Row)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = base.SQL_DIR
 SQL_FILES = sorted(SQL_DIR.glob("**/*.sql"))
 DEFAULT_PARAMS: dict[str, Any] = {"start": dt.date(2024, 1, 1), "end": dt.date(2024, 1, 31)}
 # Parameters many stage queries share, with values that match the fixture data; a file may override any of them.
