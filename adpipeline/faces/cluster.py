@@ -201,7 +201,7 @@ def recluster(tracks: Sequence[NewTrack], threshold: float, previous: Mapping[st
         members.setdefault(int(label), []).append(i)
     clusters = sorted(members.values(), key=lambda m: m[0])  # by earliest track: deterministic
     # Greedy overlap matching: largest overlaps first, ties by earliest track then old id.
-    candidates = []
+    candidates: list[tuple[Any, ...]] = []
     for c, member_idx in enumerate(clusters):
         counts: dict[str, int] = {}
         for i in member_idx:

@@ -423,7 +423,7 @@ class InsightFaceEngine:
             key = (in_h // stride, in_w // stride, stride)
             centers = self._anchor_cache.get(key)
             if centers is None:
-                grid = np.stack(np.mgrid[: key[0], : key[1]][::-1], axis=-1).astype(np.float32)
+                grid = np.stack(list(np.mgrid[: key[0], : key[1]][::-1]), axis=-1).astype(np.float32)
                 centers = (grid * stride).reshape(-1, 2)
                 if self._num_anchors > 1:
                     centers = np.stack([centers] * self._num_anchors, axis=1).reshape(-1, 2)

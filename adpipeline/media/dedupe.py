@@ -169,16 +169,16 @@ def load_thumb(fine_thumb: str, *, detail: bool = True) -> Thumb | None:
         return Thumb(coarse)
     from scipy.ndimage import gaussian_filter, uniform_filter
 
-    detail = np.concatenate(
+    planes = np.concatenate(
         [
             gaussian_filter(luma, _DETAIL_SIGMA)[None],
             gaussian_filter(chroma.repeat(2, 1).repeat(2, 2), (0, _DETAIL_CHROMA_SIGMA, _DETAIL_CHROMA_SIGMA)),
         ]
     ).astype(np.float32)  # float32 halves the memory of a decoded thumbnail (they are kept in a cache)
-    mean = uniform_filter(detail, (1, _SPREAD_WINDOW, _SPREAD_WINDOW))
-    square = uniform_filter(detail * detail, (1, _SPREAD_WINDOW, _SPREAD_WINDOW))
+    mean = uniform_filter(planes, (1, _SPREAD_WINDOW, _SPREAD_WINDOW))
+    square = uniform_filter(planes * planes, (1, _SPREAD_WINDOW, _SPREAD_WINDOW))
     spread = np.sqrt(np.maximum(square - mean * mean, 0.0))
-    return Thumb(coarse, detail, spread)
+    return Thumb(coarse, planes, spread)
 
 
 @lru_cache(maxsize=16)

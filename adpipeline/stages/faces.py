@@ -116,6 +116,7 @@ def cluster(ctx: StageContext) -> dict[str, Any]:
     wh = ctx.warehouse
     wh.ensure_tables(FACE_TABLES)
     frame = privacy.drop_forgotten_tracks(ctx, wh.query_file("faces/select_unassigned_tracks", ident))
+    assert frame is not None  # given a frame, the hook returns one
     if frame.empty:
         return summary("faces.cluster", ctx.window, tracks=0, new_faces=0)
     new_tracks = [

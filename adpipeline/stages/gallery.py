@@ -251,7 +251,7 @@ def _copy_once(out: Bucket, customer_id: str, photo: Any) -> str:
 
 
 def _read_url(url: str) -> bytes:
-    import fsspec  # type: ignore[import-untyped]
+    import fsspec
 
     with fsspec.open(url, "rb") as fh:
         return fh.read()
