@@ -24,8 +24,8 @@ def _enrich_sql() -> str:
     projections = [
         c.name
         if c.name in _FROM_RAW
-        else "0 AS n_faces"
-        if c.name == "n_faces"
+        else f"0 AS {c.name}"
+        if c.name in ("n_faces", "n_customers")  # the NOT NULL counts
         else (f"ARRAY<{c.bq_type}>[] AS {c.name}" if c.repeated else f"CAST(NULL AS {c.bq_type}) AS {c.name}")
         for c in schema.columns(AdEnriched)
     ]
