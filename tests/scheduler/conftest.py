@@ -33,9 +33,14 @@ def reference(sched_sample, tmp_path_factory: pytest.TempPathFactory):
     from adpipeline.window import Window
 
     home = tmp_path_factory.mktemp("sched-reference") / "home"
-    settings = make_settings(home)
+    settings = make_settings(home, sched_sample.out_dir)
     load_sample(settings, sched_sample)
     run_direct(settings, Window(START, START + dt.timedelta(days=DAYS - 1)))
+    from adpipeline.warehouse import get_warehouse
+
+    with get_warehouse(settings) as wh:
+        statuses = set(wh.read_table("media_fetches")["status"])
+    assert statuses == {"ok"}, f"the reference run must fetch the whole sample: {statuses}"
     return home, table_checksums(settings, placeholder_for=str(home.resolve()))
 
 

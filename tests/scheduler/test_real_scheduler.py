@@ -90,17 +90,23 @@ def attempt_runner(sched_sample, airflow_db_template, tmp_path_factory):
     return run
 
 
-def _adp_env(home: Path) -> dict[str, str]:
-    # Default settings otherwise: the point is that the DAGs work as shipped.
-    return {"ADP_HOME": str(home), "ADP_ALLOW_LOCAL_PATHS": "true", "ADP_ENV_FILE": "/nonexistent/.env"}
+def _adp_env(home: Path, media_root: Path) -> dict[str, str]:
+    # Default settings otherwise: the point is that the DAGs work as shipped. The sample's folder is where local
+    # media may be read from.
+    return {
+        "ADP_HOME": str(home),
+        "ADP_ALLOW_LOCAL_PATHS": "true",
+        "ADP_LOCAL_MEDIA_ROOTS": json.dumps([str(media_root)]),
+        "ADP_ENV_FILE": "/nonexistent/.env",
+    }
 
 
 def _run_attempt(root: Path, sample, db_template: Path) -> Attempt:
     from adpipeline.settings import Settings
 
     attempt = Attempt(root=root)
-    load_sample(Settings(home=attempt.adp_home, allow_local_paths=True), sample)
-    cluster = AirflowCluster(root, adp_env=_adp_env(attempt.adp_home), db_template=db_template)
+    load_sample(Settings(home=attempt.adp_home, allow_local_paths=True, local_media_roots=[sample.out_dir]), sample)
+    cluster = AirflowCluster(root, adp_env=_adp_env(attempt.adp_home, sample.out_dir), db_template=db_template)
     try:
         with cluster:
             attempt.anonymous_status = httpx.get(f"{cluster.base_url}/api/v2/dags", timeout=30).status_code

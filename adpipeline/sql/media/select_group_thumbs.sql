@@ -1,4 +1,5 @@
 -- Stored thumbnails of the candidates of one grouping pass.
+-- params: ids=ARRAY<STRING>:img_a|img_c
 SELECT creative_id, fine_thumb
 FROM {{ image_hashes }}
 WHERE creative_id IN UNNEST(@ids)
