@@ -179,7 +179,8 @@ def match(ctx: StageContext) -> dict[str, Any]:
         if len(tracks) and templates is not None
         else []
     )
-    match_of = {tid: m for tid, m in zip(tracks["track_id"] if len(tracks) else [], matches, strict=True)}
+    # No template (nothing enrolled for this model): every track stays unknown.
+    match_of = dict(zip(tracks["track_id"], matches, strict=True)) if len(matches) else {}
 
     # customer_appearances: (customer, video, unique face) with the matching tracks' span and the best distance.
     groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
