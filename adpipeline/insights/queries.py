@@ -12,9 +12,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from adpipeline.tables import TABLES
+from adpipeline.tables import TABLES, FeaturePerformance
 from adpipeline.warehouse import Warehouse
 from adpipeline.warehouse.base import sql_path
 from adpipeline.warehouse.schema import _plain, columns
@@ -118,26 +118,11 @@ class DuplicateSummary(BaseModel):
     n_images: int = 0
 
 
-class FeatureValueRow(BaseModel):
-    feature: str
-    value: str
-    n_creatives: int
-    n_ads: int
-    impressions: int
-    clicks: int
-    spend: float
-    conversions: int
-    ctr: float | None = None
-    ctr_estimate: float | None = None
-    ctr_low: float | None = None
-    ctr_high: float | None = None
-    effective_impressions: float | None = None
-    overdispersion: float | None = None
-    spend_weighted_ctr: float | None = None
-    cpc: float | None = None
-    baseline_ctr: float | None = None
-    lift: float | None = None
-    flag: str | None = None
+class FeatureValueRow(FeaturePerformance):
+    """A ``feature_performance`` row as the Features page shows it (the table's own model; the page's query may
+    carry extra columns, which are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class FeatureOverview(BaseModel):
