@@ -116,11 +116,11 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."
     )
     dhash_threshold: int = Field(
-        10, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
+        12, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
     )
     # Renamed from fine_diff_threshold (grey levels) when its unit changed, so an old value fails loudly.
     duplicate_detail_threshold: float = Field(
-        0.55,
+        2.0,
         ge=0,
         le=10,
         description="Largest aligned 8x8-block 128-px thumbnail difference, in units of local contrast, that confirms "
@@ -150,15 +150,21 @@ class Settings(BaseSettings):
         description="Confirm dHash candidates with the finer thumbnail check; false groups by dHash alone "
         "(media README).",
     )
+    duplicate_text_check: bool = Field(
+        True,
+        description="Read each image's text (OCR, about 0.4 s per image on one core) at analysis and keep apart "
+        "candidate pairs whose lines in the same place say different things (another price, headline, offer or call "
+        "to action); off only with duplicate_fine_check on (media README).",
+    )
     duplicate_coarse_reject: float = Field(
-        16.0,
+        24.0,
         ge=0,
         le=255,
         description="Largest aligned 4x4-block 64-px thumbnail difference, in grey levels, a candidate pair may have "
         "before the detail check runs (a fast reject).",
     )
     duplicate_link_share: float = Field(
-        0.2,
+        0.35,
         gt=0,
         le=1,
         description="Share (0-1) of confirmed pairs between two groups of one component of confirmed pairs that "

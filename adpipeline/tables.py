@@ -86,6 +86,11 @@ class ImageHash(Row):
         "(about 4.5 KB on average; older rows hold 64x64 luma + 32x32 Cb/Cr or 32x32 grey).",
     )
     is_animated: bool | None = None
+    ocr_text: str | None = Field(
+        None,
+        description="Text lines for the near-duplicate check: JSON [[text, confidence, x0, y0, x1, y1], ...], boxes as "
+        "shares of the image; null when the text check is off or for rows analysed before it existed.",
+    )
 
 
 class DuplicateGroup(Row):

@@ -44,46 +44,61 @@ class Analysed:
     fine_thumb: str
     width: int
     height: int
+    ocr_text: str | None
 
 
 def _source_digest() -> str:
+    """What the analysed set depends on: the analyser, the OCR call (not the text comparison) and the generator."""
+    import inspect
+
+    from adpipeline.features.offline import run_ocr
+    from adpipeline.media.text import read_text
+
     files = [ROOT / "adpipeline/media/images.py", ROOT / "bench/labelled_banners.py"]
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+    parts = [f.read_bytes() for f in files] + [inspect.getsource(f).encode() for f in (read_text, run_ocr)]
+    return hashlib.sha256(b"".join(parts)).hexdigest()[:12]
 
 
-def analysed_set(templates: int, seed: int, copies: int, cache: Path) -> list[Analysed]:
-    """The varied labelled set, analysed (from the cache when its key matches)."""
+def _analyse(banner: object) -> Analysed:
     import imagehash
-    from labelled_banners import generate_varied
     from PIL import Image
 
     from adpipeline.media.images import analyse_image
     from adpipeline.settings import Settings
 
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    facts = analyse_image(banner.data, settings)  # type: ignore[attr-defined]
+    with Image.open(io.BytesIO(banner.data)) as image:  # type: ignore[attr-defined]
+        phash = int(str(imagehash.phash(image.convert("RGB"))), 16)
+    return Analysed(
+        banner.name,  # type: ignore[attr-defined]
+        banner.label,  # type: ignore[attr-defined]
+        banner.families,  # type: ignore[attr-defined]
+        banner.sibling_kind,  # type: ignore[attr-defined]
+        banner.split,  # type: ignore[attr-defined]
+        hashlib.sha256(banner.data).hexdigest(),  # type: ignore[attr-defined]
+        facts.dhash,
+        phash,
+        facts.fine_thumb,
+        facts.width,
+        facts.height,
+        facts.ocr_text,
+    )
+
+
+def analysed_set(templates: int, seed: int, copies: int, cache: Path, workers: int = 2) -> list[Analysed]:
+    """The varied labelled set, analysed with ``analyse_image`` as the media stage does, OCR included (from the cache
+    when its key matches; ``workers`` processes when not)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from labelled_banners import generate_varied
+
     path = cache / f"varied-{templates}-{seed}-{copies}-{_source_digest()}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    out = []
-    for banner in generate_varied(templates=templates, seed=seed, copies_per_sibling=copies):
-        facts = analyse_image(banner.data, settings)
-        with Image.open(io.BytesIO(banner.data)) as image:
-            phash = int(str(imagehash.phash(image.convert("RGB"))), 16)
-        out.append(
-            Analysed(
-                banner.name,
-                banner.label,
-                banner.families,
-                banner.sibling_kind,
-                banner.split,
-                hashlib.sha256(banner.data).hexdigest(),
-                facts.dhash,
-                phash,
-                facts.fine_thumb,
-                facts.width,
-                facts.height,
-            )
-        )
+    banners = list(generate_varied(templates=templates, seed=seed, copies_per_sibling=copies))
+    with ProcessPoolExecutor(workers) as pool:
+        out = list(pool.map(_analyse, banners, chunksize=8))
     cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))
     return out
@@ -91,7 +106,9 @@ def analysed_set(templates: int, seed: int, copies: int, cache: Path) -> list[An
 
 def to_images(items: Sequence[Analysed], *, use_phash: bool = False) -> list[dedupe.HashedImage]:
     return [
-        dedupe.HashedImage(a.name, a.sha256, a.phash if use_phash else a.dhash, DAY, a.fine_thumb, a.width, a.height)
+        dedupe.HashedImage(
+            a.name, a.sha256, a.phash if use_phash else a.dhash, DAY, a.fine_thumb, a.width, a.height, a.ocr_text
+        )
         for a in items
     ]
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from adpipeline import tables
 from adpipeline.media.hamming import all_pairs_baseline, find_pairs, find_pairs_between, hamming
+from adpipeline.media.text import texts_differ
 
 __all__ = [
     "HashedImage",
@@ -43,9 +44,12 @@ __all__ = [
     "load_thumb",
 ]
 
-DEFAULT_FINE_DIFF = 0.55  # detail_difference limit (contrast-normalised); measured on the labelled set (media README)
-DEFAULT_LINK_SHARE = 0.2  # share of confirmed cross pairs that merges two groups of one component
-COARSE_REJECT = 16.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
+# Defaults chosen on the tuning part of the varied labelled set (bench/dedupe_quality.py; media README): with the text
+# check keeping text siblings apart, the pixel stages only need to catch product colour, layout and unrelated images.
+DEFAULT_THRESHOLD = 12  # dHash bits (image or thumbnail hash) that make a candidate pair
+DEFAULT_FINE_DIFF = 2.0  # detail_difference limit (units of local contrast)
+DEFAULT_LINK_SHARE = 0.35  # share of confirmed cross pairs that merges two groups of one component
+COARSE_REJECT = 24.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
 LEGACY_FINE_DIFF = 10.0  # fine_difference limit when a thumbnail has no detail part (stored before the 128-px format)
 
 
@@ -59,6 +63,7 @@ class HashedImage(NamedTuple):
     fine_thumb: str | None = None  # ImageHash.fine_thumb; without it a candidate pair is confirmed by dHash alone
     width: int = 0  # pixels; the largest image of a group is its canonical (rank_key)
     height: int = 0
+    ocr_text: str | None = None  # ImageHash.ocr_text; without it the text check has no evidence for the pair
 
 
 class Thumb(NamedTuple):
@@ -409,11 +414,19 @@ class Clustering(NamedTuple):
     threshold checked (a copy of a copy may be far from the other copies in dHash), larger ones only their
     candidate pairs."""
 
-    threshold: int = 10
+    threshold: int = DEFAULT_THRESHOLD
     fine_threshold: float | None = DEFAULT_FINE_DIFF
     coarse_reject: float = COARSE_REJECT
     link_share: float | None = DEFAULT_LINK_SHARE  # None: star clustering (the bench compares the two)
     all_pairs_within: int = 64  # components up to this size check every pair of members, not only dHash candidates
+    text_check: bool = True  # keep apart pairs whose text differs (media.text.texts_differ); needs fine_threshold
+
+
+class Stored(NamedTuple):
+    """What the finer check reads for one candidate image: its thumbnail and its text (either may be missing)."""
+
+    fine_thumb: str | None
+    ocr_text: str | None = None
 
 
 class Known(NamedTuple):
@@ -440,7 +453,8 @@ class Member(NamedTuple):
     row: tables.DuplicateGroup
 
 
-ThumbLoader = Callable[[Sequence[str]], dict[str, str | None]]  # creative ids -> fine_thumb
+# creative ids -> Stored (or the fine_thumb alone, for callers without text)
+ThumbLoader = Callable[[Sequence[str]], "dict[str, Stored] | dict[str, str | None]"]
 MemberLoader = Callable[[Sequence[str]], list[Member]]  # component ids -> all their members
 
 
@@ -452,19 +466,20 @@ def rank_key(image: HashedImage) -> tuple[int, str, str]:
 
 def group_duplicates(
     images: Sequence[HashedImage],
-    threshold: int = 10,
+    threshold: int = DEFAULT_THRESHOLD,
     *,
     fine_threshold: float | None = DEFAULT_FINE_DIFF,
     coarse_reject: float = COARSE_REJECT,
     link_share: float | None = DEFAULT_LINK_SHARE,
+    text_check: bool = True,
 ) -> list[tables.DuplicateGroup]:
     """One :class:`~adpipeline.tables.DuplicateGroup` row per distinct creative (singletons are groups of one) for a
     whole set at once: :func:`regroup` with nothing known before. Rows come sorted by ``(group_id, creative_id)``."""
-    thumbs = {image.creative_id: image.fine_thumb for image in images}
+    thumbs = {image.creative_id: Stored(image.fine_thumb, image.ocr_text) for image in images}
     rows = regroup(
         images,
         Known.empty(),
-        Clustering(threshold, fine_threshold, coarse_reject, link_share),
+        Clustering(threshold, fine_threshold, coarse_reject, link_share, text_check=text_check),
         load_thumbs=lambda ids: {i: thumbs[i] for i in ids},
     )
     return sorted(rows, key=lambda row: (row.group_id, row.creative_id))
@@ -520,7 +535,7 @@ def _regroup(
     if not pending:
         return []
     thumbs = _ThumbCache(load_thumbs, clustering, cache_size)
-    thumbs.add({image.creative_id: image.fine_thumb for image in pending})
+    thumbs.add({image.creative_id: Stored(image.fine_thumb, image.ocr_text) for image in pending})
     n = len(pending)
     dhash = np.fromiter((image.dhash & _MASK64 for image in pending), np.uint64, n)
     inner, has_inner = thumbs.inner_hashes([image.creative_id for image in pending])
@@ -740,25 +755,26 @@ class _ThumbCache:
         self._loader = loader
         self._clustering = clustering
         self._size = max(2, size)
-        self._raw: dict[str, str | None] = {}
+        self._raw: dict[str, Stored] = {}
         self._decoded: OrderedDict[str, Thumb | None] = OrderedDict()
         self._confirmed: dict[tuple[str, str], bool] = {}
         self.decoded = 0  # thumbnails decoded (for the bench)
 
-    def add(self, raw: dict[str, str | None]) -> None:
+    def add(self, raw: dict[str, Stored]) -> None:
         self._raw.update(raw)
 
     def load(self, ids: Sequence[str]) -> None:
         missing = [i for i in ids if i not in self._raw]
         if missing:
-            self._raw.update(self._loader(missing))
+            loaded = self._loader(missing)
+            self._raw.update({i: v if isinstance(v, Stored) else Stored(v) for i, v in loaded.items()})
 
     def inner_hashes(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """:func:`inner_hash` of each (and whether there is one)."""
         inner = np.zeros(len(ids), np.uint64)
         present = np.zeros(len(ids), bool)
         for k, cid in enumerate(ids):
-            value = inner_hash(self._raw.get(cid))
+            value = inner_hash(self._raw.get(cid, _NOTHING).fine_thumb)
             if value is not None:
                 inner[k], present[k] = value, True
         return inner, present
@@ -770,7 +786,7 @@ class _ThumbCache:
             self._decoded.move_to_end(cid)
             return cached
         self.load([cid])
-        raw = self._raw.get(cid)
+        raw = self._raw.get(cid, _NOTHING).fine_thumb
         thumb = load_thumb(raw, detail=detail) if raw else None
         self.decoded += 1
         self._decoded[cid] = thumb
@@ -792,6 +808,10 @@ class _ThumbCache:
         return known
 
     def _check(self, a: str, b: str, fine: float) -> bool:
+        if self._clustering.text_check:
+            self.load([a, b])
+            if texts_differ(self._raw.get(a, _NOTHING).ocr_text, self._raw.get(b, _NOTHING).ocr_text):
+                return False  # a line in the same place says something else: another price, headline, offer, CTA
         first, second = self.thumb(a, detail=False), self.thumb(b, detail=False)
         if first is None or second is None:
             return True  # no thumbnail, or the oldest 32 x 32 format: the dHash candidate stands
@@ -809,3 +829,4 @@ class _ThumbCache:
 
 
 _MISSING = Thumb(np.empty(0))
+_NOTHING = Stored(None)

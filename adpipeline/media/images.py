@@ -79,6 +79,7 @@ class ImageFacts:
     image_format: str
     fine_thumb: str
     is_animated: bool
+    ocr_text: str | None = None  # media.text.read_text (duplicate_text_check)
 
     @property
     def dhash_unsigned(self) -> int:
@@ -98,6 +99,7 @@ class ImageFacts:
             image_format=self.image_format,
             fine_thumb=self.fine_thumb,
             is_animated=self.is_animated,
+            ocr_text=self.ocr_text,
         )
 
 
@@ -119,7 +121,14 @@ def analyse_image(data: bytes, settings: Settings) -> ImageFacts:
         image_format=image_format,
         fine_thumb=fine_thumb_b64(image),
         is_animated=is_animated,
+        ocr_text=_read_text(image) if settings.duplicate_fine_check and settings.duplicate_text_check else None,
     )
+
+
+def _read_text(image: Image.Image) -> str:
+    from adpipeline.media.text import read_text
+
+    return read_text(np.asarray(image))
 
 
 def sniff_image_format(head: bytes) -> str | None:

@@ -218,6 +218,7 @@ def _clustering(settings: Any) -> Any:
         coarse_reject=settings.duplicate_coarse_reject,
         link_share=settings.duplicate_link_share,
         all_pairs_within=settings.duplicate_all_pairs_within,
+        text_check=settings.duplicate_text_check,
     )
 
 
@@ -228,16 +229,24 @@ def _hashed_image(row: Any) -> Any:
         creative_id=row.creative_id,
         sha256=row.sha256,
         dhash=int(row.dhash),
-        fine_thumb=getattr(row, "fine_thumb", None) if isinstance(getattr(row, "fine_thumb", None), str) else None,
+        fine_thumb=_text_or_none(getattr(row, "fine_thumb", None)),
+        ocr_text=_text_or_none(getattr(row, "ocr_text", None)),
         width=int(row.width),
         height=int(row.height),
     )
 
 
-def _group_thumbs(ctx: StageContext, ids: Sequence[str]) -> dict[str, str | None]:
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None  # NULL reads back as None or NaN
+
+
+def _group_thumbs(ctx: StageContext, ids: Sequence[str]) -> dict[str, Any]:
+    from adpipeline.media.dedupe import Stored
+
     frame = ctx.warehouse.query_file("media/select_group_thumbs", {"ids": sorted(ids)})
     return {
-        r.creative_id: r.fine_thumb if isinstance(r.fine_thumb, str) else None for r in frame.itertuples(index=False)
+        r.creative_id: Stored(_text_or_none(r.fine_thumb), _text_or_none(r.ocr_text))
+        for r in frame.itertuples(index=False)
     }
 
 

@@ -107,10 +107,39 @@ class Warehouse(ABC):
         return self.query(sql_path(name).read_text(), params, names)
 
     def ensure_tables(self, names: Sequence[str] | None = None) -> None:
-        """Create the named tables (all by default) from their row models, if missing."""
+        """Create the named tables (all by default) from their row models, if missing, and add the nullable columns a
+        newer version of a row model has (:meth:`add_missing_columns`, once per table and warehouse object)."""
+        checked: set[str] = self.__dict__.setdefault("_columns_checked", set())
         with self.session():
             for name in names or list(TABLES):
                 self._run(self.create_table_sql(TABLES[name]), None)
+                if name not in checked:
+                    self.add_missing_columns(TABLES[name])
+                    checked.add(name)
+
+    def existing_columns(self, table: str) -> set[str]:
+        """The column names ``table`` has in the warehouse."""
+        frame = self._run(
+            "SELECT column_name FROM INFORMATION_SCHEMA.COLUMNS WHERE table_name = @table", {"table": table}
+        )
+        return set(frame["column_name"])
+
+    def add_missing_columns(self, spec: TableSpec) -> list[str]:
+        """Bring a table made by an earlier version up to its row model: ``ALTER TABLE ... ADD COLUMN`` for each
+        column the model has and the table lacks (new columns are nullable, so old rows read NULL). A new REQUIRED
+        column cannot be added to rows that exist: that is an error naming it. Returns the columns added."""
+        have = self.existing_columns(spec.name)
+        added = []
+        for column in schema.columns(spec.model):
+            if column.name in have:
+                continue
+            if not (column.nullable or column.repeated):
+                raise ValueError(
+                    f"table {spec.name} lacks the required column {column.name}: add it by hand (it has no default)"
+                )
+            self._run(f"ALTER TABLE {self.table_ref(spec.name)} ADD COLUMN {column.name} {column.sql_type}", None)
+            added.append(column.name)
+        return added
 
     def create_table_sql(self, spec: TableSpec) -> str:
         """The table's DDL on this backend (with partitioning and clustering where the backend has them)."""

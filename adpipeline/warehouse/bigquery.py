@@ -198,10 +198,35 @@ class BigQueryWarehouse(Warehouse):
         self.ensure_dataset()
         if self._existing is None:
             self._existing = {t.table_id for t in self.client.list_tables(self.dataset_id)}
+        checked: set[str] = self.__dict__.setdefault("_columns_checked", set())
         for name in names or list(TABLES):
             if name not in self._existing:
                 self._run(self.create_table_sql(TABLES[name]), None)
                 self._existing.add(name)
+            elif name not in checked:
+                self.add_missing_columns(TABLES[name])  # a table an earlier version made: bring it up to the model
+            checked.add(name)
+
+    def existing_columns(self, table: str) -> set[str]:
+        return {field.name for field in self.client.get_table(self._table_id(table)).schema}
+
+    def add_missing_columns(self, spec: TableSpec) -> list[str]:
+        """Add the model's new nullable columns through the tables API (a schema patch, not a query job)."""
+        from google.cloud import bigquery
+
+        table = self.client.get_table(self._table_id(spec.name))
+        have = {field.name for field in table.schema}
+        missing = [c for c in schema.columns(spec.model) if c.name not in have]
+        if not missing:
+            return []
+        for column in missing:
+            if not (column.nullable or column.repeated):
+                raise ValueError(
+                    f"table {spec.name} lacks the required column {column.name}: add it by hand (it has no default)"
+                )
+        table.schema = [*table.schema, *(bigquery.SchemaField(c.name, c.bq_type, mode=c.mode) for c in missing)]
+        self.client.update_table(table, ["schema"])
+        return [c.name for c in missing]
 
     def close(self) -> None:
         if self._client is not None:

@@ -91,6 +91,11 @@ class DuckDBWarehouse(Warehouse):
             ).fetchone()
         return bool(found and found[0])
 
+    def existing_columns(self, table: str) -> set[str]:
+        with self.session() as con:
+            found = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table])
+            return {row[0] for row in found.fetchall()}
+
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
         translated = to_duckdb(sql)
         # BigQuery ignores parameters a statement does not use; DuckDB rejects them, so pass only the used ones.

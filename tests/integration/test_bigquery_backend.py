@@ -63,7 +63,7 @@ from adpipeline.tables import (
 )
 from adpipeline.warehouse import base, schema
 from adpipeline.warehouse.base import Warehouse
-from adpipeline.warehouse.bigquery import BigQueryWarehouse, query_parameters
+from adpipeline.warehouse.bigquery import BigQueryWarehouse, query_parameters, schema_fields
 from adpipeline.warehouse.duckdb import DuckDBWarehouse
 
 pytestmark = pytest.mark.bigquery
@@ -425,6 +425,25 @@ def test_ensure_tables_creates_every_table_with_modes(bq: BigQueryWarehouse) -> 
     # the model really has REQUIRED and REPEATED columns to check
     modes = {c.mode for spec in TABLES.values() for c in schema.columns(spec.model)}
     assert modes == {"REQUIRED", "NULLABLE", "REPEATED"}
+
+
+def test_old_table_gains_the_models_new_nullable_columns(
+    new_bq_warehouse: Callable[[], BigQueryWarehouse],
+) -> None:
+    from google.cloud import bigquery
+
+    bq = new_bq_warehouse()
+    bq.ensure_dataset()
+    old = [f for f in schema_fields(TABLES["image_hashes"].model) if f.name not in ("ocr_text", "is_animated")]
+    bq.client.create_table(bigquery.Table(f"{bq.dataset_id}.image_hashes", schema=old))
+    fresh = BigQueryWarehouse(project=bq.project, dataset=bq.dataset)  # a later version's warehouse object
+    try:
+        fresh.ensure_tables(["image_hashes"])
+        fields = {f.name: f.mode for f in bq.client.get_table(f"{bq.dataset_id}.image_hashes").schema}
+        assert fields["ocr_text"] == "NULLABLE" and fields["is_animated"] == "NULLABLE"
+        assert fresh.add_missing_columns(TABLES["image_hashes"]) == []
+    finally:
+        fresh.close()
 
 
 def test_table_ref_and_exists(bq: BigQueryWarehouse) -> None:

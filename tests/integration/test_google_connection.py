@@ -58,6 +58,7 @@ def test_bigquery_warehouse_through_the_connection(bq_emulator: str, gcp_connect
     from adpipeline.settings import Settings
     from adpipeline.tables import Creative
     from adpipeline.warehouse import get_warehouse
+
     settings = Settings(
         _env_file=None,
         warehouse_backend="bigquery",

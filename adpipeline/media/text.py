@@ -1,0 +1,193 @@
+"""The text of an image for the near-duplicate check: OCR lines with their places, and whether two images say the same.
+
+Template siblings (another price, headline, offer or call to action) differ from each other in a few glyphs, which
+at thumbnail size are as small as recompression noise; their text tells them apart at once. :func:`read_text` runs
+the OCR engine the offline extractor uses (rapidocr, models in its wheel) on the image scaled to ``max_side`` and
+keeps each line's text, confidence and box (shares of the image's width and height) as compact JSON; it is stored
+with the image's hashes (``image_hashes.ocr_text``) and read back only for candidate pairs.
+
+:func:`texts_differ` compares two such records: lines are paired by place (boxes overlapping after allowing the shift
+a crop or frame makes); a pair whose texts differ (any digit, or more letters than OCR noise changes) is evidence of
+two creatives. Lines on one side only (a badge, a watermark, a line OCR missed) are not: adding is what copies do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["TextLine", "parse_text", "read_text", "texts_differ"]
+
+MIN_CONFIDENCE = 0.6  # OCR lines below this confidence are left out (stray glyphs, faint watermarks)
+_SHIFT = 0.08  # share of a side a line may move between copies (crop up to 6 % and a frame) before it is unpaired
+_HEIGHT_RATIO = 2.0  # lines in the same place whose heights differ more are different elements (a badge, a line)
+_MIN_CHARS = 2  # lines shorter than this (after normalising) say too little to compare
+
+
+class TextLine(NamedTuple):
+    text: str  # normalised: lower case letters, digits, and currency / percent signs; no spaces
+    confidence: float
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 as shares of the image's width and height
+
+
+def read_text(rgb: np.ndarray, *, max_side: int = 640) -> str:
+    """OCR ``rgb`` (H x W x 3, uint8) scaled to ``max_side``: ``[[text, confidence, x0, y0, x1, y1], ...]`` as JSON,
+    boxes as shares of the image (3 decimals). ``"[]"`` when there is no text."""
+    from adpipeline.features.offline import run_ocr
+
+    result = run_ocr(rgb, max_side=max_side, threads=1)
+    width, height = max(result.width, 1), max(result.height, 1)
+    lines = [
+        [
+            line.text,
+            round(line.score, 3),
+            round(line.box[0] / width, 3),
+            round(line.box[1] / height, 3),
+            round(line.box[2] / width, 3),
+            round(line.box[3] / height, 3),
+        ]
+        for line in result.lines
+    ]
+    return json.dumps(lines, ensure_ascii=False, separators=(",", ":"))
+
+
+_KEEP = re.compile(r"[^0-9a-z$%€£¥]+")
+
+
+def normalise(text: str) -> str:
+    """Lower case, letters / digits / currency and percent signs only (OCR reads spacing unreliably)."""
+    return _KEEP.sub("", text.lower())
+
+
+def parse_text(record: str | None) -> tuple[TextLine, ...] | None:
+    """The lines of a stored record worth comparing (confident, not trivially short); ``None`` without a record."""
+    return None if record is None else _parse(record)
+
+
+@lru_cache(maxsize=4096)
+def _parse(record: str) -> tuple[TextLine, ...]:
+    lines = []
+    for text, confidence, x0, y0, x1, y1 in json.loads(record):
+        norm = normalise(str(text))
+        if float(confidence) >= MIN_CONFIDENCE and len(norm) >= _MIN_CHARS:
+            lines.append(TextLine(norm, float(confidence), (float(x0), float(y0), float(x1), float(y1))))
+    return tuple(lines)
+
+
+def _paired(a: TextLine, b: TextLine, dy: float) -> bool:
+    """Whether two lines sit in the same place: similar height (a font size), overlapping columns and, after the
+    vertical shift ``dy`` the identical lines show (a crop or frame), overlapping rows."""
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    ha, hb = ay1 - ay0, by1 - by0
+    if min(ha, hb) <= 0 or max(ha, hb) > _HEIGHT_RATIO * min(ha, hb):
+        return False
+    vertical = min(ay1, by1 - dy) - max(ay0, by0 - dy)
+    return vertical >= 0.5 * min(ha, hb) and min(ax1, bx1) - max(ax0, bx0) > 0
+
+
+# Letters OCR reads as digits and back: compared as the digit so such a slip is not taken for another number.
+_CONFUSABLE = str.maketrans({"o": "0", "l": "1", "i": "1", "s": "5", "b": "8", "t": "7", "z": "2", "g": "9"})
+
+
+def lines_differ(a: str, b: str) -> bool:
+    """Whether two normalised lines in the same place say different things.
+
+    Letters OCR confuses with digits are compared as those digits. A digit replaced by another digit, or a digit
+    added or dropped inside the line, is another number (a price, an offer); letters may differ by OCR noise (one edit
+    per five characters, at least one); a line cut at the image edge (a crop) reads as a prefix or a suffix.
+    """
+    a, b = a.translate(_CONFUSABLE), b.translate(_CONFUSABLE)
+    if a == b:
+        return False
+    short, long = sorted((a, b), key=len)
+    if len(short) >= 4 and (long.startswith(short) or long.endswith(short)):
+        return False
+    digit_edits, letter_edits = _edits(a, b)
+    return digit_edits > 0 or letter_edits > max(1, len(long) // 5)
+
+
+def _edits(a: str, b: str) -> tuple[int, int]:
+    """Levenshtein alignment of ``a`` and ``b``: (digit edits, other edits). Digit edits are a digit replaced by
+    another digit, or a digit added or dropped between two aligned characters (not at either end)."""
+    n, m = len(a), len(b)
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        cost[i][0] = i
+    for j in range(m + 1):
+        cost[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1, cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+    digit_edits = letter_edits = 0
+    i, j = n, m
+    while i > 0 or j > 0:
+        inside = 0 < i < n or 0 < j < m
+        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
+            if a[i - 1] != b[j - 1]:
+                if a[i - 1].isdigit() and b[j - 1].isdigit():
+                    digit_edits += 1
+                else:
+                    letter_edits += 1
+            i, j = i - 1, j - 1
+        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
+            digit_edits += a[i - 1].isdigit() and inside
+            letter_edits += not (a[i - 1].isdigit() and inside)
+            i -= 1
+        else:
+            digit_edits += b[j - 1].isdigit() and inside
+            letter_edits += not (b[j - 1].isdigit() and inside)
+            j -= 1
+    return digit_edits, letter_edits
+
+
+def _vertical_shift(first: tuple[TextLine, ...], second: tuple[TextLine, ...]) -> float:
+    """The median vertical move of lines that read the same in both (0 when none do)."""
+    moves = [
+        (b.box[1] + b.box[3] - a.box[1] - a.box[3]) / 2
+        for a in first
+        for b in second
+        if a.text == b.text and abs(a.box[1] - b.box[1]) <= _SHIFT
+    ]
+    return float(np.median(moves)) if moves else 0.0
+
+
+def texts_differ(a: str | None, b: str | None) -> bool:
+    """Whether the text of two images shows they are different creatives: a row of text in the same place that says
+    something else. Lines are linked when they sit in the same place (:func:`_paired`); each linked set (OCR may
+    read one line as two pieces in one image and whole in the other) is compared as its pieces joined left to right.
+    Symmetric. ``False`` when either has no record: no text evidence either way."""
+    first, second = parse_text(a), parse_text(b)
+    if not first or not second:
+        return False
+    dy = _vertical_shift(first, second)
+    n = len(first)
+    parent = list(range(n + len(second)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    linked = set()
+    for i, line in enumerate(first):
+        for j, other in enumerate(second):
+            if _paired(line, other, dy):
+                parent[find(i)] = find(n + j)
+                linked.update((i, n + j))
+    sets: dict[int, list[int]] = {}
+    for k in sorted(linked):
+        sets.setdefault(find(k), []).append(k)
+    for members in sets.values():
+        left = "".join(first[k].text for k in sorted((k for k in members if k < n), key=lambda k: first[k].box[0]))
+        right = "".join(
+            second[k - n].text for k in sorted((k for k in members if k >= n), key=lambda k: second[k - n].box[0])
+        )
+        if lines_differ(left, right):
+            return True
+    return False

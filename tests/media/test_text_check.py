@@ -1,0 +1,156 @@
+"""The text evidence of the near-duplicate check: OCR lines compared by place (media.text)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from adpipeline.media import dedupe
+from adpipeline.media.images import analyse_image
+from adpipeline.media.text import lines_differ, normalise, parse_text, read_text, texts_differ
+from adpipeline.settings import Settings
+
+
+def record(*lines: tuple[str, float, float, float, float]) -> str:
+    """A stored record from (text, x0, y0, x1, y1) lines, confidence 0.95."""
+    return json.dumps([[text, 0.95, x0, y0, x1, y1] for text, x0, y0, x1, y1 in lines])
+
+
+BASE = (
+    ("Summer Sale", 0.52, 0.08, 0.95, 0.14),
+    ("20% OFF", 0.52, 0.30, 0.90, 0.36),
+    ("$45.99", 0.52, 0.52, 0.80, 0.60),
+    ("Shop now", 0.54, 0.79, 0.84, 0.83),
+)
+
+
+def with_line(index: int, text: str) -> tuple[tuple[str, float, float, float, float], ...]:
+    lines = list(BASE)
+    lines[index] = (text, *lines[index][1:])
+    return tuple(lines)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("$45.99", "$46.99"),  # a digit replaced
+        ("$19.99", "$119.99"),  # a digit added inside
+        ("10%off", "20%off"),
+        ("shopnow", "learnmore"),
+        ("summersale", "freshpicks"),
+        ("buy1get1", "freegift"),
+    ],
+)
+def test_other_text_in_the_same_place_differs(a: str, b: str) -> None:
+    assert lines_differ(normalise(a), normalise(b))
+    assert lines_differ(normalise(b), normalise(a))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Shop now", "Shopnow"),  # spacing read differently
+        ("FREE GIFT", "FREE GIF7"),  # a letter read as the digit it resembles
+        ("Holiday Gifts", "loliday Gifts"),  # a letter cut at the edge (crop)
+        ("Free Shippi", "Free Shippii"),  # a line cut by the image edge reads longer or shorter
+        ("Free Shipping", "Free Shipp"),
+        ("Best Sellers", "Best Seller5"),
+    ],
+)
+def test_ocr_noise_is_not_a_difference(a: str, b: str) -> None:
+    assert not lines_differ(normalise(a), normalise(b))
+
+
+def test_copies_with_additions_say_the_same() -> None:
+    badge = ("NEW", 0.87, 0.04, 0.95, 0.06)
+    watermark = ("shared via adhub", 0.73, 0.98, 0.99, 0.998)
+    assert not texts_differ(record(*BASE), record(*BASE, badge))
+    assert not texts_differ(record(*BASE, watermark), record(badge, *BASE))
+    shifted = tuple((t, x0 - 0.03, y0 - 0.04, x1 - 0.03, y1 - 0.04) for t, x0, y0, x1, y1 in BASE)  # a crop
+    assert not texts_differ(record(*BASE), record(*shifted))
+
+
+@pytest.mark.parametrize(("index", "text"), [(0, "New Arrivals"), (1, "30% OFF"), (2, "$46.99"), (3, "Buy now")])
+def test_siblings_say_something_else(index: int, text: str) -> None:
+    assert texts_differ(record(*BASE), record(*with_line(index, text)))
+    assert texts_differ(record(*with_line(index, text)), record(*BASE))
+
+
+def test_no_record_or_no_text_is_no_evidence() -> None:
+    assert not texts_differ(None, record(*BASE))
+    assert not texts_differ(record(), record(*BASE))
+    faint = json.dumps([["$12.99", 0.3, 0.52, 0.52, 0.8, 0.6]])  # below the confidence floor
+    assert parse_text(faint) == ()
+
+
+def _banner(price: str, cta: str = "Shop now", *, brightness: float = 1.0, scale: float = 1.0) -> bytes:
+    image = Image.new("RGB", (1200, 628), (52, 152, 219))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([80, 150, 420, 490], fill=(241, 196, 15), outline=(20, 20, 20), width=4)
+    draw.text((620, 60), "Summer Sale", font=ImageFont.load_default(size=64), fill=(255, 255, 255))
+    draw.text((620, 300), price, font=ImageFont.load_default(size=80), fill=(255, 255, 255))
+    draw.rounded_rectangle([620, 490, 850, 560], radius=14, fill=(200, 30, 30))
+    draw.text((640, 500), cta, font=ImageFont.load_default(size=40), fill=(255, 255, 255))
+    if brightness != 1.0:
+        from PIL import ImageEnhance
+
+        image = ImageEnhance.Brightness(image).enhance(brightness)
+    if scale != 1.0:
+        image = image.resize((round(1200 * scale), round(628 * scale)), Image.Resampling.BICUBIC)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+def test_read_text_finds_the_lines_with_their_places() -> None:
+    rgb = np.asarray(Image.open(io.BytesIO(_banner("$45.99"))).convert("RGB"))
+    lines = parse_text(read_text(rgb))
+    assert lines is not None
+    texts = {line.text for line in lines}
+    assert {"summersale", "$4599", "shopnow"} <= texts
+    price = next(line for line in lines if line.text == "$4599")
+    assert 0.45 < price.box[0] < 0.6 and 0.4 < price.box[1] < 0.6  # shares of the image
+
+
+def _hashed(name: str, data: bytes, settings: Settings) -> dedupe.HashedImage:
+    import hashlib
+
+    facts = analyse_image(data, settings)
+    return dedupe.HashedImage(
+        name,
+        hashlib.sha256(data).hexdigest(),
+        facts.dhash,
+        None,
+        facts.fine_thumb,
+        facts.width,
+        facts.height,
+        facts.ocr_text,
+    )
+
+
+def test_text_keeps_cta_siblings_apart_and_copies_together() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    images = [
+        _hashed("base", _banner("$45.99"), settings),
+        _hashed("base-copy", _banner("$45.99", brightness=1.15, scale=0.6), settings),
+        _hashed("cta", _banner("$45.99", "Buy now"), settings),
+        _hashed("price", _banner("$46.99"), settings),
+    ]
+    assert all(image.ocr_text for image in images)
+    groups = {row.creative_id: row.group_id for row in dedupe.group_duplicates(images)}
+    assert groups["base"] == groups["base-copy"]
+    assert len({groups["base"], groups["cta"], groups["price"]}) == 3
+    # the check can be turned off: the text is then no evidence
+    loose = dedupe.group_duplicates(images, fine_threshold=10.0, coarse_reject=255.0, text_check=False)
+    assert len({row.group_id for row in loose}) < 3
+
+
+def test_text_is_read_only_with_the_check_on() -> None:
+    data = _banner("$45.99")
+    off = Settings(_env_file=None, duplicate_text_check=False)  # type: ignore[call-arg]
+    assert analyse_image(data, off).ocr_text is None
+    assert analyse_image(data, off).to_row("c", "s").ocr_text is None
