@@ -87,7 +87,8 @@ _SPREAD_WINDOW = 5  # local standard deviation window (detail pixels)
 _DETAIL_FLOOR = np.array([4.0, 12.0, 12.0])[:, None, None]  # levels added to the local spread: luma, Cb, Cr
 _DETAIL_BLOCK, _DETAIL_STRIDE = 8, 4
 _GAIN_RANGE = (1 / 1.5, 1.5)  # per-plane gain the photometric fit may use
-_FLAT_VARIANCE = 4.0  # grey levels squared: a plane flatter than this gets gain 1
+_FLAT_VARIANCE = 4.0
+_CLIP_HIGH, _CLIP_LOW = 250.0, 5.0  # luma levels taken as saturated (white / black) by a brightness or contrast change  # grey levels squared: a plane flatter than this gets gain 1
 
 
 def _resample_matrix(left: float, right: float, n: int = _FINE) -> np.ndarray:
@@ -300,10 +301,34 @@ def _photometric(warped: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np
     ``_GAIN_RANGE`` (a brightness and a contrast change of 20 % each compose to about 0.64-1.44)."""
     source = warped.reshape(len(warped), -1)
     goal = target.reshape(len(target), -1)
-    gain, offset = _affine(source, goal, np.ones(source.shape, dtype=bool))
+    unclipped = np.broadcast_to(~(_clipped(source[0]) | _clipped(goal[0])), source.shape)
+    if unclipped.sum() < source.size // 8:
+        unclipped = np.ones(source.shape, dtype=bool)  # a mostly white or black image: fit on everything
+    gain, offset = _affine(source, goal, unclipped)
     residual = np.abs(source * gain[:, None] + offset[:, None] - goal)
-    keep = residual <= np.quantile(residual, 0.75, axis=1, keepdims=True)
+    keep = (residual <= np.quantile(residual, 0.75, axis=1, keepdims=True)) & unclipped
     return _affine(source, goal, keep)
+
+
+def _clipped(luma: np.ndarray) -> np.ndarray:
+    """Pixels at the ends of the luma range, where a brightness or contrast change saturated (white stays white)."""
+    return (luma >= _CLIP_HIGH) | (luma <= _CLIP_LOW)
+
+
+def _residual(source: np.ndarray, matched: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """|matched - target| per plane, under the model ``target = clip(gain * source + offset)``: where the target's
+    luma is saturated it bounds the truth only on one side, and a saturated source hides how far beyond it was, so a
+    difference in the direction clipping explains is none (a brightened banner's white stays 255)."""
+    diff = matched - target
+    residual = np.abs(diff)
+    hidden = (
+        ((target[0] >= _CLIP_HIGH) & (diff[0] > 0))
+        | ((target[0] <= _CLIP_LOW) & (diff[0] < 0))
+        | ((source[0] >= _CLIP_HIGH) & (diff[0] < 0))
+        | ((source[0] <= _CLIP_LOW) & (diff[0] > 0))
+    )
+    residual[0][hidden] = 0.0
+    return residual
 
 
 def _affine(source: np.ndarray, goal: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -340,7 +365,7 @@ def _coarse_score(a: np.ndarray, b: np.ndarray, alignment: _Alignment) -> float:
     source, target = (a, b) if alignment.forward else (b, a)
     warped = _MATRICES[alignment.ky] @ source @ _MATRICES[alignment.kx].T
     matched = warped * alignment.gain[:, None, None] + alignment.offset[:, None, None]
-    return _worst_block(np.abs(matched - target).max(axis=0), _BLOCK, _STRIDE)
+    return _worst_block(_residual(warped, matched, target).max(axis=0), _BLOCK, _STRIDE)
 
 
 def fine_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -368,9 +393,10 @@ def _detail_score(a: Thumb, b: Thumb, alignment: _Alignment) -> float:
     if source.detail is None or source.spread is None or target.detail is None or target.spread is None:
         raise ValueError("detail_difference needs two current-format thumbnails")
     gain = alignment.gain[:, None, None]
-    warped = _warp_detail(source.detail, alignment.kx, alignment.ky) * gain + alignment.offset[:, None, None]
+    plain = _warp_detail(source.detail, alignment.kx, alignment.ky)
+    warped = plain * gain + alignment.offset[:, None, None]
     spread = np.maximum(_warp_detail(source.spread, alignment.kx, alignment.ky) * gain, target.spread)
-    ratio = (np.abs(warped - target.detail) / (spread + _DETAIL_FLOOR)).max(axis=0)
+    ratio = (_residual(plain, warped, target.detail) / (spread + _DETAIL_FLOOR)).max(axis=0)
     return _worst_block(ratio, _DETAIL_BLOCK, _DETAIL_STRIDE)
 
 

@@ -97,23 +97,25 @@ _CONFUSABLE = str.maketrans({"o": "0", "l": "1", "i": "1", "s": "5", "b": "8", "
 def lines_differ(a: str, b: str) -> bool:
     """Whether two normalised lines in the same place say different things.
 
-    Letters OCR confuses with digits are compared as those digits. A digit replaced by another digit, or a digit
-    added or dropped inside the line, is another number (a price, an offer); letters may differ by OCR noise (one edit
-    per five characters, at least one); a line cut at the image edge (a crop) reads as a prefix or a suffix.
+    Characters are aligned with letters OCR confuses with digits taken as those digits (``t``/``7``, ``o``/``0``...),
+    so such a slip is no edit. A real digit replaced by another real digit, or a digit added or dropped inside the
+    line, is another number (a price, an offer); other edits are OCR noise up to one per five characters (at least
+    one); a line cut at the image edge (a crop) reads as a prefix or a suffix.
     """
-    a, b = a.translate(_CONFUSABLE), b.translate(_CONFUSABLE)
-    if a == b:
+    ca, cb = a.translate(_CONFUSABLE), b.translate(_CONFUSABLE)
+    if ca == cb:
         return False
-    short, long = sorted((a, b), key=len)
+    (short, _), (long, _) = sorted(((ca, a), (cb, b)), key=lambda pair: len(pair[0]))
     if len(short) >= 4 and (long.startswith(short) or long.endswith(short)):
         return False
-    digit_edits, letter_edits = _edits(a, b)
-    return digit_edits > 0 or letter_edits > max(1, len(long) // 5)
+    digit_edits, other_edits = _edits(ca, cb, a, b)
+    return digit_edits > 0 or other_edits > max(1, len(long) // 5)
 
 
-def _edits(a: str, b: str) -> tuple[int, int]:
-    """Levenshtein alignment of ``a`` and ``b``: (digit edits, other edits). Digit edits are a digit replaced by
-    another digit, or a digit added or dropped between two aligned characters (not at either end)."""
+def _edits(a: str, b: str, raw_a: str, raw_b: str) -> tuple[int, int]:
+    """Levenshtein alignment of the compared forms ``a`` and ``b``: (digit edits, other edits). A digit edit is a real
+    digit (in ``raw_a`` / ``raw_b``) replaced by another real digit, or one added or dropped between two aligned
+    characters (not at either end)."""
     n, m = len(a), len(b)
     cost = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n + 1):
@@ -123,26 +125,26 @@ def _edits(a: str, b: str) -> tuple[int, int]:
     for i in range(1, n + 1):
         for j in range(1, m + 1):
             cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1, cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
-    digit_edits = letter_edits = 0
+    digit_edits = other_edits = 0
     i, j = n, m
     while i > 0 or j > 0:
         inside = 0 < i < n or 0 < j < m
         if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
             if a[i - 1] != b[j - 1]:
-                if a[i - 1].isdigit() and b[j - 1].isdigit():
+                if raw_a[i - 1].isdigit() and raw_b[j - 1].isdigit():
                     digit_edits += 1
                 else:
-                    letter_edits += 1
+                    other_edits += 1
             i, j = i - 1, j - 1
         elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
-            digit_edits += a[i - 1].isdigit() and inside
-            letter_edits += not (a[i - 1].isdigit() and inside)
+            real = raw_a[i - 1].isdigit() and inside
+            digit_edits, other_edits = digit_edits + real, other_edits + (not real)
             i -= 1
         else:
-            digit_edits += b[j - 1].isdigit() and inside
-            letter_edits += not (b[j - 1].isdigit() and inside)
+            real = raw_b[j - 1].isdigit() and inside
+            digit_edits, other_edits = digit_edits + real, other_edits + (not real)
             j -= 1
-    return digit_edits, letter_edits
+    return digit_edits, other_edits
 
 
 def _vertical_shift(first: tuple[TextLine, ...], second: tuple[TextLine, ...]) -> float:
