@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."
     )
     dhash_threshold: int = Field(
-        12, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
+        14, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
     )
     # Renamed from fine_diff_threshold (grey levels) when its unit changed, so an old value fails loudly.
     duplicate_detail_threshold: float = Field(
@@ -157,7 +157,7 @@ class Settings(BaseSettings):
         "to action); off only with duplicate_fine_check on (media README).",
     )
     duplicate_coarse_reject: float = Field(
-        24.0,
+        48.0,
         ge=0,
         le=255,
         description="Largest aligned 4x4-block 64-px thumbnail difference, in grey levels, a candidate pair may have "

@@ -1,4 +1,5 @@
-"""Images hashed per second on one core, decode included (analyse_image: decode, orient, dHash, thumbnail).
+"""Images hashed per second on one core, decode included (analyse_image: decode, orient, dHash, thumbnail, and the
+text the near-duplicate check reads), with the text check on (the default) and off in the same run.
 
 python bench/bench_image_hash.py [--count 200]
 """
@@ -40,16 +41,24 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with_text = Settings(_env_file=None)  # type: ignore[call-arg]
+    without = Settings(_env_file=None, duplicate_text_check=False)  # type: ignore[call-arg]
+    analyse_image(make((64, 64), "PNG", 0), with_text)  # load the OCR models once, outside the timing
     for size, fmt in (((1200, 628), "JPEG"), ((1080, 1080), "PNG"), ((1080, 1920), "JPEG"), ((1080, 1080), "WEBP")):
         data = [make(size, fmt, seed) for seed in range(min(args.count, 20))]
-        started = time.perf_counter()
-        for k in range(args.count):
-            analyse_image(data[k % len(data)], settings)
-        took = time.perf_counter() - started
+        took = {}
+        for name, settings in (("text check on", with_text), ("text check off", without)):
+            started = time.perf_counter()
+            for k in range(args.count):
+                analyse_image(data[k % len(data)], settings)
+            took[name] = time.perf_counter() - started
         print(
-            f"{fmt:>5} {size[0]}x{size[1]}: {args.count / took:6.1f} images/s per core"
-            f" ({took / args.count * 1000:.1f} ms each)"
+            f"{fmt:>5} {size[0]}x{size[1]}: "
+            + ", ".join(
+                f"{name} {args.count / t:6.1f} images/s per core ({t / args.count * 1000:.1f} ms each)"
+                for name, t in took.items()
+            )
+            + f"; ratio {took['text check on'] / took['text check off']:.1f}x"
         )
 
 

@@ -46,10 +46,10 @@ __all__ = [
 
 # Defaults chosen on the tuning part of the varied labelled set (bench/dedupe_quality.py; media README): with the text
 # check keeping text siblings apart, the pixel stages only need to catch product colour, layout and unrelated images.
-DEFAULT_THRESHOLD = 12  # dHash bits (image or thumbnail hash) that make a candidate pair
+DEFAULT_THRESHOLD = 14  # dHash bits (image or thumbnail hash) that make a candidate pair
 DEFAULT_FINE_DIFF = 2.0  # detail_difference limit (units of local contrast)
 DEFAULT_LINK_SHARE = 0.35  # share of confirmed cross pairs that merges two groups of one component
-COARSE_REJECT = 24.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
+COARSE_REJECT = 48.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
 LEGACY_FINE_DIFF = 10.0  # fine_difference limit when a thumbnail has no detail part (stored before the 128-px format)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from adpipeline import tables
 from adpipeline.media import dedupe
-from adpipeline.media.dedupe import Clustering, HashedImage, Known, Member, group_duplicates, regroup
+from adpipeline.media.dedupe import Clustering, HashedImage, Known, Member, Stored, group_duplicates, regroup
 from adpipeline.media.images import analyse_image
 from adpipeline.settings import Settings
 
@@ -39,12 +39,12 @@ class MemoryIndex:
 
     def thumbs(self, ids):
         self.thumbs_loaded += len(ids)
-        return {i: self.images[i].fine_thumb for i in ids}
+        return {i: Stored(self.images[i].fine_thumb, self.images[i].ocr_text) for i in ids}
 
     def members(self, components):
         wanted = set(components)
         return [
-            Member(self.images[r.creative_id]._replace(fine_thumb=None), r)
+            Member(self.images[r.creative_id]._replace(fine_thumb=None, ocr_text=None), r)
             for r in self.rows.values()
             if r.component_id in wanted
         ]
@@ -89,7 +89,12 @@ def banners() -> list[HashedImage]:
     out = []
     for k, banner in enumerate(generate_varied(templates=2, seed=5, copies_per_sibling=3)):
         facts = analyse_image(banner.data, settings)
-        out.append(HashedImage(banner.name, f"{k:04d}", facts.dhash, None, facts.fine_thumb, facts.width, facts.height))
+        out.append(
+            HashedImage(
+                banner.name, f"{k:04d}", facts.dhash, None, facts.fine_thumb, facts.width, facts.height, facts.ocr_text
+            )
+        )
+    assert all(image.ocr_text for image in out)  # the text check takes part in every property below
     return out
 
 
@@ -150,7 +155,7 @@ def test_a_pass_changes_only_rows_that_move(banners: list[HashedImage]) -> None:
 
 def test_fine_check_off_is_dhash_alone(banners: list[HashedImage]) -> None:
     off = group_duplicates(banners, 10, fine_threshold=None)
-    stripped = group_duplicates([im._replace(fine_thumb=None) for im in banners], 10)
+    stripped = group_duplicates([im._replace(fine_thumb=None, ocr_text=None) for im in banners], 10)
     assert [(r.creative_id, r.group_id) for r in off] == [(r.creative_id, r.group_id) for r in stripped]
 
 
@@ -178,6 +183,7 @@ def test_media_group_stage_is_incremental_on_the_warehouse(tmp_path: Path, banne
             aspect_ratio=1.0,
             orientation="square",
             fine_thumb=im.fine_thumb,
+            ocr_text=im.ocr_text,
         )
         for im in images
     ]
