@@ -1,18 +1,15 @@
 """Near-duplicate groups: multi-index hashing over 64-bit dHashes finds candidates, a finer check confirms them.
 
-Grouping is a pure function of the *set* of images (input order never matters): images are ordered by
-``(first_seen, creative_id)``, candidate pairs come from :func:`find_pairs` and are confirmed by the finer check; in
-that order each creative joins the earliest canonical it is confirmed against (star clustering, so no chains), or
-becomes a canonical itself. Equal sha256 always share a group. ``group_id`` is
-``"g_" + canonical creative_id``, so a group keeps its id while it grows. The media task calls
-:func:`group_duplicates` with every hash known so far; a backfill of three single days therefore ends with the same
-groups as one run over the three days.
-
-Scale: candidates come from :func:`adpipeline.media.hamming.find_pairs` (multi-index hashing, no all-pairs scan).
-
-The finer check has two stages (media README, "Near-duplicates"): :func:`fine_difference` on the 64-px thumbnail
-(a fast reject, or the whole check for thumbnails stored before the 128-px detail existed), then
-:func:`detail_difference` on the aligned 128-px luma and 64-px chroma, normalised by local contrast.
+Grouping is a pure function of the *set* of images (their contents): candidate pairs are within ``threshold`` bits on
+the image dHash or on the thumbnail dHash (:mod:`adpipeline.media.hamming`, no all-pairs scan); the finer check
+confirms a candidate when the images' text does not tell them apart (:mod:`adpipeline.media.text`: a line in the same
+place that says something else is another price, headline, offer or call to action) and their aligned thumbnails
+differ no more than a copy does (:func:`fine_difference` on the 64-px planes as a fast reject, then
+:func:`detail_difference` on the 128-px planes, normalised by local contrast). Components of confirmed pairs are
+split into groups by average linkage; the canonical of a group is its largest image, then the smallest sha256
+(:func:`rank_key`), so URL strings and arrival order never move a group. :func:`regroup` adds pending images to an
+index of earlier ones (incremental); :func:`group_duplicates` groups a whole set at once. Media README,
+"Near-duplicates".
 """
 
 from __future__ import annotations
@@ -84,7 +81,7 @@ _BLOCK, _STRIDE = 4, 2  # blocks of the localized difference statistic
 _DETAIL = 128  # luma side of the detail planes (chroma stored at 64 and upsampled)
 _DETAIL_SIGMA, _DETAIL_CHROMA_SIGMA = 0.7, 1.0  # blur of the detail planes (resize and JPEG noise)
 _SPREAD_WINDOW = 5  # local standard deviation window (detail pixels)
-_DETAIL_FLOOR = np.array([4.0, 12.0, 12.0])[:, None, None]  # levels added to the local spread: luma, Cb, Cr
+_DETAIL_FLOOR = np.array([4.0, 8.0, 8.0])[:, None, None]  # levels added to the local spread: luma, Cb, Cr
 _DETAIL_BLOCK, _DETAIL_STRIDE = 8, 4
 _GAIN_RANGE = (1 / 1.5, 1.5)  # per-plane gain the photometric fit may use
 _FLAT_VARIANCE = 4.0
@@ -405,7 +402,7 @@ def detail_difference(a: Thumb, b: Thumb) -> float:
 
     The coarse alignment (:func:`fine_difference`: crop/rescale, then gain and offset per plane) is applied to the
     128-px planes; per pixel and plane the absolute difference is divided by the larger local standard deviation of
-    the two images plus a floor (4 luma levels, 12 chroma levels), the largest plane is kept, and the worst 8 x 8
+    the two images plus a floor (4 luma levels, 8 chroma levels), the largest plane is kept, and the worst 8 x 8
     block mean (stride 4, one corner left out) is the score. A changed glyph differs by about its own contrast where
     the spread is about half that (a ratio near 2 over the glyph, whatever its contrast: red on dark blue counts like
     white on black); resize, JPEG and sub-pixel misalignment differ by a small share of the spread along edges only.

@@ -24,6 +24,7 @@ __all__ = ["TextLine", "parse_text", "read_text", "texts_differ"]
 
 MIN_CONFIDENCE = 0.6  # OCR lines below this confidence are left out (stray glyphs, faint watermarks)
 _SHIFT = 0.08  # share of a side a line may move between copies (crop up to 6 % and a frame) before it is unpaired
+_SCALE_RANGE = (0.85, 1.18)  # row scale a crop of up to 6 % plus a frame, either way round, can make
 _HEIGHT_RATIO = 2.0  # lines in the same place whose heights differ more are different elements (a badge, a line)
 _MIN_CHARS = 2  # lines shorter than this (after normalising) say too little to compare
 
@@ -78,15 +79,18 @@ def _parse(record: str) -> tuple[TextLine, ...]:
     return tuple(lines)
 
 
-def _paired(a: TextLine, b: TextLine, dy: float) -> bool:
-    """Whether two lines sit in the same place: similar height (a font size), overlapping columns and, after the
-    vertical shift ``dy`` the identical lines show (a crop or frame), overlapping rows."""
+def _paired(a: TextLine, b: TextLine, rows: tuple[float, float]) -> bool:
+    """Whether two lines sit in the same place: similar height (a font size), overlapping columns and, once ``a``'s
+    rows are mapped by ``rows`` (scale, shift: what a crop or frame did, from the lines both read the same),
+    overlapping rows by half a line."""
+    scale, shift = rows
     ax0, ay0, ax1, ay1 = a.box
     bx0, by0, bx1, by1 = b.box
+    ay0, ay1 = ay0 * scale + shift, ay1 * scale + shift
     ha, hb = ay1 - ay0, by1 - by0
     if min(ha, hb) <= 0 or max(ha, hb) > _HEIGHT_RATIO * min(ha, hb):
         return False
-    vertical = min(ay1, by1 - dy) - max(ay0, by0 - dy)
+    vertical = min(ay1, by1) - max(ay0, by0)
     return vertical >= 0.5 * min(ha, hb) and min(ax1, bx1) - max(ax0, bx0) > 0
 
 
@@ -147,15 +151,25 @@ def _edits(a: str, b: str, raw_a: str, raw_b: str) -> tuple[int, int]:
     return digit_edits, other_edits
 
 
-def _vertical_shift(first: tuple[TextLine, ...], second: tuple[TextLine, ...]) -> float:
-    """The median vertical move of lines that read the same in both (0 when none do)."""
-    moves = [
-        (b.box[1] + b.box[3] - a.box[1] - a.box[3]) / 2
+def _row_map(first: tuple[TextLine, ...], second: tuple[TextLine, ...]) -> tuple[float, float]:
+    """How rows of ``first`` map onto ``second`` (``y2 = scale * y1 + shift``): a crop, a frame and a rescale move
+    every line by a linear function of its row. Fitted on the centres of lines that read the same in both (least
+    squares when they span a tenth of the height or more, scale held to what a 6 % crop and a frame do; else the
+    median move; else none)."""
+    matches = [
+        ((a.box[1] + a.box[3]) / 2, (b.box[1] + b.box[3]) / 2)
         for a in first
         for b in second
         if a.text == b.text and abs(a.box[1] - b.box[1]) <= _SHIFT
     ]
-    return float(np.median(moves)) if moves else 0.0
+    if not matches:
+        return 1.0, 0.0
+    ys = np.array(matches)
+    if len(ys) >= 2 and np.ptp(ys[:, 0]) >= 0.1:
+        scale, shift = np.polyfit(ys[:, 0], ys[:, 1], 1)
+        if _SCALE_RANGE[0] <= scale <= _SCALE_RANGE[1]:
+            return float(scale), float(shift)
+    return 1.0, float(np.median(ys[:, 1] - ys[:, 0]))
 
 
 def texts_differ(a: str | None, b: str | None) -> bool:
@@ -163,10 +177,14 @@ def texts_differ(a: str | None, b: str | None) -> bool:
     something else. Lines are linked when they sit in the same place (:func:`_paired`); each linked set (OCR may
     read one line as two pieces in one image and whole in the other) is compared as its pieces joined left to right.
     Symmetric. ``False`` when either has no record: no text evidence either way."""
+    if a is None or b is None:
+        return False
+    if b < a:
+        a, b = b, a  # one direction for the row map, whatever the argument order: the answer is symmetric
     first, second = parse_text(a), parse_text(b)
     if not first or not second:
         return False
-    dy = _vertical_shift(first, second)
+    rows = _row_map(first, second)
     n = len(first)
     parent = list(range(n + len(second)))
 
@@ -179,7 +197,7 @@ def texts_differ(a: str | None, b: str | None) -> bool:
     linked = set()
     for i, line in enumerate(first):
         for j, other in enumerate(second):
-            if _paired(line, other, dy):
+            if _paired(line, other, rows):
                 parent[find(i)] = find(n + j)
                 linked.update((i, n + j))
     sets: dict[int, list[int]] = {}
