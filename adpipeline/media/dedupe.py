@@ -84,8 +84,8 @@ _SPREAD_WINDOW = 5  # local standard deviation window (detail pixels)
 _DETAIL_FLOOR = np.array([4.0, 8.0, 8.0])[:, None, None]  # levels added to the local spread: luma, Cb, Cr
 _DETAIL_BLOCK, _DETAIL_STRIDE = 8, 4
 _GAIN_RANGE = (1 / 1.5, 1.5)  # per-plane gain the photometric fit may use
-_FLAT_VARIANCE = 4.0
-_CLIP_HIGH, _CLIP_LOW = 250.0, 5.0  # luma levels taken as saturated (white / black) by a brightness or contrast change  # grey levels squared: a plane flatter than this gets gain 1
+_FLAT_VARIANCE = 4.0  # grey levels squared: a plane flatter than this gets gain 1
+_CLIP_HIGH, _CLIP_LOW = 250.0, 5.0  # luma levels taken as saturated (white / black) by a brightness or contrast change
 
 
 def _resample_matrix(left: float, right: float, n: int = _FINE) -> np.ndarray:
