@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Longest Retry-After honoured; a longer one ends the fetch as rate_limited."
     )
     dhash_threshold: int = Field(
-        14, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
+        12, ge=0, le=32, description="dHash Hamming distance (image or thumbnail hash) that makes a candidate pair."
     )
     # Renamed from fine_diff_threshold (grey levels) when its unit changed, so an old value fails loudly.
     duplicate_detail_threshold: float = Field(

@@ -43,7 +43,7 @@ __all__ = [
 
 # Defaults chosen on the tuning part of the varied labelled set (bench/dedupe_quality.py; media README): with the text
 # check keeping text siblings apart, the pixel stages only need to catch product colour, layout and unrelated images.
-DEFAULT_THRESHOLD = 14  # dHash bits (image or thumbnail hash) that make a candidate pair
+DEFAULT_THRESHOLD = 12  # dHash bits (image or thumbnail hash) that make a candidate pair
 DEFAULT_FINE_DIFF = 2.0  # detail_difference limit (units of local contrast)
 DEFAULT_LINK_SHARE = 0.35  # share of confirmed cross pairs that merges two groups of one component
 COARSE_REJECT = 48.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
@@ -605,16 +605,18 @@ def _regroup(
     for i, j in new_pairs.tolist():
         if find(f"p:{i}") != find(f"p:{j}") and thumbs.confirm(ids[i], ids[j]):
             union(f"p:{i}", f"p:{j}")
+    touched: set[str] = set()  # earlier components a pending image is confirmed against (only these regroup)
     for i, k in old_pairs.tolist():
         component = str(known.component_ids[k])
         if find(f"p:{i}") != find(component) and thumbs.confirm(ids[i], str(known.creative_ids[k])):
             union(f"p:{i}", component)
+            touched.add(component)
 
     # Every touched component: its pending images and all its earlier members, clustered again.
     clusters: dict[str, list[HashedImage]] = {}
     for k, image in enumerate(pending):
         clusters.setdefault(find(f"p:{unit[k]}"), []).append(image)
-    earlier = sorted(node for node in parent if not node.startswith("p:"))
+    earlier = sorted(touched)  # a candidate component that no pending image joined keeps its rows as they are
     old_rows: dict[str, tables.DuplicateGroup] = {}
     inner_of = {ids[k]: int(inner[k]) for k in range(n) if has_inner[k]}
     if earlier:
