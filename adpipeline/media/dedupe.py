@@ -228,6 +228,28 @@ def thumb_hash(thumb: np.ndarray) -> int:
     return _dhash_bits(_HASH_ROWS @ thumb[0] @ _HASH_COLS.T)
 
 
+_LAYOUT = 16  # side of the layout grid of the pre-filter
+LAYOUT_MIN_CORRELATION = 0.3  # below this the pair is unrelated (copies: >= 0.41 on the tuning sets; media README)
+
+
+def layout_vector(fine_thumb: str | None) -> np.ndarray | None:
+    """The pre-filter's view of a thumbnail: its luma as a 16 x 16 grid of block means, centred and scaled to unit
+    length (so a dot product is a correlation, blind to brightness and contrast). ``None`` without a thumbnail, for
+    the oldest format, or for a flat image."""
+    if not fine_thumb:
+        return None
+    data = base64.b64decode(fine_thumb)
+    if len(data) == 32 * 32:
+        return None
+    raw = np.frombuffer(zlib.decompress(data), dtype=np.uint8)
+    side = _DETAIL if raw.size == _DETAIL * _DETAIL + 2 * _FINE * _FINE else _FINE
+    luma = raw[: side * side].reshape(side, side).astype(np.float32)
+    grid = luma.reshape(_LAYOUT, side // _LAYOUT, _LAYOUT, side // _LAYOUT).mean(axis=(1, 3)).ravel()
+    grid -= grid.mean()
+    norm = float(np.linalg.norm(grid))
+    return grid / norm if norm > 1e-3 else None
+
+
 def inner_hash(fine_thumb: str | None) -> int | None:
     """The grouping's second hash, unsigned: a dHash of the stored thumbnail's luma (the image inside any frame), area
     averaged to 9 x 8 straight from the stored bytes; ``None`` without a thumbnail or for the oldest 32 x 32 format."""
@@ -783,6 +805,7 @@ class _ThumbCache:
         self._raw: dict[str, Stored] = {}
         self._decoded: OrderedDict[str, Thumb | None] = OrderedDict()
         self._confirmed: dict[tuple[str, str], bool] = {}
+        self._layouts: OrderedDict[str, np.ndarray | None] = OrderedDict()  # 1 KiB each, 16 x the thumbnails
         self.decoded = 0  # thumbnails decoded (for the bench)
 
     def add(self, raw: dict[str, Stored]) -> None:
@@ -820,6 +843,17 @@ class _ThumbCache:
             self._decoded.popitem(last=False)
         return thumb
 
+    def _layout(self, cid: str) -> np.ndarray | None:
+        cached = self._layouts.get(cid, _MISSING_LAYOUT)
+        if cached is _MISSING_LAYOUT:
+            self.load([cid])
+            cached = self._layouts[cid] = layout_vector(self._raw.get(cid, _NOTHING).fine_thumb)
+            if len(self._layouts) > 16 * self._size:
+                self._layouts.popitem(last=False)
+        else:
+            self._layouts.move_to_end(cid)
+        return cached
+
     def confirm(self, a: str, b: str) -> bool:
         """Whether the finer check confirms the candidate pair (always, with the check off or without thumbnails):
         the coarse stage on the coarse planes, then the detail stage (legacy 64-px thumbnails: coarse alone)."""
@@ -837,6 +871,9 @@ class _ThumbCache:
             self.load([a, b])
             if texts_differ(self._raw.get(a, _NOTHING).ocr_text, self._raw.get(b, _NOTHING).ocr_text):
                 return False  # a line in the same place says something else: another price, headline, offer, CTA
+        layout_a, layout_b = self._layout(a), self._layout(b)
+        if layout_a is not None and layout_b is not None and float(layout_a @ layout_b) < LAYOUT_MIN_CORRELATION:
+            return False  # unrelated images that met by dHash: rejected before any decode or alignment
         first, second = self.thumb(a, detail=False), self.thumb(b, detail=False)
         if first is None or second is None:
             return True  # no thumbnail, or the oldest 32 x 32 format: the dHash candidate stands
@@ -854,4 +891,5 @@ class _ThumbCache:
 
 
 _MISSING = Thumb(np.empty(0))
+_MISSING_LAYOUT = np.empty(0)
 _NOTHING = Stored(None)

@@ -267,3 +267,20 @@ def test_labelled_grouping_is_order_independent(banners) -> None:
     shuffled = images[:]
     random.Random(5).shuffle(shuffled)
     assert group_duplicates(images, 12) == group_duplicates(shuffled, 12)
+
+
+def test_layout_prefilter_rejects_unrelated_images_and_keeps_copies() -> None:
+    """The pre-filter (a 16 x 16 luma correlation) turns away an unrelated image before any decode or alignment, and
+    lets a brightened, cropped copy through to the full check."""
+    from PIL import Image, ImageEnhance
+
+    original = _banner()
+    width, height = original.size
+    copy = ImageEnhance.Brightness(original.crop((30, 20, width - 20, height - 40))).enhance(1.2)
+    rng = np.random.default_rng(3)
+    noise = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    a, b, c = (dedupe.layout_vector(_analysed(im).fine_thumb) for im in (original, copy, noise))
+    assert a is not None and b is not None and c is not None
+    assert float(a @ b) > 0.8
+    assert float(a @ c) < dedupe.LAYOUT_MIN_CORRELATION
+    assert dedupe.layout_vector(None) is None
