@@ -194,7 +194,7 @@ def texts_differ(a: str | None, b: str | None) -> bool:
             k = parent[k]
         return k
 
-    linked = set()
+    linked: set[int] = set()
     for i, line in enumerate(first):
         for j, other in enumerate(second):
             if _paired(line, other, rows):
