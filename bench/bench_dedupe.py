@@ -72,16 +72,14 @@ def speed(n: int, baseline_n: int, threshold: int, repeats: int = 3) -> None:
     print(f"all-pairs at n={n:,} would take about {extrapolated / 60:,.0f} min ({extrapolated / took:,.0f}x)")
 
 
-QUALITY_GRID: list[tuple[int, float | None]] = [
+QUALITY_GRID: list[tuple[int, float | None]] = [  # (dHash bits, detail limit); the text check is on unless "off"
     (12, None),
-    (8, 0.55),
-    (10, 0.55),
-    (12, 0.45),
-    (12, 0.5),
-    (12, 0.55),
-    (12, 0.6),
-    (12, 0.7),
-    (14, 0.55),
+    (10, 2.0),
+    (12, 1.0),
+    (12, 1.5),
+    (12, 2.0),
+    (12, 2.5),
+    (14, 2.0),
 ]
 
 
@@ -108,7 +106,7 @@ def quality(templates: int, seed: int, settings_grid: list[tuple[int, float | No
     kinds = np.array([b.kind for b in banners])
     day = dt.date(2026, 1, 1)
     images = [
-        dedupe.HashedImage(b.name, str(i), f.dhash, day, f.fine_thumb)
+        dedupe.HashedImage(b.name, str(i), f.dhash, day, f.fine_thumb, ocr_text=f.ocr_text)
         for i, (b, f) in enumerate(zip(banners, facts, strict=True))
     ]
     index = {b.name: i for i, b in enumerate(banners)}
