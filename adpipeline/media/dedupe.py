@@ -236,15 +236,11 @@ def layout_vector(fine_thumb: str | None) -> np.ndarray | None:
     """The pre-filter's view of a thumbnail: its luma as a 16 x 16 grid of block means, centred and scaled to unit
     length (so a dot product is a correlation, blind to brightness and contrast). ``None`` without a thumbnail, for
     the oldest format, or for a flat image."""
-    if not fine_thumb:
+    luma = _stored_luma(fine_thumb)
+    if luma is None:
         return None
-    data = base64.b64decode(fine_thumb)
-    if len(data) == 32 * 32:
-        return None
-    raw = np.frombuffer(zlib.decompress(data), dtype=np.uint8)
-    side = _DETAIL if raw.size == _DETAIL * _DETAIL + 2 * _FINE * _FINE else _FINE
-    luma = raw[: side * side].reshape(side, side).astype(np.float32)
-    grid = luma.reshape(_LAYOUT, side // _LAYOUT, _LAYOUT, side // _LAYOUT).mean(axis=(1, 3)).ravel()
+    side = len(luma)
+    grid = luma.astype(np.float32).reshape(_LAYOUT, side // _LAYOUT, _LAYOUT, side // _LAYOUT).mean(axis=(1, 3)).ravel()
     grid -= grid.mean()
     norm = float(np.linalg.norm(grid))
     return grid / norm if norm > 1e-3 else None
@@ -253,6 +249,16 @@ def layout_vector(fine_thumb: str | None) -> np.ndarray | None:
 def inner_hash(fine_thumb: str | None) -> int | None:
     """The grouping's second hash, unsigned: a dHash of the stored thumbnail's luma (the image inside any frame), area
     averaged to 9 x 8 straight from the stored bytes; ``None`` without a thumbnail or for the oldest 32 x 32 format."""
+    luma = _stored_luma(fine_thumb)
+    if luma is None:
+        return None
+    rows, cols = (_HASH_ROWS, _HASH_COLS) if len(luma) == _FINE else (_HASH_ROWS_DETAIL, _HASH_COLS_DETAIL)
+    return _dhash_bits(rows @ luma.astype(np.float64) @ cols.T)
+
+
+def _stored_luma(fine_thumb: str | None) -> np.ndarray | None:
+    """The luma plane of a stored thumbnail straight from its bytes (uint8, 128 x 128, or 64 x 64 for the older
+    format); ``None`` without a thumbnail or for the oldest 32 x 32 grey format."""
     if not fine_thumb:
         return None
     data = base64.b64decode(fine_thumb)
@@ -260,9 +266,7 @@ def inner_hash(fine_thumb: str | None) -> int | None:
         return None
     raw = np.frombuffer(zlib.decompress(data), dtype=np.uint8)
     side = _DETAIL if raw.size == _DETAIL * _DETAIL + 2 * _FINE * _FINE else _FINE
-    luma = raw[: side * side].reshape(side, side).astype(np.float64)
-    rows, cols = (_HASH_ROWS, _HASH_COLS) if side == _FINE else (_HASH_ROWS_DETAIL, _HASH_COLS_DETAIL)
-    return _dhash_bits(rows @ luma @ cols.T)
+    return raw[: side * side].reshape(side, side)
 
 
 def _dhash_bits(cells: np.ndarray) -> int:

@@ -36,6 +36,18 @@ def sql_path(name: str) -> Path:
     return path
 
 
+def missing_columns(spec: TableSpec, have: set[str]) -> list[schema.Column]:
+    """The columns of ``spec``'s row model a table with columns ``have`` lacks; a missing REQUIRED column is an
+    error naming it (rows that exist have no value for it)."""
+    missing = [column for column in schema.columns(spec.model) if column.name not in have]
+    for column in missing:
+        if not (column.nullable or column.repeated):
+            raise ValueError(
+                f"table {spec.name} lacks the required column {column.name}: add it by hand (it has no default)"
+            )
+    return missing
+
+
 class Warehouse(ABC):
     """A warehouse that runs BigQuery-dialect SQL and writes rows idempotently.
 
@@ -128,18 +140,10 @@ class Warehouse(ABC):
         """Bring a table made by an earlier version up to its row model: ``ALTER TABLE ... ADD COLUMN`` for each
         column the model has and the table lacks (new columns are nullable, so old rows read NULL). A new REQUIRED
         column cannot be added to rows that exist: that is an error naming it. Returns the columns added."""
-        have = self.existing_columns(spec.name)
-        added = []
-        for column in schema.columns(spec.model):
-            if column.name in have:
-                continue
-            if not (column.nullable or column.repeated):
-                raise ValueError(
-                    f"table {spec.name} lacks the required column {column.name}: add it by hand (it has no default)"
-                )
+        missing = missing_columns(spec, self.existing_columns(spec.name))
+        for column in missing:
             self._run(f"ALTER TABLE {self.table_ref(spec.name)} ADD COLUMN {column.name} {column.sql_type}", None)
-            added.append(column.name)
-        return added
+        return [column.name for column in missing]
 
     def create_table_sql(self, spec: TableSpec) -> str:
         """The table's DDL on this backend (with partitioning and clustering where the backend has them)."""

@@ -38,7 +38,7 @@ import pandas as pd
 from adpipeline.google_auth import DEFAULT_GCP_CONN_ID, google_credentials
 from adpipeline.tables import Row, TableSpec
 from adpipeline.warehouse import schema
-from adpipeline.warehouse.base import Warehouse
+from adpipeline.warehouse.base import Warehouse, missing_columns
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -215,15 +215,9 @@ class BigQueryWarehouse(Warehouse):
         from google.cloud import bigquery
 
         table = self.client.get_table(self._table_id(spec.name))
-        have = {field.name for field in table.schema}
-        missing = [c for c in schema.columns(spec.model) if c.name not in have]
+        missing = missing_columns(spec, {field.name for field in table.schema})
         if not missing:
             return []
-        for column in missing:
-            if not (column.nullable or column.repeated):
-                raise ValueError(
-                    f"table {spec.name} lacks the required column {column.name}: add it by hand (it has no default)"
-                )
         table.schema = [*table.schema, *(bigquery.SchemaField(c.name, c.bq_type, mode=c.mode) for c in missing)]
         self.client.update_table(table, ["schema"])
         return [c.name for c in missing]
