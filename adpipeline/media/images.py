@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
 import struct
 import warnings
@@ -20,6 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adpipeline import tables
 from adpipeline.settings import Settings
+
+_log = logging.getLogger("adpipeline")
 
 # SVG, TIFF, PSD, ICO and the rest are refused: every decoder is attack surface, and ads do not use them.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
@@ -125,10 +128,16 @@ def analyse_image(data: bytes, settings: Settings) -> ImageFacts:
     )
 
 
-def _read_text(image: Image.Image) -> str:
+def _read_text(image: Image.Image) -> str | None:
+    """The image's text for the near-duplicate check; an OCR failure leaves it unknown (no text evidence) rather than
+    failing the image: its hashes and thumbnail are still good."""
     from adpipeline.media.text import read_text
 
-    return read_text(np.asarray(image))
+    try:
+        return read_text(np.asarray(image))
+    except Exception as exc:  # noqa: BLE001 - the OCR engine's errors are not ours to classify; the image stays usable
+        _log.warning("OCR failed, no text for the duplicate check: %s", type(exc).__name__)
+        return None
 
 
 def sniff_image_format(head: bytes) -> str | None:

@@ -71,11 +71,16 @@ def parse_text(record: str | None) -> tuple[TextLine, ...] | None:
 
 @lru_cache(maxsize=4096)
 def _parse(record: str) -> tuple[TextLine, ...]:
+    """A record that is not what :func:`read_text` writes (a hand-edited or truncated cell) reads as no text: no
+    evidence either way, never a failed grouping run."""
     lines = []
-    for text, confidence, x0, y0, x1, y1 in json.loads(record):
-        norm = normalise(str(text))
-        if float(confidence) >= MIN_CONFIDENCE and len(norm) >= _MIN_CHARS:
-            lines.append(TextLine(norm, float(confidence), (float(x0), float(y0), float(x1), float(y1))))
+    try:
+        for text, confidence, x0, y0, x1, y1 in json.loads(record):
+            norm = normalise(str(text))
+            if float(confidence) >= MIN_CONFIDENCE and len(norm) >= _MIN_CHARS:
+                lines.append(TextLine(norm, float(confidence), (float(x0), float(y0), float(x1), float(y1))))
+    except (ValueError, TypeError):
+        return ()
     return tuple(lines)
 
 

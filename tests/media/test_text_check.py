@@ -155,3 +155,20 @@ def test_text_is_read_only_with_the_check_on() -> None:
     off = Settings(_env_file=None, duplicate_text_check=False)  # type: ignore[call-arg]
     assert analyse_image(data, off).ocr_text is None
     assert analyse_image(data, off).to_row("c", "s").ocr_text is None
+
+
+@pytest.mark.parametrize("bad", ["not json", "[[1, 2]]", '{"a": 1}', "[null]"])
+def test_a_malformed_record_is_no_evidence(bad: str) -> None:
+    assert parse_text(bad) == ()
+    assert not texts_differ(bad, record(*BASE))
+
+
+def test_an_ocr_failure_leaves_the_image_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adpipeline.media.text as text
+
+    def broken(rgb: np.ndarray, *, max_side: int = 640) -> str:
+        raise RuntimeError("onnxruntime session failed")
+
+    monkeypatch.setattr(text, "read_text", broken)
+    facts = analyse_image(_banner("$45.99"), Settings(_env_file=None))  # type: ignore[call-arg]
+    assert facts.ocr_text is None and facts.fine_thumb and facts.dhash
