@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from pathlib import Path
 
 from adpipeline.settings import Settings
@@ -32,12 +33,12 @@ def load_sample(settings: Settings, manifest) -> int:
     return load_ads_csv(settings, manifest.raw_ads_csv)
 
 
-def table_checksums(
-    settings: Settings, placeholder_for: str | None = None, *, ignore: tuple[str, ...] = (), digits: int = 6
-) -> dict[str, tuple[int, str]]:
-    """(row count, content hash) per table; rows sorted by key, floats rounded to ``digits``, DATE values compared
-    as dates on every backend, the home folder masked so two homes with the same data compare equal, and the
-    ``ignore`` columns (plus :data:`VOLATILE`) left out."""
+def table_records(
+    settings: Settings, *, ignore: tuple[str, ...] = (), digits: int | None = None
+) -> dict[str, list[dict]]:
+    """Every table's rows as plain records: sorted by key (or by content where :data:`VOLATILE` columns are left
+    out), floats rounded to ``digits`` when given, DATE values compared as dates on every backend, and the ``ignore``
+    columns (plus :data:`VOLATILE`) left out."""
     from adpipeline.warehouse import get_warehouse
     from adpipeline.warehouse.schema import _plain
 
@@ -48,22 +49,55 @@ def table_checksums(
                 continue
             frame = wh.read_table(name, order_by=", ".join(spec.key))
             skip = set(ignore) | set(VOLATILE.get(name, ()))
-            records = []
-            for record in frame.to_dict("records"):
-                clean = {k: _clean(_plain(v), digits) for k, v in record.items() if k not in skip}
-                records.append(json.dumps(clean, sort_keys=True, default=str))
-            text = json.dumps(sorted(records) if name in VOLATILE else records)
-            if placeholder_for:
-                text = text.replace(placeholder_for, "<HOME>")
-            out[name] = (len(records), hashlib.sha256(text.encode()).hexdigest()[:16])
+            records = [
+                {k: _clean(_plain(v), digits) for k, v in record.items() if k not in skip}
+                for record in frame.to_dict("records")
+            ]
+            if name in VOLATILE:
+                records.sort(key=lambda r: json.dumps(r, sort_keys=True, default=str))
+            out[name] = records
     return out
 
 
-def _clean(value, digits: int):
+def table_checksums(
+    settings: Settings, placeholder_for: str | None = None, *, ignore: tuple[str, ...] = (), digits: int = 6
+) -> dict[str, tuple[int, str]]:
+    """(row count, content hash) per table, of :func:`table_records` rounded to ``digits``, with the home folder
+    masked so two homes with the same data compare equal."""
+    out = {}
+    for name, records in table_records(settings, ignore=ignore, digits=digits).items():
+        text = json.dumps([json.dumps(r, sort_keys=True, default=str) for r in records])
+        if placeholder_for:
+            text = text.replace(placeholder_for, "<HOME>")
+        out[name] = (len(records), hashlib.sha256(text.encode()).hexdigest()[:16])
+    return out
+
+
+def differing_rows(left: list[dict], right: list[dict], *, rel: float = 1e-9, abs_: float = 1e-12) -> list:
+    """Pairs of rows (by position) that differ; floats compare within ``rel``/``abs_`` (two engines sum floats in
+    different orders, so a hash of rounded values can split on a rounding edge)."""
+    if len(left) != len(right):
+        return [("row count", len(left), len(right))]
+    return [(a, b) for a, b in zip(left, right, strict=True) if not _same(a, b, rel, abs_)]
+
+
+def _same(a, b, rel: float, abs_: float) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=abs_) or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rel, abs_) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, rel, abs_) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _clean(value, digits: int | None):
     if isinstance(value, dt.datetime) and value.tzinfo is None and value.time() == dt.time(0):
         return value.date().isoformat()  # DuckDB hands DATE columns back as midnight timestamps
+    if type(value) is dt.date:
+        return value.isoformat()
     if isinstance(value, float):
-        return round(value, digits)
+        return value if digits is None else round(value, digits)
     if isinstance(value, list):
         return [_clean(v, digits) for v in value]
     return value

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import table_checksums
+from tests.e2e.support import differing_rows, table_records
 from tests.emulators.google_token import TokenServer
 from tests.integration.conftest import BQ_PROJECT, CONN_ID, unique_dataset
 
@@ -22,14 +22,14 @@ WHERE_NOT_WHAT = ("blob_path", "crop_path", "best_crop_path", "ocr_confidence")
 noise between two OCR runs): left out of the comparison."""
 
 
-def _run(settings, sample) -> dict[str, tuple[int, str]]:
+def _run(settings, sample) -> dict[str, list[dict]]:
     from adpipeline.sample_load import load_ads_csv
     from adpipeline.stages.chain import run_direct
     from adpipeline.window import Window
 
     load_ads_csv(settings, sample.raw_ads_csv)
     run_direct(settings, Window(START, START + dt.timedelta(days=2)))
-    return table_checksums(settings, ignore=WHERE_NOT_WHAT, digits=4)
+    return table_records(settings, ignore=WHERE_NOT_WHAT)
 
 
 def test_chain_on_bigquery_matches_duckdb(bq_emulator: str, gcp_connection: TokenServer, tmp_path: Path) -> None:
@@ -62,6 +62,10 @@ def test_chain_on_bigquery_matches_duckdb(bq_emulator: str, gcp_connection: Toke
         "face_performance",
         "ads_enriched",
     ):
-        assert bq[table][0] == duck[table][0] > 0, table
-    assert bq == duck
+        assert len(bq[table]) == len(duck[table]) > 0, table
+    assert bq.keys() == duck.keys()
+    # Floats within 1e-9 relative: the two engines sum in different orders (feature_performance's pooled estimates
+    # once split a 4-digit rounding edge when the comparison hashed rounded values).
+    differences = {name: differing_rows(bq[name], duck[name]) for name in duck}
+    assert not {name: rows[:3] for name, rows in differences.items() if rows}
     assert gcp_connection.grants, "the chain's BigQuery client did not use the connection's credentials"
