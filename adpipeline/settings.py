@@ -156,6 +156,14 @@ class Settings(BaseSettings):
         "candidate pairs whose lines in the same place say different things (another price, headline, offer or call "
         "to action); off only with duplicate_fine_check on (media README).",
     )
+    duplicate_text_candidate_bits: int = Field(
+        20,
+        ge=0,
+        le=64,
+        description="dHash distance in bits (image or thumbnail hash) within which two images whose tallest text line "
+        "reads the same are candidate duplicates too (a crop plus a frame moves a copy further than dhash_threshold); "
+        "at or below dhash_threshold turns this route off; needs duplicate_text_check (media README).",
+    )
     duplicate_coarse_reject: float = Field(
         48.0,
         ge=0,

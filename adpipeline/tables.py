@@ -105,11 +105,16 @@ class DuplicateGroup(Row):
     component_id: str | None = Field(
         None,
         description="Connected component of confirmed near-duplicate pairs (grouping state: a new image joins the "
-        "components it is confirmed against; groups are star clusters inside one).",
+        "components it is confirmed against; groups are clustered inside one by average linkage).",
     )
     sha256: str | None = Field(None, description="The image bytes grouped (a changed image_hashes.sha256 regroups).")
     inner_dhash: int | None = Field(
         None, description="dHash of the image inside any frame (from fine_thumb), signed INT64: the grouping index."
+    )
+    text_key: int | None = Field(
+        None,
+        description="Hash of the image's tallest confident OCR line (media.text.text_key), INT64: images sharing it "
+        "are candidates further apart in dHash. NULL without text, with the text check off, or grouped before it.",
     )
 
 

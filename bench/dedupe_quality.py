@@ -234,8 +234,14 @@ def main() -> None:
             [
                 (
                     f"ours (t={t}, detail <= {settings.duplicate_detail_threshold:g}, "
-                    f"link >= {settings.duplicate_link_share:g})",
-                    ours(t, settings.duplicate_detail_threshold, link_share=settings.duplicate_link_share),
+                    f"link >= {settings.duplicate_link_share:g}, same text within "
+                    f"{settings.duplicate_text_candidate_bits})",
+                    ours(
+                        t,
+                        settings.duplicate_detail_threshold,
+                        link_share=settings.duplicate_link_share,
+                        text_candidate_bits=settings.duplicate_text_candidate_bits,
+                    ),
                 ),
                 (f"ours, star clustering (t={t})", ours(t, settings.duplicate_detail_threshold, link_share=None)),
                 (f"dHash alone (t={t})", ours(t, None)),

@@ -27,7 +27,7 @@ import numpy as np
 
 from adpipeline import tables
 from adpipeline.media.hamming import all_pairs_baseline, find_pairs, find_pairs_between, hamming
-from adpipeline.media.text import texts_differ
+from adpipeline.media.text import text_key, texts_differ
 
 __all__ = [
     "HashedImage",
@@ -46,6 +46,7 @@ __all__ = [
 DEFAULT_THRESHOLD = 12  # dHash bits (image or thumbnail hash) that make a candidate pair
 DEFAULT_FINE_DIFF = 2.0  # detail_difference limit (units of local contrast)
 DEFAULT_LINK_SHARE = 0.35  # share of confirmed cross pairs that merges two groups of one component
+DEFAULT_TEXT_CANDIDATE_BITS = 20  # dHash bits within which images with the same text key are candidates too
 COARSE_REJECT = 48.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
 LEGACY_FINE_DIFF = 10.0  # fine_difference limit when a thumbnail has no detail part (stored before the 128-px format)
 
@@ -461,7 +462,9 @@ class Clustering(NamedTuple):
     before the detail stage; ``link_share``: the share (0-1) of confirmed pairs between two groups of one component
     that merges them; ``all_pairs_within``: components up to this many images have every pair within twice the
     threshold checked (a copy of a copy may be far from the other copies in dHash), larger ones only their
-    candidate pairs."""
+    candidate pairs; ``text_candidate_bits``: images with the same text key (their tallest line) are candidates
+    within this many bits on either dHash (a crop plus a frame moves a copy's hashes further than ``threshold``);
+    ``threshold`` or less turns that route off."""
 
     threshold: int = DEFAULT_THRESHOLD
     fine_threshold: float | None = DEFAULT_FINE_DIFF
@@ -469,6 +472,12 @@ class Clustering(NamedTuple):
     link_share: float | None = DEFAULT_LINK_SHARE  # None: star clustering (the bench compares the two)
     all_pairs_within: int = 64  # components up to this size check every pair of members, not only dHash candidates
     text_check: bool = True  # keep apart pairs whose text differs (media.text.texts_differ); needs fine_threshold
+    text_candidate_bits: int = DEFAULT_TEXT_CANDIDATE_BITS  # same text key (media.text.text_key) and this close
+
+    @property
+    def text_route(self) -> bool:
+        """Whether images sharing a text key are candidates beyond ``threshold`` (needs the text check)."""
+        return self.text_check and self.fine_threshold is not None and self.text_candidate_bits > self.threshold
 
 
 class Stored(NamedTuple):
@@ -487,6 +496,8 @@ class Known(NamedTuple):
     inner: np.ndarray  # uint64
     has_inner: np.ndarray  # bool
     component_ids: np.ndarray  # object (str)
+    text_keys: np.ndarray | None = None  # int64 (media.text.text_key), valid where has_text_key; None: no text keys
+    has_text_key: np.ndarray | None = None  # bool
 
     @classmethod
     def empty(cls) -> Known:
@@ -521,6 +532,7 @@ def group_duplicates(
     coarse_reject: float = COARSE_REJECT,
     link_share: float | None = DEFAULT_LINK_SHARE,
     text_check: bool = True,
+    text_candidate_bits: int = DEFAULT_TEXT_CANDIDATE_BITS,
 ) -> list[tables.DuplicateGroup]:
     """One :class:`~adpipeline.tables.DuplicateGroup` row per distinct creative (singletons are groups of one) for a
     whole set at once: :func:`regroup` with nothing known before. Rows come sorted by ``(group_id, creative_id)``."""
@@ -528,7 +540,14 @@ def group_duplicates(
     rows = regroup(
         images,
         Known.empty(),
-        Clustering(threshold, fine_threshold, coarse_reject, link_share, text_check=text_check),
+        Clustering(
+            threshold,
+            fine_threshold,
+            coarse_reject,
+            link_share,
+            text_check=text_check,
+            text_candidate_bits=text_candidate_bits,
+        ),
         load_thumbs=lambda ids: {i: thumbs[i] for i in ids},
     )
     return sorted(rows, key=lambda row: (row.group_id, row.creative_id))
@@ -595,10 +614,26 @@ def _regroup(
     firsts = np.unique(unit)
     use_inner = clustering.fine_threshold is not None  # dHash alone: the image hash only
     firsts_inner = firsts[has_inner[firsts] & use_inner]
+    keys = np.zeros(n, np.int64)
+    has_key = np.zeros(n, bool)
+    if clustering.text_route:
+        for k, image in enumerate(pending):
+            value = text_key(image.ocr_text)
+            if value is not None:
+                keys[k], has_key[k] = value, True
+    pending_hashes = _Hashes(dhash, inner, has_inner & use_inner, keys, has_key)
+    known_hashes = _Hashes(
+        known.dhash,
+        known.inner,
+        known.has_inner & use_inner,
+        known.text_keys if known.text_keys is not None else np.zeros(len(known.dhash), np.int64),
+        known.has_text_key if known.has_text_key is not None else np.zeros(len(known.dhash), bool),
+    )
     new_pairs = _unique_rows(
         [
             firsts[find_pairs(dhash[firsts], clustering.threshold)],
             firsts_inner[find_pairs(inner[firsts_inner], clustering.threshold)],
+            _text_pairs(pending_hashes, firsts, pending_hashes, firsts, clustering),
         ]
     )
     on_dhash = find_pairs_between(dhash[firsts], known.dhash, clustering.threshold)
@@ -608,6 +643,7 @@ def _regroup(
         [
             np.stack([firsts[on_dhash[:, 0]], on_dhash[:, 1]], axis=1),
             np.stack([firsts_inner[on_inner[:, 0]], known_inner[on_inner[:, 1]]], axis=1),
+            _text_pairs(pending_hashes, firsts, known_hashes, np.arange(len(known.dhash)), clustering),
         ]
     )
     thumbs.load(known.creative_ids[np.unique(old_pairs[:, 1])].tolist())
@@ -645,6 +681,7 @@ def _regroup(
     earlier = sorted(touched)  # a candidate component that no pending image joined keeps its rows as they are
     old_rows: dict[str, tables.DuplicateGroup] = {}
     inner_of = {ids[k]: int(inner[k]) for k in range(n) if has_inner[k]}
+    key_of = {ids[k]: int(keys[k]) for k in range(n) if has_key[k]}
     if earlier:
         if load_members is None:
             raise ValueError("regroup needs load_members when pending images join earlier components")
@@ -654,10 +691,12 @@ def _regroup(
             old_rows[member.image.creative_id] = member.row
             if member.row.inner_dhash is not None:
                 inner_of[member.image.creative_id] = member.row.inner_dhash & _MASK64
+            if member.row.text_key is not None and clustering.text_route:
+                key_of[member.image.creative_id] = member.row.text_key
             clusters.setdefault(find(member.row.component_id), []).append(member.image)
     rows: list[tables.DuplicateGroup] = []
     for members in clusters.values():
-        for row in _cluster_rows(members, clustering, thumbs, inner_of):
+        for row in _cluster_rows(members, clustering, thumbs, inner_of, key_of):
             if old_rows.get(row.creative_id) != row:
                 rows.append(row)
     return rows
@@ -686,7 +725,11 @@ def _unique_rows(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def _cluster_rows(
-    members: list[HashedImage], clustering: Clustering, thumbs: _ThumbCache, inner_of: dict[str, int]
+    members: list[HashedImage],
+    clustering: Clustering,
+    thumbs: _ThumbCache,
+    inner_of: dict[str, int],
+    key_of: dict[str, int],
 ) -> list[tables.DuplicateGroup]:
     """The groups of one component of confirmed pairs, as rows: average linkage over its confirmed pairs (exact copies
     start together; two groups merge while the share of their cross pairs that are confirmed is at least
@@ -704,7 +747,21 @@ def _cluster_rows(
         # In a small component the finer check decides every pair within twice the threshold (a copy of a copy may
         # be far from the other copies in dHash; pairs further apart than that are unrelated images).
         wide = min(2 * clustering.threshold, 64) if n <= clustering.all_pairs_within else clustering.threshold
-        pairs = _unique_rows([find_pairs(dhash, wide), with_inner[find_pairs(inner, wide)]]).tolist()
+        in_component = _Hashes(
+            dhash,
+            np.fromiter((inner_of.get(i, 0) for i in ids), np.uint64, n),
+            np.array([use_inner and i in inner_of for i in ids], bool),
+            np.fromiter((key_of.get(i, 0) for i in ids), np.int64, n),
+            np.array([i in key_of for i in ids], bool),
+        )
+        everyone = np.arange(n)
+        pairs = _unique_rows(
+            [
+                find_pairs(dhash, wide),
+                with_inner[find_pairs(inner, wide)],
+                _text_pairs(in_component, everyone, in_component, everyone, clustering),
+            ]
+        ).tolist()
         first_with: dict[str, int] = {}
         exact = [(first_with.setdefault(image.sha256, k), k) for k, image in enumerate(members)]
         exact = [(i, j) for i, j in exact if i != j]
@@ -727,9 +784,62 @@ def _cluster_rows(
             component_id=component_id,
             sha256=image.sha256,
             inner_dhash=_signed(inner_of[image.creative_id]) if image.creative_id in inner_of else None,
+            text_key=key_of.get(image.creative_id),
         )
         for k, image in enumerate(members)
     ]
+
+
+class _Hashes(NamedTuple):
+    """What candidate search reads of a list of images: both dHashes and the text key, with their masks."""
+
+    dhash: np.ndarray  # uint64
+    inner: np.ndarray  # uint64, valid where has_inner
+    has_inner: np.ndarray  # bool
+    keys: np.ndarray  # int64 text keys, valid where has_key
+    has_key: np.ndarray  # bool
+
+
+_TEXT_PAIR_CHUNK = 2_000_000  # same-key pairs held at once (a headline shared by many images is read in slices)
+
+
+def _text_pairs(
+    queries: _Hashes, query_rows: np.ndarray, index: _Hashes, index_rows: np.ndarray, clustering: Clustering
+) -> np.ndarray:
+    """Pairs ``(q, i)`` of ``query_rows`` x ``index_rows`` with the same text key and within
+    ``clustering.text_candidate_bits`` on the image dHash or on the thumbnail dHash (where both have one). When both
+    sides are the same list (pending images among themselves, one component), only ``q < i``. Exact: every such pair,
+    found by sorting the index's keys and walking each query's run of equal keys, a slice of queries at a time."""
+    if not clustering.text_route:
+        return np.empty((0, 2), np.int64)
+    same = queries is index
+    q_rows = query_rows[queries.has_key[query_rows]]
+    i_rows = index_rows[index.has_key[index_rows]]
+    if not len(q_rows) or not len(i_rows):
+        return np.empty((0, 2), np.int64)
+    order = np.argsort(index.keys[i_rows], kind="stable")
+    sorted_rows, sorted_keys = i_rows[order], index.keys[i_rows][order]
+    q_keys = queries.keys[q_rows]
+    lo = np.searchsorted(sorted_keys, q_keys, "left")
+    counts = np.searchsorted(sorted_keys, q_keys, "right") - lo
+    bits = clustering.text_candidate_bits
+    found = []
+    start = 0
+    while start < len(q_rows):  # slices of queries holding at most _TEXT_PAIR_CHUNK candidate pairs
+        total = np.cumsum(counts[start:])
+        stop = start + max(1, int(np.searchsorted(total, _TEXT_PAIR_CHUNK, "right")))
+        c = counts[start:stop]
+        q = np.repeat(q_rows[start:stop], c)
+        offset = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+        i = sorted_rows[np.repeat(lo[start:stop], c) + offset]
+        near = hamming(queries.dhash[q], index.dhash[i]) <= bits
+        both_inner = queries.has_inner[q] & index.has_inner[i]
+        near |= both_inner & (hamming(queries.inner[q], index.inner[i]) <= bits)
+        if same:
+            near &= q < i
+        found.append(np.stack([q[near], i[near]], axis=1))
+        start = stop
+    return np.concatenate(found).astype(np.int64)
 
 
 _MAX_LINKAGE = 1500  # images in one component clustered by average linkage (above: star clustering)

@@ -13,6 +13,7 @@ two creatives. Lines on one side only (a badge, a watermark, a line OCR missed) 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from functools import lru_cache
@@ -20,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["TextLine", "parse_text", "read_text", "texts_differ"]
+__all__ = ["TextLine", "parse_text", "read_text", "text_key", "texts_differ"]
 
 MIN_CONFIDENCE = 0.6  # OCR lines below this confidence are left out (stray glyphs, faint watermarks)
 _SHIFT = 0.08  # share of a side a line may move between copies (crop up to 6 % and a frame) before it is unpaired
@@ -101,6 +102,26 @@ def _paired(a: TextLine, b: TextLine, rows: tuple[float, float]) -> bool:
 
 # Letters OCR reads as digits and back: compared as the digit so such a slip is not taken for another number.
 _CONFUSABLE = str.maketrans({"o": "0", "l": "1", "i": "1", "s": "5", "b": "8", "t": "7", "z": "2", "g": "9"})
+
+
+_KEY_CHARS = 4  # a tallest line shorter than this (compared form) is too common to key on
+
+
+def text_key(record: str | None) -> int | None:
+    """A 63-bit key of what an image says most loudly: its tallest confident line in the compared form (letters OCR
+    reads as digits taken as the digits), hashed; ``None`` without text or when that line is under four characters.
+
+    Copies keep their headline or price (a crop, a frame, a badge or a brightness change move its pixels, not its
+    words), so images that share the key are candidates for the finer check even when their dHashes are far apart.
+    Deterministic across processes and versions of Python (blake2b, not ``hash``)."""
+    lines = parse_text(record)
+    if not lines:
+        return None
+    tallest = max(lines, key=lambda line: (line.box[3] - line.box[1], line.text))
+    key = tallest.text.translate(_CONFUSABLE)
+    if len(key) < _KEY_CHARS:
+        return None
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def lines_differ(a: str, b: str) -> bool:

@@ -181,15 +181,17 @@ def group(ctx: StageContext) -> dict[str, Any]:
         if batch.empty:
             break
         index = wh.query_file("media/select_group_index")
-        inner = index["inner_dhash"]
+        inner, keys = index["inner_dhash"], index["text_key"]
         known = Known(
             creative_ids=index["creative_id"].to_numpy(dtype=object),
             dhash=index["dhash"].to_numpy(dtype=np.int64).view(np.uint64),
             inner=inner.fillna(0).to_numpy(dtype=np.int64).view(np.uint64),
             has_inner=inner.notna().to_numpy(),
             component_ids=index["component_id"].to_numpy(dtype=object),
+            text_keys=keys.fillna(0).to_numpy(dtype=np.int64),
+            has_text_key=keys.notna().to_numpy(),
         )
-        del index, inner
+        del index, inner, keys
         rows = regroup(
             [_hashed_image(r) for r in batch.itertuples(index=False)],
             known,
@@ -219,6 +221,7 @@ def _clustering(settings: Any) -> Any:
         link_share=settings.duplicate_link_share,
         all_pairs_within=settings.duplicate_all_pairs_within,
         text_check=settings.duplicate_text_check,
+        text_candidate_bits=settings.duplicate_text_candidate_bits,
     )
 
 
