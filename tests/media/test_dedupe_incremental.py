@@ -35,6 +35,8 @@ class MemoryIndex:
             inner=np.array([(v or 0) & dedupe._MASK64 for v in inner], dtype=np.uint64),
             has_inner=np.array([v is not None for v in inner], dtype=bool),
             component_ids=np.array([r.component_id for r in rows], dtype=object),
+            text_keys=np.array([r.text_key or 0 for r in rows], dtype=np.int64),
+            has_text_key=np.array([r.text_key is not None for r in rows], dtype=bool),
         )
 
     def thumbs(self, ids):
@@ -198,3 +200,76 @@ def test_media_group_stage_is_incremental_on_the_warehouse(tmp_path: Path, banne
         stored = ctx.warehouse.read_table("duplicate_groups")
     got = sorted(rows_from_frame(tables.DuplicateGroup, stored), key=lambda r: (r.group_id, r.creative_id))
     assert got == group_duplicates(images, settings.dhash_threshold)
+
+
+def test_text_pairs_are_every_same_key_pair_within_the_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same-text route against a brute-force scan, read in slices of a few pairs (as a headline shared by many
+    images is), pending against the index and pending among themselves."""
+    rng = np.random.default_rng(7)
+    monkeypatch.setattr(dedupe, "_TEXT_PAIR_CHUNK", 5)
+
+    def hashes(n: int) -> dedupe._Hashes:
+        base = rng.integers(0, 2**64, 4, dtype=np.uint64)
+        dhash = base[rng.integers(0, 4, n)] ^ rng.integers(0, 2**64, n, dtype=np.uint64) & np.uint64(0xFFFFFF)
+        inner = dhash ^ rng.integers(0, 2**64, n, dtype=np.uint64) & np.uint64(0xFFFFFFF)
+        keys = rng.integers(0, 5, n).astype(np.int64)
+        return dedupe._Hashes(dhash, inner, rng.random(n) < 0.7, keys, rng.random(n) < 0.8)
+
+    clustering = Clustering(text_candidate_bits=20)
+    queries, index = hashes(60), hashes(90)
+
+    def near(a: dedupe._Hashes, i: int, b: dedupe._Hashes, j: int) -> bool:
+        if not (a.has_key[i] and b.has_key[j] and a.keys[i] == b.keys[j]):
+            return False
+        on_inner = a.has_inner[i] and b.has_inner[j] and bin(int(a.inner[i] ^ b.inner[j])).count("1") <= 20
+        return on_inner or bin(int(a.dhash[i] ^ b.dhash[j])).count("1") <= 20
+
+    rows_q, rows_i = np.arange(60), np.arange(90)
+    got = {tuple(p) for p in dedupe._text_pairs(queries, rows_q, index, rows_i, clustering).tolist()}
+    assert got == {(i, j) for i in range(60) for j in range(90) if near(queries, i, index, j)} and got
+    among = {tuple(p) for p in dedupe._text_pairs(queries, rows_q, queries, rows_q, clustering).tolist()}
+    assert among == {(i, j) for i in range(60) for j in range(i + 1, 60) if near(queries, i, queries, j)} and among
+    off = Clustering(text_candidate_bits=12)  # at the dHash threshold: the route adds nothing, so it is off
+    assert not len(dedupe._text_pairs(queries, rows_q, index, rows_i, off))
+
+
+def test_a_crop_in_a_frame_beyond_the_threshold_joins_by_its_text(tmp_path: Path) -> None:
+    """A copy cropped 5-6 % and framed is more than 12 bits from its original on both dHashes; its tallest line reads
+    the same, so it is a candidate and the finer check confirms it (stored with its text key); with the route off it
+    stays alone. Incremental passes find it against the index too."""
+    import io
+
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+    from labelled_banners import generate_varied
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    banner = next(b for b in generate_varied(templates=1, seed=5, copies_per_sibling=1) if b.name.endswith("orig"))
+    picture = Image.open(io.BytesIO(banner.data)).convert("RGB")
+    width, height = picture.size
+    cropped = picture.crop((int(width * 0.05), int(height * 0.06), width, height))
+    pad = int(min(cropped.size) * 0.02)
+    framed = Image.new("RGB", (cropped.width + 2 * pad, cropped.height + 2 * pad), (0, 0, 0))
+    framed.paste(cropped, (pad, pad))
+    out = io.BytesIO()
+    framed.save(out, "PNG")
+    images = []
+    for name, data in (("original", banner.data), ("copy", out.getvalue())):
+        facts = analyse_image(data, settings)
+        images.append(
+            HashedImage(name, name, facts.dhash, None, facts.fine_thumb, facts.width, facts.height, facts.ocr_text)
+        )
+    first, second = images
+    assert bin((first.dhash ^ second.dhash) & dedupe._MASK64).count("1") > 12
+    assert bin(dedupe.inner_hash(first.fine_thumb) ^ dedupe.inner_hash(second.fine_thumb)).count("1") > 12
+
+    rows = group_duplicates(images)
+    assert len({r.group_id for r in rows}) == 1
+    assert all(r.text_key is not None for r in rows)
+    assert len({r.group_id for r in group_duplicates(images, text_candidate_bits=12)}) == 2
+    assert len({r.group_id for r in group_duplicates(images, text_check=False)}) == 2
+    index = MemoryIndex()
+    index.run([first], Clustering())
+    index.run([second], Clustering())
+    assert index.sorted_rows() == rows

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from adpipeline.media import dedupe
 from adpipeline.media.images import analyse_image
-from adpipeline.media.text import lines_differ, normalise, parse_text, read_text, texts_differ
+from adpipeline.media.text import lines_differ, normalise, parse_text, read_text, text_key, texts_differ
 from adpipeline.settings import Settings
 
 
@@ -172,3 +172,24 @@ def test_an_ocr_failure_leaves_the_image_usable(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(text, "read_text", broken)
     facts = analyse_image(_banner("$45.99"), Settings(_env_file=None))  # type: ignore[call-arg]
     assert facts.ocr_text is None and facts.fine_thumb and facts.dhash
+
+
+def test_text_key_is_the_tallest_line_whatever_its_place_or_a_slip() -> None:
+    """A copy's crop, frame, badge or OCR slip (``O``/``0``) keeps the key; another headline, price or no text does
+    not share it; short lines and records without text give none."""
+    tallest = ("$45.99", 0.52, 0.50, 0.80, 0.62)  # the tallest line of BASE
+    base = record(*BASE[:2], tallest, BASE[3])
+    moved = record(
+        *(
+            (t, x0 * 0.95 + 0.02, y0 * 0.94 + 0.03, x1 * 0.95 + 0.02, y1 * 0.94 + 0.03)
+            for t, x0, y0, x1, y1 in (*BASE[:2], tallest, BASE[3])
+        ),
+        ("NEW", 0.02, 0.02, 0.08, 0.06),
+    )
+    assert text_key(base) is not None and 0 <= text_key(base) < 2**63  # stored as a signed INT64
+    assert text_key(moved) == text_key(base)
+    assert text_key(record(("$45.99", 0.5, 0.5, 0.8, 0.62))) == text_key(record(("$45.9g", 0.5, 0.5, 0.8, 0.62)))
+    assert text_key(record(*BASE[:2], ("$46.99", 0.52, 0.50, 0.80, 0.62))) != text_key(base)
+    assert text_key(record(("Sale", 0.1, 0.1, 0.5, 0.3))) is not None
+    assert text_key(record(("OK", 0.1, 0.1, 0.5, 0.3))) is None  # too short to key on
+    assert text_key(None) is None and text_key("[]") is None and text_key("not json") is None
