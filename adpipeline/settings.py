@@ -164,6 +164,12 @@ class Settings(BaseSettings):
         "reads the same are candidate duplicates too (a crop plus a frame moves a copy further than dhash_threshold); "
         "at or below dhash_threshold turns this route off; needs duplicate_text_check (media README).",
     )
+    duplicate_text_key_max_images: int = Field(
+        1000,
+        ge=0,
+        description="Images (grouped and pending) that may share one tallest text line for it still to make candidate "
+        "pairs; a line more say (a brand name, a call to action) is too common to count (media README).",
+    )
     duplicate_coarse_reject: float = Field(
         48.0,
         ge=0,

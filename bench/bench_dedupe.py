@@ -4,6 +4,7 @@ python bench/bench_dedupe.py                 # 1,000,000 hashes at threshold 8, 
 python bench/bench_dedupe.py --quality       # the labelled banner set: precision / recall per threshold
 python bench/bench_dedupe.py --n 200000      # a smaller run
 python bench/bench_dedupe.py --incremental   # 10,000 new images against 1,000,000 grouped ones (wall, peak RSS)
+python bench/bench_dedupe.py --incremental --headlines 10000   # ... every image says one of 10,000 headlines (Zipf)
 python bench/bench_dedupe.py --full-before 5000   # the grouping before the incremental design, full regroup of N
 
 The labelled quality bench of the varied set (tuning / held-out, ours vs dHash vs PHash) is bench/dedupe_quality.py.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import resource
 import sys
 import time
@@ -180,10 +182,28 @@ def synthetic_thumb(rng: np.random.Generator, like: np.ndarray | None = None) ->
     return base64.b64encode(zlib.compress(raw, 6)).decode("ascii"), planes
 
 
-def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.3, all_pairs_within: int = 64) -> None:
+def incremental(
+    n_known: int,
+    n_new: int,
+    threshold: int,
+    near_share: float = 0.3,
+    all_pairs_within: int = 64,
+    headlines: int = 0,
+    text_bits: int | None = None,
+) -> None:
     """``n_new`` pending images (real-format thumbnails, ``near_share`` of them near copies of earlier images) grouped
-    into an index of ``n_known`` earlier ones, as the media task does: wall time, peak RSS, thumbnails read."""
+    into an index of ``n_known`` earlier ones, as the media task does: wall time, peak RSS, thumbnails read.
+
+    With ``headlines``, every image also says one of that many headlines as its tallest line (drawn with Zipf
+    weights 1/rank, so the first is shared by ~10 % of all images at 10,000; a near copy says its original's): the
+    same-text candidate route at ``text_bits`` (default: the setting) then takes part, with no other line to tell
+    unrelated images that share a headline apart (its worst case)."""
     from adpipeline import tables
+    from adpipeline.media.text import text_key
+    from adpipeline.settings import Settings
+
+    if text_bits is None:
+        text_bits = Settings(_env_file=None).duplicate_text_candidate_bits  # type: ignore[call-arg]
 
     rng = np.random.default_rng(0)
     started = time.perf_counter()
@@ -191,7 +211,18 @@ def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.
     inner = dhash ^ (np.uint64(1) << rng.integers(0, 64, n_known).astype(np.uint64))  # inner hash near the image's
     creative_ids = np.array([f"c{k:07d}" for k in range(n_known)], dtype=object)
     component_ids = np.array([f"k_c{k - k % 3:07d}" for k in range(n_known)], dtype=object)  # components of 3
-    known = dedupe.Known(creative_ids, dhash, inner, np.ones(n_known, bool), component_ids)
+    said = np.zeros(n_known, np.int64)
+    records: list[str | None] = []
+    if headlines:
+        weights = 1.0 / np.arange(1, headlines + 1)
+        said = rng.choice(headlines, n_known, p=weights / weights.sum())
+        records = [json.dumps([[f"headline {j:05d}", 0.95, 0.1, 0.1, 0.9, 0.3]]) for j in range(headlines)]
+        keys = np.array([text_key(r) for r in records], dtype=np.int64)
+        known = dedupe.Known(
+            creative_ids, dhash, inner, np.ones(n_known, bool), component_ids, keys[said], np.ones(n_known, bool)
+        )
+    else:
+        known = dedupe.Known(creative_ids, dhash, inner, np.ones(n_known, bool), component_ids)
 
     new_images: list[dedupe.HashedImage] = []
     stored: dict[int, str] = {}  # earlier image -> its stored thumbnail (a near copy of the new image's)
@@ -203,7 +234,10 @@ def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.
             target = int(targets[k])
             value = int(dhash[target] ^ np.uint64(1 << int(rng.integers(0, 64))))
             stored[target] = synthetic_thumb(rng, planes)[0]
-        new_images.append(dedupe.HashedImage(f"n{k:06d}", f"sha-n{k:06d}", value, None, thumb, 1080, 1080))
+        record = None
+        if headlines:
+            record = records[int(said[targets[k]])] if k < len(targets) else records[int(rng.choice(said))]
+        new_images.append(dedupe.HashedImage(f"n{k:06d}", f"sha-n{k:06d}", value, None, thumb, 1080, 1080, record))
     loaded = {"thumbs": 0, "members": 0}
 
     # What the warehouse would hand back for earlier images: the near copies' own thumbnails, else one of a pool.
@@ -240,7 +274,11 @@ def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.
     rows = dedupe.regroup(
         new_images,
         known,
-        dedupe.Clustering(threshold, all_pairs_within=all_pairs_within),
+        dedupe.Clustering(
+            threshold,
+            all_pairs_within=all_pairs_within,
+            text_candidate_bits=text_bits,
+        ),
         load_thumbs=load_thumbs,
         load_members=load_members,
     )
@@ -253,6 +291,7 @@ def incremental(n_known: int, n_new: int, threshold: int, near_share: float = 0.
         f"{peak:,.0f} MiB (index and inputs alone: {before:,.0f} MiB; {made:.0f} s to make them); thumbnails read "
         f"{loaded['thumbs']:,}, members read {loaded['members']:,}; rows changed {len(rows):,}, new images in a "
         f"group of 2+: {joined:,}"
+        + (f"; {headlines:,} headlines (Zipf), same-text route within {text_bits} bits" if headlines else "")
     )
 
 
@@ -304,6 +343,8 @@ def main() -> None:
     parser.add_argument("--incremental", action="store_true", help="--new images against --n grouped ones")
     parser.add_argument("--new", type=int, default=10_000)
     parser.add_argument("--all-pairs-within", type=int, default=64, help="the duplicate_all_pairs_within setting")
+    parser.add_argument("--headlines", type=int, default=0, help="images say one of N headlines (Zipf)")
+    parser.add_argument("--text-bits", type=int, default=None, help="duplicate_text_candidate_bits (default: setting)")
     parser.add_argument("--full-before", type=int, default=0, metavar="N", help="the former full regroup of N images")
     parser.add_argument("--templates", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
@@ -315,7 +356,14 @@ def main() -> None:
     if args.quality:
         quality(args.templates, args.seed)
     elif args.incremental:
-        incremental(args.n, args.new, args.threshold, all_pairs_within=args.all_pairs_within)
+        incremental(
+            args.n,
+            args.new,
+            args.threshold,
+            all_pairs_within=args.all_pairs_within,
+            headlines=args.headlines,
+            text_bits=args.text_bits,
+        )
     elif args.full_before:
         full_before(args.full_before, args.threshold)
     else:

@@ -47,6 +47,7 @@ DEFAULT_THRESHOLD = 12  # dHash bits (image or thumbnail hash) that make a candi
 DEFAULT_FINE_DIFF = 2.0  # detail_difference limit (units of local contrast)
 DEFAULT_LINK_SHARE = 0.35  # share of confirmed cross pairs that merges two groups of one component
 DEFAULT_TEXT_CANDIDATE_BITS = 20  # dHash bits within which images with the same text key are candidates too
+DEFAULT_TEXT_KEY_MAX_IMAGES = 1000  # images saying one text key above which it makes no candidates
 COARSE_REJECT = 48.0  # fine_difference above this (grey levels) rejects a pair before the detail stage
 LEGACY_FINE_DIFF = 10.0  # fine_difference limit when a thumbnail has no detail part (stored before the 128-px format)
 
@@ -464,7 +465,8 @@ class Clustering(NamedTuple):
     threshold checked (a copy of a copy may be far from the other copies in dHash), larger ones only their
     candidate pairs; ``text_candidate_bits``: images with the same text key (their tallest line) are candidates
     within this many bits on either dHash (a crop plus a frame moves a copy's hashes further than ``threshold``);
-    ``threshold`` or less turns that route off."""
+    ``threshold`` or less turns that route off; ``text_key_max_images``: a key more images than this say (grouped
+    and pending together) is too common to make candidates (a brand name or a call to action as the tallest line)."""
 
     threshold: int = DEFAULT_THRESHOLD
     fine_threshold: float | None = DEFAULT_FINE_DIFF
@@ -473,6 +475,7 @@ class Clustering(NamedTuple):
     all_pairs_within: int = 64  # components up to this size check every pair of members, not only dHash candidates
     text_check: bool = True  # keep apart pairs whose text differs (media.text.texts_differ); needs fine_threshold
     text_candidate_bits: int = DEFAULT_TEXT_CANDIDATE_BITS  # same text key (media.text.text_key) and this close
+    text_key_max_images: int = DEFAULT_TEXT_KEY_MAX_IMAGES  # a key said by more images is too common to count
 
     @property
     def text_route(self) -> bool:
@@ -621,14 +624,17 @@ def _regroup(
             value = text_key(image.ocr_text)
             if value is not None:
                 keys[k], has_key[k] = value, True
-    pending_hashes = _Hashes(dhash, inner, has_inner & use_inner, keys, has_key)
-    known_hashes = _Hashes(
-        known.dhash,
-        known.inner,
-        known.has_inner & use_inner,
-        known.text_keys if known.text_keys is not None else np.zeros(len(known.dhash), np.int64),
-        known.has_text_key if known.has_text_key is not None else np.zeros(len(known.dhash), bool),
-    )
+    known_keys = known.text_keys if known.text_keys is not None else np.zeros(len(known.dhash), np.int64)
+    known_has_key = known.has_text_key if known.has_text_key is not None else np.zeros(len(known.dhash), bool)
+    probe_key = has_key.copy()  # keys stored with the rows; probe_key: those that make candidates
+    if has_key.any():  # keys too common to count (said by more than text_key_max_images images) make no candidates
+        said = np.concatenate([keys[has_key], known_keys[known_has_key & np.isin(known_keys, keys[has_key])]])
+        values, counts = np.unique(said, return_counts=True)
+        common = values[counts > clustering.text_key_max_images]
+        probe_key &= ~np.isin(keys, common)
+        known_has_key = known_has_key & ~np.isin(known_keys, common)
+    pending_hashes = _Hashes(dhash, inner, has_inner & use_inner, keys, probe_key)
+    known_hashes = _Hashes(known.dhash, known.inner, known.has_inner & use_inner, known_keys, known_has_key)
     new_pairs = _unique_rows(
         [
             firsts[find_pairs(dhash[firsts], clustering.threshold)],

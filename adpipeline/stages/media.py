@@ -222,6 +222,7 @@ def _clustering(settings: Any) -> Any:
         all_pairs_within=settings.duplicate_all_pairs_within,
         text_check=settings.duplicate_text_check,
         text_candidate_bits=settings.duplicate_text_candidate_bits,
+        text_key_max_images=settings.duplicate_text_key_max_images,
     )
 
 

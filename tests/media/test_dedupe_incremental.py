@@ -235,8 +235,8 @@ def test_text_pairs_are_every_same_key_pair_within_the_bits(monkeypatch: pytest.
 
 def test_a_crop_in_a_frame_beyond_the_threshold_joins_by_its_text(tmp_path: Path) -> None:
     """A copy cropped 5-6 % and framed is more than 12 bits from its original on both dHashes; its tallest line reads
-    the same, so it is a candidate and the finer check confirms it (stored with its text key); with the route off it
-    stays alone. Incremental passes find it against the index too."""
+    the same, so it is a candidate and the finer check confirms it (stored with its text key); with the route off, or
+    the line counted as too common, it stays alone. Incremental passes find it against the index too."""
     import io
 
     from PIL import Image
@@ -269,6 +269,8 @@ def test_a_crop_in_a_frame_beyond_the_threshold_joins_by_its_text(tmp_path: Path
     assert all(r.text_key is not None for r in rows)
     assert len({r.group_id for r in group_duplicates(images, text_candidate_bits=12)}) == 2
     assert len({r.group_id for r in group_duplicates(images, text_check=False)}) == 2
+    common = Clustering(text_key_max_images=1)  # a line two images say counts as too common: no candidate
+    assert len({r.group_id for r in regroup(images, Known.empty(), common, load_thumbs=lambda ids: {})}) == 2
     index = MemoryIndex()
     index.run([first], Clustering())
     index.run([second], Clustering())
