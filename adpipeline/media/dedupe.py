@@ -87,6 +87,7 @@ _DETAIL_FLOOR = np.array([4.0, 8.0, 8.0])[:, None, None]  # levels added to the 
 _DETAIL_BLOCK, _DETAIL_STRIDE = 8, 4
 _GAIN_RANGE = (1 / 1.5, 1.5)  # per-plane gain the photometric fit may use
 _FLAT_VARIANCE = 4.0  # grey levels squared: a plane flatter than this gets gain 1
+_NEUTRAL = 128.0  # Cb / Cr of grey: chroma gains scale about it
 _CLIP_HIGH, _CLIP_LOW = 250.0, 5.0  # luma levels taken as saturated (white / black) by a brightness or contrast change
 
 
@@ -357,17 +358,23 @@ def _residual(source: np.ndarray, matched: np.ndarray, target: np.ndarray) -> np
 
 
 def _affine(source: np.ndarray, goal: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares gain and offset per plane over the ``keep`` pixels. Luma: any gain and offset (a brightness
+    change scales it, a contrast change scales it about the mean). Chroma: a gain about neutral grey (128) and no
+    offset, because both changes scale colour differences about grey (PIL, and a camera's exposure alike); a free
+    offset could map one product colour onto another (teal onto green) where a banner has only a few colours."""
     weight = keep.astype(np.float64)
     count = np.maximum(weight.sum(axis=1), 1.0)
     source_mean = (source * weight).sum(axis=1) / count
     goal_mean = (goal * weight).sum(axis=1) / count
-    centred = (source - source_mean[:, None]) * weight
+    centre = np.concatenate([source_mean[:1], np.full(len(source) - 1, _NEUTRAL)])
+    goal_centre = np.concatenate([goal_mean[:1], np.full(len(source) - 1, _NEUTRAL)])
+    centred = (source - centre[:, None]) * weight
     variance = (centred * centred).sum(axis=1) / count
-    covariance = (centred * (goal - goal_mean[:, None])).sum(axis=1) / count
-    # a flat plane (a grey image's chroma) carries no gain: keep 1 and match the means
+    covariance = (centred * (goal - goal_centre[:, None])).sum(axis=1) / count
+    # a flat plane (a grey image's chroma) carries no gain: keep 1
     gain = np.where(variance > _FLAT_VARIANCE, covariance / np.maximum(variance, 1e-9), 1.0)
     gain = np.clip(gain, *_GAIN_RANGE)
-    return gain, goal_mean - gain * source_mean
+    return gain, goal_centre - gain * centre
 
 
 def _worst_block(diff: np.ndarray, block: int, stride: int) -> float:
