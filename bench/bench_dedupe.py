@@ -174,8 +174,12 @@ def synthetic_thumb(rng: np.random.Generator, like: np.ndarray | None = None) ->
         for _ in range(int(rng.integers(3, 7))):
             y, x = rng.integers(0, 120, 2)
             planes[0, y : y + int(rng.integers(3, 9)), x : x + int(rng.integers(10, 60))] = rng.uniform(0, 255)
-    else:
-        planes = like * rng.uniform(0.9, 1.1) + rng.normal(0, 2, like.shape)
+    else:  # a brightness change scales luma, and colour differences about neutral grey (Cb/Cr 128)
+        factor = rng.uniform(0.9, 1.1)
+        planes = like.copy()
+        planes[0] *= factor
+        planes[1:] = 128 + (planes[1:] - 128) * factor
+        planes += rng.normal(0, 2, like.shape)
     planes = np.clip(planes, 0, 255)
     chroma = planes[1:, ::2, ::2]
     raw = np.clip(planes[0], 0, 255).astype(np.uint8).tobytes() + chroma.astype(np.uint8).tobytes()
@@ -213,9 +217,10 @@ def incremental(
     component_ids = np.array([f"k_c{k - k % 3:07d}" for k in range(n_known)], dtype=object)  # components of 3
     said = np.zeros(n_known, np.int64)
     records: list[str | None] = []
+    words = np.random.default_rng(2)  # its own stream: the images are the same with and without headlines
     if headlines:
         weights = 1.0 / np.arange(1, headlines + 1)
-        said = rng.choice(headlines, n_known, p=weights / weights.sum())
+        said = words.choice(headlines, n_known, p=weights / weights.sum())
         records = [json.dumps([[f"headline {j:05d}", 0.95, 0.1, 0.1, 0.9, 0.3]]) for j in range(headlines)]
         keys = np.array([text_key(r) for r in records], dtype=np.int64)
         known = dedupe.Known(
@@ -236,7 +241,7 @@ def incremental(
             stored[target] = synthetic_thumb(rng, planes)[0]
         record = None
         if headlines:
-            record = records[int(said[targets[k]])] if k < len(targets) else records[int(rng.choice(said))]
+            record = records[int(said[targets[k]])] if k < len(targets) else records[int(words.choice(said))]
         new_images.append(dedupe.HashedImage(f"n{k:06d}", f"sha-n{k:06d}", value, None, thumb, 1080, 1080, record))
     loaded = {"thumbs": 0, "members": 0}
 

@@ -1,7 +1,8 @@
 """Near-duplicate groups: multi-index hashing over 64-bit dHashes finds candidates, a finer check confirms them.
 
 Grouping is a pure function of the *set* of images (their contents): candidate pairs are within ``threshold`` bits on
-the image dHash or on the thumbnail dHash (:mod:`adpipeline.media.hamming`, no all-pairs scan); the finer check
+the image dHash or on the thumbnail dHash (:mod:`adpipeline.media.hamming`, no all-pairs scan), or say the same
+tallest text line and are within ``text_candidate_bits`` (a crop in a frame moves a copy's hashes); the finer check
 confirms a candidate when the images' text does not tell them apart (:mod:`adpipeline.media.text`: a line in the same
 place that says something else is another price, headline, offer or call to action) and their aligned thumbnails
 differ no more than a copy does (:func:`fine_difference` on the 64-px planes as a fast reject, then
@@ -577,14 +578,15 @@ def regroup(
 
     Groups are a function of the set of images (their contents), whatever order or run they come in:
     1. Candidates: pairs within ``threshold`` bits on the image dHash or on the thumbnail dHash (taken inside any
-       frame). Pending images probe each other and the index (:func:`find_pairs_between`); nothing earlier is
-       compared with anything earlier again.
+       frame), and pairs whose tallest text line reads the same (:func:`~adpipeline.media.text.text_key`) within
+       ``text_candidate_bits`` on either hash. Pending images probe each other and the index
+       (:func:`find_pairs_between`, :func:`_text_pairs`); nothing earlier is compared with anything earlier again.
     2. The finer check confirms a candidate (thumbnails loaded and decoded for candidates alone, ``cache_size``
        decoded at a time); exact copies (same bytes, so the same thumbnail) always confirm.
     3. Components of confirmed pairs only ever merge as images arrive, so each row keeps its ``component_id`` and a
        pending image joins the components of the earlier images it is confirmed against.
-    4. Inside every touched component, star clustering in :func:`rank_key` order: an image joins the best-ranked
-       canonical it is confirmed against, or becomes one (no chains: A~B and B~C do not put C with A).
+    4. Inside every touched component, average linkage over its confirmed pairs (:func:`_cluster_rows`); the
+       canonical of each group is its best-ranked image (:func:`rank_key`).
     Daily runs therefore end with the same rows as one run over all days, as long as the settings stay the same.
     """
     with _one_blas_thread():
