@@ -757,11 +757,6 @@ def _cluster_rows(
     if n > 1:
         dhash = np.fromiter((image.dhash & _MASK64 for image in members), np.uint64, n)
         use_inner = clustering.fine_threshold is not None
-        with_inner = np.array([k for k in range(n) if use_inner and ids[k] in inner_of], dtype=np.int64)
-        inner = np.fromiter((inner_of[ids[k]] for k in with_inner.tolist()), np.uint64, len(with_inner))
-        # In a small component the finer check decides every pair within twice the threshold (a copy of a copy may
-        # be far from the other copies in dHash; pairs further apart than that are unrelated images).
-        wide = min(2 * clustering.threshold, 64) if n <= clustering.all_pairs_within else clustering.threshold
         in_component = _Hashes(
             dhash,
             np.fromiter((inner_of.get(i, 0) for i in ids), np.uint64, n),
@@ -769,11 +764,15 @@ def _cluster_rows(
             np.fromiter((key_of.get(i, 0) for i in ids), np.int64, n),
             np.array([i in key_of for i in ids], bool),
         )
+        with_inner = np.flatnonzero(in_component.has_inner)
+        # In a small component the finer check decides every pair within twice the threshold (a copy of a copy may
+        # be far from the other copies in dHash; pairs further apart than that are unrelated images).
+        wide = min(2 * clustering.threshold, 64) if n <= clustering.all_pairs_within else clustering.threshold
         everyone = np.arange(n)
         pairs = _unique_rows(
             [
                 find_pairs(dhash, wide),
-                with_inner[find_pairs(inner, wide)],
+                with_inner[find_pairs(in_component.inner[with_inner], wide)],
                 _text_pairs(in_component, everyone, in_component, everyone, clustering),
             ]
         ).tolist()
