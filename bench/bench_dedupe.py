@@ -4,7 +4,7 @@ python bench/bench_dedupe.py                 # 1,000,000 hashes at threshold 8, 
 python bench/bench_dedupe.py --quality       # the labelled banner set: precision / recall per threshold
 python bench/bench_dedupe.py --n 200000      # a smaller run
 python bench/bench_dedupe.py --incremental   # 10,000 new images against 1,000,000 grouped ones (wall, peak RSS)
-python bench/bench_dedupe.py --incremental --headlines 10000   # ... every image says one of 10,000 headlines (Zipf)
+python bench/bench_dedupe.py --incremental --headlines 10000 --compare-route   # ... with Zipf headlines, route on/off
 python bench/bench_dedupe.py --full-before 5000   # the grouping before the incremental design, full regroup of N
 
 The labelled quality bench of the varied set (tuning / held-out, ours vs dHash vs PHash) is bench/dedupe_quality.py.
@@ -194,7 +194,7 @@ def incremental(
     all_pairs_within: int = 64,
     headlines: int = 0,
     text_bits: int | None = None,
-) -> None:
+) -> float:
     """``n_new`` pending images (real-format thumbnails, ``near_share`` of them near copies of earlier images) grouped
     into an index of ``n_known`` earlier ones, as the media task does: wall time, peak RSS, thumbnails read.
 
@@ -298,6 +298,7 @@ def incremental(
         f"group of 2+: {joined:,}"
         + (f"; {headlines:,} headlines (Zipf), same-text route within {text_bits} bits" if headlines else "")
     )
+    return cpu
 
 
 def full_before(n: int, threshold: int) -> None:
@@ -350,6 +351,9 @@ def main() -> None:
     parser.add_argument("--all-pairs-within", type=int, default=64, help="the duplicate_all_pairs_within setting")
     parser.add_argument("--headlines", type=int, default=0, help="images say one of N headlines (Zipf)")
     parser.add_argument("--text-bits", type=int, default=None, help="duplicate_text_candidate_bits (default: setting)")
+    parser.add_argument(
+        "--compare-route", action="store_true", help="with --headlines: the same run with the same-text route off too"
+    )
     parser.add_argument("--full-before", type=int, default=0, metavar="N", help="the former full regroup of N images")
     parser.add_argument("--templates", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
@@ -361,14 +365,21 @@ def main() -> None:
     if args.quality:
         quality(args.templates, args.seed)
     elif args.incremental:
-        incremental(
-            args.n,
-            args.new,
-            args.threshold,
-            all_pairs_within=args.all_pairs_within,
-            headlines=args.headlines,
-            text_bits=args.text_bits,
-        )
+
+        def run(text_bits: int | None) -> float:
+            return incremental(
+                args.n,
+                args.new,
+                args.threshold,
+                all_pairs_within=args.all_pairs_within,
+                headlines=args.headlines,
+                text_bits=text_bits,
+            )
+
+        cpu = run(args.text_bits)
+        if args.compare_route and args.headlines:  # the naive side: candidates by hash alone (peak RSS: both runs')
+            off = run(args.threshold)
+            print(f"same-text route: {cpu:.1f} s CPU with it, {off:.1f} s without ({cpu / max(off, 1e-9):.2f}x)")
     elif args.full_before:
         full_before(args.full_before, args.threshold)
     else:
