@@ -29,3 +29,31 @@ def apply_local_airflow_env(home: Path | None = None) -> dict[str, str]:
     env = local_airflow_env(home)
     os.environ.update(env)
     return env
+
+
+def api_server_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The Airflow API settings derived from one host and port (``AIRFLOW__API__HOST``/``AIRFLOW__API__PORT``,
+    default 127.0.0.1:8080): the UI's base URL and the execution API URL that task processes call. Without this a UI
+    moved to another port (8080 busy) still sends every task to 8080 and each one fails with a refused connection.
+    A value already set explicitly wins; a wildcard bind address (0.0.0.0, ::) is reached through 127.0.0.1."""
+    env = os.environ if environ is None else environ
+    host = env.get("AIRFLOW__API__HOST") or "127.0.0.1"
+    port = env.get("AIRFLOW__API__PORT") or "8080"
+    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host
+    if ":" in reach and not reach.startswith("["):
+        reach = f"[{reach}]"
+    base_url = (env.get("AIRFLOW__API__BASE_URL") or f"http://{reach}:{port}").rstrip("/")
+    execution = env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL") or f"{base_url}/execution/"
+    return {
+        "AIRFLOW__API__HOST": host,
+        "AIRFLOW__API__PORT": port,
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": execution,
+    }
+
+
+if __name__ == "__main__":  # ``eval "$(python -m adpipeline.paths)"`` in scripts/ui.sh
+    import shlex
+
+    for _key, _value in api_server_env().items():
+        print(f"export {_key}={shlex.quote(_value)}")

@@ -4,14 +4,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 UV="$PWD/.venv-uv/bin/uv" bash scripts/setup_bqemulator.sh
-# The insights page's browser test drives Chromium from the system packages; install it once where we can.
+# The insights page's browser test drives Chromium from the system packages; install it once where we can. Under
+# CI=true a Chromium that cannot be installed fails the run (tests/locked.py: the browser test would fail anyway).
+chromium_missing() {
+  echo "$1" >&2
+  case "${CI:-}" in true|1|yes) echo "CI=true: Chromium is required; stopping" >&2; exit 1 ;; esac
+}
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
   if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } >/dev/null 2>&1 \
-      || echo "could not install chromium: tests/insights/test_live_ui.py will skip its browser test" >&2
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } \
+      >/tmp/adpipeline-chromium-install.log 2>&1; then
+      tail -n 20 /tmp/adpipeline-chromium-install.log >&2
+      chromium_missing "could not install chromium: tests/insights/test_live_ui.py will skip its browser test"
+    fi
   else
-    echo "no chromium and no apt-get/root to install it: tests/insights/test_live_ui.py will skip its browser test" >&2
+    chromium_missing "no chromium and no apt-get/root to install it: tests/insights/test_live_ui.py will skip its browser test"
   fi
 fi
 .venv/bin/ruff check .

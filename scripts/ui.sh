@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Airflow UI on http://127.0.0.1:8080 over the same local files as the demo: scheduler, dag-processor, triggerer
+# The Airflow UI on http://127.0.0.1:8080 (AIRFLOW__API__PORT=8090 bash scripts/ui.sh for another port) over the
+# same local files as the demo: scheduler, dag-processor, triggerer
 # and api-server (LocalExecutor, SQLite) via `airflow standalone`. Bound to 127.0.0.1 only, and never open without a
 # login: user `admin`, with a random password generated on first start and printed below (kept in
 # $AIRFLOW_HOME/simple_auth_manager_passwords.json). Stop it with Ctrl-C (SIGINT).
@@ -11,7 +12,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$PWD/airflow_home}"
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags" AIRFLOW__CORE__PLUGINS_FOLDER="$PWD/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}" AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+# One host and port (AIRFLOW__API__HOST / AIRFLOW__API__PORT, default 127.0.0.1:8080); the UI's base URL and the
+# execution API URL the task processes call are derived from them (adpipeline/paths.py: api_server_env).
+eval "$(python -m adpipeline.paths)"
 export ADP_HOME="${ADP_HOME:-$PWD/.local}" ADP_ALLOW_LOCAL_PATHS=true
 mkdir -p "$AIRFLOW_HOME"
 PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json"

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from adpipeline.demo.sample import CSV_COLUMNS, SampleManifest, generate_sample
+from tests.locked import locked_import
 
-av = pytest.importorskip("av")
+av = locked_import("av")
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,7 @@ def test_videos_decode_with_stated_duration(sample: SampleManifest, labels: dict
 
 
 def test_faces_are_detectable_where_labelled(sample: SampleManifest, labels: dict) -> None:
-    dlib = pytest.importorskip("dlib")
+    dlib = locked_import("dlib")
     detector = dlib.get_frontal_face_detector()
     videos = labels["videos"]
     two_people = next(f for f, v in videos.items() if len(v["persons"]) == 2)

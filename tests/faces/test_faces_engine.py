@@ -10,6 +10,7 @@ from PIL import Image
 
 from adpipeline.faces import engine as engine_mod
 from adpipeline.faces.engine import FaceEngine, FaceEngineUnavailable, InsightFaceEngine, get_engine
+from tests.locked import locked_import
 
 ASSETS = Path(engine_mod.__file__).parents[1] / "demo" / "assets" / "faces"
 
@@ -68,7 +69,7 @@ def test_insightface_missing_folder_or_files_say_where_and_the_licence(tmp_path)
 
 # --- wiring with tiny generated ONNX models -------------------------------------------------------------------------
 def _tiny_models(folder: Path) -> None:
-    onnx = pytest.importorskip("onnx")
+    onnx = locked_import("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     size = 640

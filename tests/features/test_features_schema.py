@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from adpipeline import tables
 from adpipeline.features import schema
 from adpipeline.features.schema import FEATURES, LLM, META_COLUMNS, OFFLINE, PROVIDERS
+from tests.locked import locked_import
 
 MODALITIES: tuple[schema.Modality, ...] = ("image", "video")
 _SCALAR_COLUMN_TYPES = {"string": str, "enum": str, "boolean": bool, "integer": int, "number": float}
@@ -183,7 +184,7 @@ def test_prompt_version_follows_the_content() -> None:
 
 
 def test_response_schema_is_accepted_by_google_genai() -> None:
-    genai = pytest.importorskip("google.genai")
+    genai = locked_import("google.genai")
     from google.genai import _transformers
 
     client = genai.Client(api_key="test-key")  # no request is made

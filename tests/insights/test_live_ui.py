@@ -26,6 +26,7 @@ import pytest
 from adpipeline.paths import REPO
 from adpipeline.settings import Settings
 from tests.insights.cdp import Browser, find_chromium
+from tests.locked import require_or_skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
@@ -148,8 +149,11 @@ def test_airflow_auth_guards_every_route(server: str) -> None:
 
 def test_page_in_a_real_browser(server: str, demo: Demo, tmp_path: Path) -> None:
     chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("no Chromium found (scripts/test.sh installs the Debian package 'chromium'; it could not here)")
+    require_or_skip(
+        chromium is not None,
+        "no Chromium found (scripts/test.sh installs the Debian package 'chromium'; it could not here)",
+    )
+    assert chromium is not None
     from adpipeline.warehouse import get_warehouse
 
     with get_warehouse(demo.settings) as wh:

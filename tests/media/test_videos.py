@@ -10,8 +10,9 @@ import pytest
 
 from adpipeline.media.videos import probe_video
 from adpipeline.settings import Settings
+from tests.locked import locked_import
 
-av = pytest.importorskip("av")
+av = locked_import("av")
 
 
 def _mp4(

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from adpipeline.paths import DAGS, PLUGINS, REPO
+from adpipeline.paths import DAGS, PLUGINS, REPO, api_server_env
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 UNFINISHED_RUN_STATES = {"queued", "running"}
@@ -108,10 +108,8 @@ class AirflowCluster:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.scheduler.sqlite_connect.CONNECT_ARGS",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "tests.scheduler.sqlite_connect.CONNECT_ARGS",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-            "AIRFLOW__API__BASE_URL": self.base_url,
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.port),
+            # A free port, never 8080: the execution API URL and base URL derive from it as in scripts/ui.sh.
+            **api_server_env({"AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(self.port)}),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__SECRET_KEY": self._secret("api"),
             "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt"),
