@@ -47,11 +47,17 @@ def notify_failure(context: Mapping[str, Any]) -> None:
         f"{type(exc).__name__ if exc else 'Error'}: {reason}"
     )
     log.error("%s", line)
+    post_alert(line)
+
+
+def post_alert(line: str) -> None:
+    """POST one line as JSON (``{"text": ...}``) to the webhook URL of the Airflow connection ``ADP_ALERT_CONN_ID``
+    when it is set (failures and run warnings); a problem sending it is logged, never raised."""
     try:
         from adpipeline.settings import get_settings
 
         conn_id = get_settings().alert_conn_id
-    except Exception:  # noqa: BLE001 - a bad setting is what failed the task; the log line above is enough
+    except Exception:  # noqa: BLE001 - a bad setting is what failed the task; the log line is enough
         return
     if not conn_id:
         return
@@ -63,7 +69,7 @@ def notify_failure(context: Mapping[str, Any]) -> None:
         url = str(conn.host) if (conn.host or "").startswith("http") else conn.get_uri()
         httpx.post(url, json={"text": line}, timeout=10).raise_for_status()
     except Exception as alert_exc:  # noqa: BLE001 - an alert that cannot be sent must not hide the failure
-        log.warning("could not send the failure alert through connection %s: %s", conn_id, type(alert_exc).__name__)
+        log.warning("could not send the alert through connection %s: %s", conn_id, type(alert_exc).__name__)
 
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -222,6 +228,8 @@ def run_stage(
             label = getattr(stage, "__module__", "") + "." + getattr(stage, "__name__", "")
             log.info("running %s for %s (run %s%s)", label, ctx.window, ctx.run_id, _chunk_label(chunk))
             result = stage(ctx, **inputs)
+            for warning in ctx.warnings:  # many permanent failures: the task succeeds, the alert says so
+                post_alert(warning)
             if outlet is not None:
                 context["outlet_events"][outlet].extra = ctx.window.to_json()
             return result

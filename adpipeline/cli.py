@@ -52,8 +52,10 @@ def _run_chain(window: Window, direct: bool) -> None:
         from adpipeline.stages.chain import run_direct
 
         def step(dag_id: str, task_id: str, result: dict, seconds: float) -> None:
-            counts = ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("stage", "window"))
+            counts = ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("stage", "window", "warning"))
             console.print(f"  [green]✓[/] {dag_id}.{task_id} ({seconds:.1f} s): {counts}")
+            if result.get("warning"):
+                console.print(f"  [yellow]![/] {result['warning']}", highlight=False)
 
         console.print(f"running the stages in-process for {window} (each line as its step finishes)")
         run_direct(_settings(), window, on_step=step)

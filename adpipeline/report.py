@@ -55,6 +55,12 @@ def _print(wh: Warehouse, settings: Settings, console: Console) -> None:
             n = int(wh.query(f"SELECT COUNT(*) AS n FROM {{{{ {name} }}}}").iloc[0]["n"])
             counts.append(f"{name}={n}")
     console.print("tables: " + "  ".join(counts))
+    if wh.table_exists("run_warnings"):
+        warned = wh.query(
+            "SELECT created_at, stage, failed, total, message FROM {{ run_warnings }} ORDER BY created_at DESC LIMIT 10"
+        )
+        for record in warned.itertuples(index=False):
+            console.print(f"[yellow]warning[/] {str(record.created_at)[:19]}: {record.message}", highlight=False)
     if wh.table_exists("media_fetches"):
         console.print(
             _table(

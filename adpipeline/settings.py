@@ -198,6 +198,14 @@ class Settings(BaseSettings):
     )
     max_failure_share: float = Field(0.5, ge=0.0, le=1.0)
     """A task fails only when more than this share of its items failed (the rest are kept)."""
+    permanent_failure_warn_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="A step whose permanent per-item failures (blocked paths, corrupt files, 404s) pass this share of "
+        "its items logs a warning, records it in run_warnings (adpipeline summary) and posts it to ADP_ALERT_CONN_ID; "
+        "the task still succeeds (1.0: never warn).",
+    )
 
     # --- features ----------------------------------------------------------------------------
     feature_provider: Literal["offline", "gemini", "langchain"] = "offline"

@@ -640,3 +640,22 @@ TABLES["privacy_requests"] = TableSpec("privacy_requests", PrivacyRequest, ("req
 TABLES["privacy_suppressions"] = TableSpec(
     "privacy_suppressions", PrivacySuppression, ("request_id", "kind", "digest"), "merge"
 )
+
+
+# --- run health (adpipeline/stages/context.py: warn_failure_share) -------------------------------------------------
+class RunWarning(Row):
+    """A task that succeeded although more than ``ADP_PERMANENT_FAILURE_WARN_SHARE`` of its items failed for a
+    permanent reason (e.g. every URL outside the allowed local roots). Key: (run_id, stage, part)."""
+
+    run_id: str = Field(description="The Airflow run id (CLI: direct, demo, ...).")
+    stage: str = Field(description="The stage step that warned, e.g. media.fetch.")
+    part: str = Field("", description="The mapped chunk it concerns ('' outside a mapped task).")
+    failed: int = Field(description="Items that failed for a permanent reason.")
+    total: int = Field(description="Items the step worked on.")
+    warn_share: float = Field(description="The share setting it was compared with (0.5: 50 %).")
+    statuses_json: str = Field("{}", description='JSON {"status": count} of the permanent failures.')
+    message: str = Field(description="The warning line, as logged and posted to the alert connection.")
+    created_at: dt.datetime = Field(description="When the warning was raised (UTC).")
+
+
+TABLES["run_warnings"] = TableSpec("run_warnings", RunWarning, ("run_id", "stage", "part"), "merge")

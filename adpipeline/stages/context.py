@@ -48,6 +48,8 @@ class StageContext:
     chunk: Chunk | None = None
     warehouse: Warehouse = field(init=False)
     bucket: Bucket = field(init=False)
+    warnings: list[str] = field(default_factory=list, init=False)
+    """Warning lines raised by :func:`warn_failure_share` in this task (the Airflow adapter posts them)."""
 
     def __post_init__(self) -> None:
         self.warehouse = get_warehouse(self.settings)
@@ -94,6 +96,43 @@ def check_failure_share(stage: str, failed: int, total: int, limit: float) -> No
     """Fail the task only when too many items failed (each failure is already a status row)."""
     if total and failed / total > limit:
         raise StageFailed(f"{stage}: {failed} of {total} items failed (limit {limit:.0%}); see the status rows")
+
+
+def warn_failure_share(ctx: StageContext, stage: str, failed_by_status: dict[str, int], total: int) -> str | None:
+    """Warn, without failing the task, when more than ``permanent_failure_warn_share`` of a step's items failed for a
+    permanent reason: a log line, a ``run_warnings`` row (``adpipeline summary`` shows it) and, through the Airflow
+    adapter, a post to the alert connection. Such failures never fail the task (a bad day must not wedge the chain),
+    but a day where every item is blocked must not look green. Returns the line, or None."""
+    failed = sum(failed_by_status.values())
+    limit = ctx.settings.permanent_failure_warn_share
+    if not total or failed / total <= limit:
+        return None
+    import datetime as dt
+    import json
+
+    from adpipeline.tables import RunWarning
+
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(failed_by_status.items(), key=lambda kv: -kv[1]))
+    part = f"{ctx.chunk['kind']} chunk from {ctx.chunk['ids'][0]}" if ctx.chunk and ctx.chunk.get("ids") else ""
+    line = (
+        f"adpipeline warning: {stage}: {failed} of {total} items failed for a permanent reason ({statuses}); "
+        f"more than {limit:.0%} (ADP_PERMANENT_FAILURE_WARN_SHARE), run {ctx.run_id}; the run goes on"
+    )
+    log.warning("%s", line)
+    row = RunWarning(
+        run_id=ctx.run_id,
+        stage=stage,
+        part=part,
+        failed=failed,
+        total=total,
+        warn_share=limit,
+        statuses_json=json.dumps(dict(sorted(failed_by_status.items()))),
+        message=line,
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    ctx.warehouse.merge_rows("run_warnings", [row])
+    ctx.warnings.append(line)
+    return line
 
 
 def summary(stage: str, window: Window, **counts: Any) -> dict[str, Any]:

@@ -7,7 +7,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from adpipeline.stages.context import Chunk, StageContext, check_failure_share, log, make_chunks, summary
+from adpipeline.stages.context import (
+    Chunk,
+    StageContext,
+    check_failure_share,
+    log,
+    make_chunks,
+    summary,
+    warn_failure_share,
+)
 from adpipeline.tables import MediaFetch
 from adpipeline.warehouse.schema import rows_from_frame
 
@@ -64,12 +72,15 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
         cached = {r.url: (r.sha256, r.blob_path) for r in frame.itertuples(index=False)}
     requests = [FetchRequest(r.creative_id, r.url, r.media_type) for r in earlier.values()]
     by_status: dict[str, int] = {}
+    permanent: dict[str, int] = {}
     fresh_transient = kept = 0
     writer = _BatchWriter(ctx, "media_fetches")
     for result in fetch_iter(requests, ctx.settings, ctx.bucket, cached=cached):
         before = earlier[result.creative_id]
         previous = before.previous_status if isinstance(before.previous_status, str) else None
         by_status[result.status] = by_status.get(result.status, 0) + 1
+        if not result.ok and not result.transient:
+            permanent[result.status] = permanent.get(result.status, 0) + 1
         if not result.ok and previous in USABLE:
             # Only a refresh fetches a usable row again: failing now must not take away the bytes we have.
             kept += 1
@@ -87,6 +98,7 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
     writer.flush()
     limit = ctx.settings.max_failure_share
     check_failure_share("media.fetch (first tries failing transiently)", fresh_transient, len(requests), limit)
+    warning = warn_failure_share(ctx, "media.fetch", permanent, len(requests))
     return summary(
         "media.fetch",
         ctx.window,
@@ -94,6 +106,7 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
         by_status=by_status,
         transient_first_tries=fresh_transient,
         refresh_failures_kept=kept,
+        **({"warning": warning} if warning else {}),
     )
 
 
@@ -114,6 +127,7 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
     todo = ctx.only_chunk(wh.query_file("media/select_unanalysed_media"))
     fetch_rows = rows_from_frame(MediaFetch, todo)
     counts = {"images": 0, "videos": 0, "failed_images": 0, "failed_videos": 0, "blob_missing": 0}
+    verdicts: dict[str, int] = {}
     fetches = _BatchWriter(ctx, "media_fetches", prepare=_judged_blobs)
     hashes = _BatchWriter(ctx, "image_hashes")
     videos = _BatchWriter(ctx, "video_metadata")
@@ -144,6 +158,8 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
             row.status, row.reason, row.failure_kind, row.failed_runs, row.next_attempt_at = "ok", None, None, 0, None
         else:
             row.status, row.reason = status, reason
+            if status != "blob_missing":
+                verdicts[status] = verdicts.get(status, 0) + 1
             _schedule_retry(row, row.failed_runs, now, ctx, transient=status == "blob_missing")
         fetches.add(row)
         if fetches.due():  # facts first: a fetch row says ok only once its facts are stored
@@ -156,7 +172,8 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
     # Verdicts on the bytes are the content's fault, not the task's; only vanished blobs (a bucket problem) count.
     limit = ctx.settings.max_failure_share
     check_failure_share("media.analyse (blobs missing)", counts["blob_missing"], len(fetch_rows), limit)
-    return summary("media.analyse", ctx.window, **counts)
+    warning = warn_failure_share(ctx, "media.analyse", verdicts, len(fetch_rows))
+    return summary("media.analyse", ctx.window, **counts, **({"warning": warning} if warning else {}))
 
 
 def group(ctx: StageContext) -> dict[str, Any]:
