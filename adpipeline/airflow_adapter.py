@@ -289,8 +289,9 @@ def init_airflow(*, unpause: bool = True) -> list[str]:
     return done
 
 
-CHAIN = ("adp_import", "adp_media", "adp_features", "adp_feature_batches", "adp_faces", "adp_final")
-"""DAG ids in dependency order (what the asset schedule runs one after another)."""
+CHAIN = ("adp_import", "adp_media", "adp_features", "adp_feature_batches", "adp_faces", "adp_gallery", "adp_final")
+"""DAG ids in dependency order (what the asset schedule runs one after another; the gallery match before the final
+rebuild, so ``ads_enriched`` carries the customers found)."""
 
 
 def run_chain(

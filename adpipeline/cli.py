@@ -47,7 +47,13 @@ def _migrate_airflow_db() -> None:
 
 
 def _run_chain(window: Window, direct: bool) -> None:
+    from adpipeline.stages.chain import NOT_IN_CHAIN, covered_dags
+
     started = time.monotonic()
+    console.print("DAGs covered: " + " → ".join(covered_dags()), highlight=False)
+    console.print(
+        "not run here: " + "; ".join(f"{dag_id} ({what})" for dag_id, what in NOT_IN_CHAIN.items()), highlight=False
+    )
     if direct:
         from adpipeline.stages.chain import run_direct
 
@@ -84,8 +90,9 @@ def run(
     end: EndOpt = None,
     direct: Annotated[bool, typer.Option(help="Call the stages in-process instead of through Airflow.")] = False,
 ) -> None:
-    """Run the DAG chain import → media → features → faces → final for a date range (through Airflow's
-    ``dag.test`` with the local SQLite metadata database, unless --direct)."""
+    """Run the daily DAG chain for a date range: import, media, features, feature batches, faces, the gallery
+    (enrol ADP_GALLERY_URL, match customers in the videos) and final, through Airflow's dag.test with the local
+    SQLite metadata database, or in-process with --direct. Prints which DAGs it covers."""
     from adpipeline.window import Window
 
     _run_chain(Window.parse(start, end), direct)

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from adpipeline.settings import Settings
-from adpipeline.stages import faces, features, final, ingest, media
+from adpipeline.stages import faces, features, final, gallery, ingest, media
 from adpipeline.stages.context import StageContext
 from adpipeline.window import Window
 
 StageFn = Callable[[StageContext], dict[str, Any]]
 
-# (dag_id, task_id, function): the same functions the DAG files call, in dependency order.
+# (dag_id, task_id, function): the same functions the DAG files call, in dependency order. The gallery match runs
+# before the final rebuild, so ads_enriched.customer_ids has the customers an enrolled gallery finds.
 CHAIN: list[tuple[str, str, StageFn]] = [
     ("adp_import", "merge_into_creatives", ingest.run),
     ("adp_media", "fetch_and_analyse (fetch)", media.fetch),
@@ -29,6 +30,8 @@ CHAIN: list[tuple[str, str, StageFn]] = [
     ("adp_faces", "detect_faces", faces.detect),
     ("adp_faces", "cluster_faces", faces.cluster),
     ("adp_faces", "rebuild_face_performance", faces.performance),
+    ("adp_gallery", "enrol_customers", gallery.enrol),
+    ("adp_gallery", "match_customers_in_videos", gallery.match),
     ("adp_final", "rebuild_ads_enriched", final.run),
 ]
 
@@ -50,3 +53,16 @@ def run_direct(
             if on_step is not None:
                 on_step(dag_id, task_id, result, time.monotonic() - started)
     return results
+
+
+NOT_IN_CHAIN = {
+    "adp_privacy": "daily retention and suppression enforcement (trigger it, or run `adpipeline forget`)",
+    "adp_forget_person": "manual: `adpipeline forget`",
+    "adp_face_verify": "manual: `adpipeline verify`",
+}
+"""The DAGs ``adpipeline run`` does not cover, and what to use instead."""
+
+
+def covered_dags() -> list[str]:
+    """The DAG ids the chain covers, in order."""
+    return list(dict.fromkeys(dag_id for dag_id, _, _ in CHAIN))

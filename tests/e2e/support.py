@@ -17,6 +17,8 @@ VOLATILE = {
     "media_fetches": ("next_attempt_at",),  # a retry time counted from the wall clock
 }
 """Columns that record when and how fast a call happened, not what it produced: left out of the checksums."""
+RUN_LOG_TABLES = ("run_warnings",)
+"""Tables that record how the work was split into runs (which run warned), not what it produced: left out."""
 
 
 def make_settings(home: Path, *media_roots: Path) -> Settings:
@@ -45,7 +47,7 @@ def table_records(
     out = {}
     with get_warehouse(settings) as wh:
         for name, spec in TABLES.items():
-            if not wh.table_exists(name):
+            if name in RUN_LOG_TABLES or not wh.table_exists(name):
                 continue
             frame = wh.read_table(name, order_by=", ".join(spec.key))
             skip = set(ignore) | set(VOLATILE.get(name, ()))

@@ -103,3 +103,38 @@ def test_gallery_and_verify_dags(small_sample, tmp_path, airflow_db, monkeypatch
     assert row["status"] == "ok" and bool(row["matched"]) and row["confidence_pct"] > 50
     assert row["frames_checked"] > 0 and row["model_id"] == "dlib_hog+sp5+resnet_v1"
     get_settings.cache_clear()
+
+
+def test_cli_enroll_then_run_finds_the_customers(small_sample, tmp_path, monkeypatch) -> None:
+    """`adpipeline enroll FOLDER` then `adpipeline run --direct`: the chain's gallery step matches the customers."""
+    from typer.testing import CliRunner
+
+    from adpipeline.cli import app
+    from adpipeline.demo.identity import write_customer_base
+    from adpipeline.settings import get_settings
+    from adpipeline.warehouse import get_warehouse
+
+    customers = write_customer_base(tmp_path / "customers")
+    monkeypatch.setenv("ADP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ADP_ALLOW_LOCAL_PATHS", "true")
+    monkeypatch.setenv("ADP_LOCAL_MEDIA_ROOTS", json.dumps([str(small_sample.out_dir), str(tmp_path)]))
+    monkeypatch.setenv("ADP_GALLERY_URL", str(customers))
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    load_sample(get_settings(), small_sample)
+    runner = CliRunner()
+    enrolled = runner.invoke(app, ["enroll", str(customers)])
+    assert enrolled.exit_code == 0, enrolled.output
+    day = START.isoformat()
+    out = runner.invoke(app, ["run", "--start", day, "--end", (START + dt.timedelta(days=4)).isoformat(), "--direct"])
+    assert out.exit_code == 0, out.output
+    assert "DAGs covered: adp_import → adp_media → adp_features → adp_feature_batches → adp_faces → adp_gallery" in (
+        out.output
+    )
+    assert "adp_gallery.match_customers_in_videos" in out.output
+    with get_warehouse(get_settings()) as wh:
+        found = set(wh.query("SELECT DISTINCT customer_id FROM {{ customer_appearances }}")["customer_id"])
+        in_ads = wh.query("SELECT COUNT(*) AS n FROM {{ ads_enriched }} WHERE ARRAY_LENGTH(customer_ids) > 0")
+    assert found, "the chain's gallery step should find the slice's customers"
+    assert int(in_ads.iloc[0]["n"]) > 0  # the final rebuild ran after the match
+    get_settings.cache_clear()
