@@ -129,7 +129,7 @@ def load_csv(
 
 @app.command()
 def query(sql: str) -> None:
-    """Run a BigQuery-dialect query (``{{ table }}`` placeholders allowed) and print the result."""
+    """Run a BigQuery-dialect query ({{ table }} placeholders allowed) and print the result."""
     from adpipeline.warehouse import get_warehouse
 
     with get_warehouse(_settings()) as wh:

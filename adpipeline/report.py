@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.table import Table
 
+from adpipeline.console_tables import FitTable
 from adpipeline.settings import Settings
 from adpipeline.tables import TABLES
 from adpipeline.warehouse import Warehouse, get_warehouse
@@ -17,14 +17,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _table(title: str, frame: pd.DataFrame, columns: list[str] | None = None) -> Table:
-    table = Table(title=title, title_justify="left")
+def _table(title: str, frame: pd.DataFrame, columns: list[str] | None = None) -> FitTable:
     columns = columns or list(frame.columns)
-    for column in columns:
-        table.add_column(column)
-    for record in frame[columns].itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in record])
-    return table
+    return FitTable(title, columns, ([_fmt(v) for v in record] for record in frame[columns].itertuples(index=False)))
 
 
 def _fmt(value: object) -> str:

@@ -106,8 +106,7 @@ def run_identity(settings: Settings, window: Window, sample_dir: Path) -> dict[s
 
 def print_identity_summary(settings: Settings, console: Console) -> None:
     """Gallery statuses, customers found in videos, and the latest verification."""
-    from rich.table import Table
-
+    from adpipeline.console_tables import FitTable
     from adpipeline.warehouse import get_warehouse
 
     with get_warehouse(settings) as wh:
@@ -133,20 +132,19 @@ def print_identity_summary(settings: Settings, console: Console) -> None:
         "gallery photos: "
         + ", ".join(f"{r.status}{' (' + r.reason + ')' if r.reason else ''}: {r.n}" for r in photos.itertuples())
     )
-    table = Table(title="customers found in ad videos")
-    for column in ("customer", "videos", "first seen (s)", "best confidence %"):
-        table.add_column(column)
+    rows = []
     seen = set()
     for r in found.itertuples():
         seen.add(r.customer_id)
         name = NAMES.get(r.customer_id, "")
-        table.add_row(
-            f"{r.customer_id} {name}".strip(), str(r.videos), f"{r.first_s:.1f}", f"{r.best_confidence_pct:.1f}"
+        rows.append(
+            [f"{r.customer_id} {name}".strip(), str(r.videos), f"{r.first_s:.1f}", f"{r.best_confidence_pct:.1f}"]
         )
     for customer in customers["customer_id"]:
         if customer not in seen:
-            table.add_row(f"{customer} {NAMES.get(customer, '')}".strip(), "0", "-", "-")
-    console.print(table)
+            rows.append([f"{customer} {NAMES.get(customer, '')}".strip(), "0", "-", "-"])
+    columns = ("customer", "videos", "first seen (s)", "best confidence %")
+    console.print(FitTable("customers found in ad videos", columns, rows))
     if checks is not None and not checks.empty:
         v = checks.iloc[0]
         confidence = (
