@@ -55,8 +55,22 @@ class Bucket:
         return f"{self.root}/{key}"
 
     def uri(self, key: str) -> str:
-        """The full URL of a key (what tables store)."""
+        """The full URL of a key (for a reader outside adpipeline; tables store the key itself)."""
         return f"{self.url}/{key.lstrip('/')}"
+
+    def key_of(self, ref: object) -> str | None:
+        """The key a stored object reference names: a key (what tables store: relative, ``/``-separated), or a full
+        URL or path under this bucket (rows written before keys were stored). None for anything else (another bucket,
+        an absolute path elsewhere, ``..``), so a reference never reaches outside the bucket."""
+        if not isinstance(ref, str) or not ref:
+            return None
+        if ref.startswith(self.url + "/"):
+            ref = ref[len(self.url) + 1 :]
+        elif "://" in ref or ref.startswith("/"):
+            return None
+        if ".." in ref.split("/") or ref.startswith("/"):
+            return None
+        return ref
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))

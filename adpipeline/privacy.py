@@ -233,8 +233,7 @@ def _crop_keys(ctx: StageContext, tracks: pd.DataFrame, extra_paths: Sequence[st
 
 
 def _key_of(ctx: StageContext, path: str) -> str:
-    base = ctx.bucket.url + "/"
-    return path[len(base) :] if path.startswith(base) else ""
+    return ctx.bucket.key_of(path) or ""
 
 
 def _bucket_change(ctx: StageContext, target: str, keys: list[str]) -> Change:
@@ -368,8 +367,7 @@ def _output_bucket(ctx: StageContext) -> Any:
 
 
 def _key_in(bucket: Any, url: str) -> str:
-    base = bucket.url + "/"
-    return url[len(base) :] if isinstance(url, str) and url.startswith(base) else ""
+    return bucket.key_of(url) or ""
 
 
 def _appearance_pairs_gone(wh: Warehouse, fp: Footprint) -> list[str]:

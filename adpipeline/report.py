@@ -147,12 +147,11 @@ def export_faces(settings: Settings, out_dir: Path) -> tuple[Path, Path, int]:
     csv_path, zip_path = out_dir / "faces.csv", out_dir / "face_crops.zip"
     frame.to_csv(csv_path, index=False)
     n = 0
-    prefix = bucket.url + "/"
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
         for record in frame.itertuples(index=False):
-            path = record.best_crop_path
-            if not isinstance(path, str) or not path.startswith(prefix):
+            key = bucket.key_of(record.best_crop_path)
+            if key is None or not bucket.exists(key):
                 continue
-            archive.writestr(f"{record.face_id}.jpg", bucket.get_bytes(path[len(prefix) :]))
+            archive.writestr(f"{record.face_id}.jpg", bucket.get_bytes(key))
             n += 1
     return csv_path, zip_path, n

@@ -289,7 +289,7 @@ class FaceDetection(Row):
     box_size_px: int
     quality: float = 0.0  # best sample's quality (0..1); the face keeps the crop of its best-quality track
     embedding: list[float]
-    crop_path: str | None = None
+    crop_path: str | None = Field(None, description="Bucket key of the track's best crop (faces/crops/...).")
     best_box: list[int] = Field(
         default_factory=list, description="(x0, y0, x1, y1) of the best sample, video pixels (gallery JSON records)."
     )
@@ -307,7 +307,7 @@ class Face(Row):
     first_creative_id: str
     best_track_id: str | None = None
     best_quality: float | None = None
-    best_crop_path: str | None = None
+    best_crop_path: str | None = Field(None, description="Bucket key of the face's best crop (faces/crops/...).")
 
 
 class FaceVideoStatus(Row):
@@ -338,7 +338,7 @@ class FacePerformance(Row):
     avg_ad_ctr: float | None = None
     median_ad_ctr: float | None = None
     stddev_ad_ctr: float | None = None
-    best_crop_path: str | None = None
+    best_crop_path: str | None = Field(None, description="Bucket key of the face's best crop (faces/crops/...).")
     n_ads_with_impressions: int = Field(0, description="Ads the per-ad CTR average, median and spread rest on.")
     support: str | None = Field(None, description="single_ad (1 ad), thin (2-4) or ok (5+): how far to trust it.")
 
@@ -527,7 +527,9 @@ class CustomerAppearance(Row):
     best_similarity: float = Field(description="Cosine similarity of the closest track to the template.")
     confidence_pct: float | None = Field(None, description="Calibrated probability of the same person (0-100).")
     threshold: float
-    copied_photo_urls: list[str] = Field(default_factory=list, description="The customer's photos in the output.")
+    copied_photo_urls: list[str] = Field(
+        default_factory=list, description="Keys of the customer's photos in the gallery output bucket (customers/...)."
+    )
 
 
 class GalleryVideoRecord(Row):
@@ -535,7 +537,7 @@ class GalleryVideoRecord(Row):
     Key: creative_id."""
 
     creative_id: str
-    record_url: str
+    record_url: str = Field(description="Key of the JSON record in the gallery output bucket (YYYYMMDD/<id>.json).")
     record_sha256: str
     n_tracks: int
     n_matched: int
@@ -598,6 +600,18 @@ PERSON_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "faces": {"person": ("face_id",), "vector": ("centroid",), "bucket": ("best_crop_path",)},
 }
 """Which columns of each table hold person ids, biometric vectors and bucket objects (for deleting one person)."""
+
+BUCKET_KEYS: dict[str, dict[str, str]] = {
+    # table: {column: the key's shape at the end of a full URL or path, a regular expression}
+    "face_detections": {"crop_path": r"faces/crops/[^/]+$"},
+    "faces": {"best_crop_path": r"faces/crops/[^/]+$"},
+    "face_performance": {"best_crop_path": r"faces/crops/[^/]+$"},
+    "gallery_video_records": {"record_url": r"[0-9]{8}/[^/]+\.json$"},
+    "customer_appearances": {"copied_photo_urls": r"customers/[^/]+/[^/]+$"},
+}
+"""Columns that store bucket keys (crops: the configured bucket; gallery records and copies: the gallery output
+bucket). Rows written before keys were stored hold absolute paths or URLs; ``Warehouse.ensure_tables`` rewrites them
+to the key these patterns find at their end, so a moved ADP_HOME or bucket keeps its objects."""
 
 
 # --- privacy (adpipeline/privacy.py) ---------------------------------------------------------------

@@ -18,6 +18,7 @@ from PIL import Image
 from adpipeline.bucket import Bucket
 from adpipeline.media.images import ALLOWED_FORMATS, MediaError, decode_image, sniff_image_format
 from adpipeline.settings import Settings
+from adpipeline.tables import BUCKET_KEYS
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 FACE_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -99,12 +100,13 @@ def _thumbnail(_bucket_url: str, bucket: Bucket, sha256: str, side: int, max_pix
 
 
 def crop_bytes(bucket: Bucket, uri: str | None) -> bytes:
-    """The bytes of a face crop whose URI the warehouse holds; only keys under the crops folder of this bucket."""
-    prefix = bucket.uri(CROP_PREFIX)
-    if not uri or not uri.startswith(prefix):
-        raise UploadError(404, "no crop for this face")
-    key = uri[len(bucket.url) + 1 :]
-    if ".." in key.split("/") or not bucket.exists(key):
+    """The bytes of a face crop whose bucket key the warehouse holds (or a URL under this bucket, from rows written
+    before keys were stored); only keys under the crops folder of this bucket."""
+    key = bucket.key_of(uri)
+    if key is None and isinstance(uri, str):  # an old row's absolute path from a home since moved: its key's tail
+        found = re.search(BUCKET_KEYS["faces"]["best_crop_path"], uri)
+        key = found.group(0) if found else None
+    if key is None or not key.startswith(CROP_PREFIX) or not bucket.exists(key):
         raise UploadError(404, "no crop for this face")
     return bucket.get_bytes(key)
 

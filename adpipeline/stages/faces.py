@@ -69,9 +69,11 @@ def detect(ctx: StageContext) -> dict[str, Any]:
 
 def _write_video(ctx: StageContext, result: Any, ident: dict[str, str]) -> None:
     backend, model_id = ident["backend"], ident["model_id"]
-    crop_paths = {
-        t.track_id: ctx.bucket.put_bytes(crop_key(t.track_id), t.crop_jpeg) for t in result.tracks if t.crop_jpeg
-    }
+    crop_paths = {}  # bucket keys, not URLs: a moved home or bucket keeps its crops
+    for t in result.tracks:
+        if t.crop_jpeg:
+            ctx.bucket.put_bytes(crop_key(t.track_id), t.crop_jpeg)
+            crop_paths[t.track_id] = crop_key(t.track_id)
     detections = [
         FaceDetection(
             track_id=t.track_id,
@@ -143,7 +145,7 @@ def cluster(ctx: StageContext) -> dict[str, Any]:
             first_creative_id=f.first_creative_id,
             best_track_id=f.best_track_id,
             best_quality=float(f.best_quality),
-            best_crop_path=ctx.bucket.uri(crop_key(f.best_track_id)) if f.best_track_id else None,
+            best_crop_path=crop_key(f.best_track_id) if f.best_track_id else None,
         )
         for f in assignment.faces
     ]

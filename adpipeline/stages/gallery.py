@@ -248,7 +248,7 @@ def _copy_once(out: Bucket, customer_id: str, photo: Any) -> str:
     key = f"customers/{customer_id}/{photo.sha256[:16]}{extension}"
     if not out.exists(key):
         out.put_bytes(key, _read_url(photo.photo_url))
-    return out.uri(key)
+    return key  # a key in the output bucket, not its URL: a moved home keeps its copies
 
 
 def _read_url(url: str) -> bytes:
@@ -322,7 +322,7 @@ def _write_records(
         rows.append(
             GalleryVideoRecord(
                 creative_id=creative_id,
-                record_url=out.uri(key),
+                record_url=key,
                 record_sha256=digest,
                 n_tracks=len(faces),
                 n_matched=sum(1 for f in faces if f["customer_id"]),

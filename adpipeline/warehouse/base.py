@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from adpipeline.tables import TABLES, Row, TableSpec
+from adpipeline.tables import BUCKET_KEYS, TABLES, Row, TableSpec
 from adpipeline.warehouse import schema
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # package data: found from a wheel install too
@@ -128,6 +128,46 @@ class Warehouse(ABC):
                 if name not in checked:
                     self.add_missing_columns(TABLES[name])
                     checked.add(name)
+                    self.migrate_bucket_keys(TABLES[name])
+
+    def migrate_bucket_keys(self, spec: TableSpec) -> int:
+        """Rewrite the absolute paths and URLs that rows written before bucket keys were stored hold in
+        :data:`~adpipeline.tables.BUCKET_KEYS` columns to the key at their end (MERGE on the table's key); a value
+        with no such key stays as it is. Returns the rows rewritten (0, after one query, once they are keys)."""
+        from adpipeline.warehouse.schema import rows_from_frame
+
+        patterns = BUCKET_KEYS.get(spec.name)
+        if not patterns:
+            return 0
+        repeated = {c.name: c.repeated for c in schema.columns(spec.model)}
+        absolute = "(STARTS_WITH({v}, '/') OR STRPOS({v}, '://') > 0)"
+        where = " OR ".join(
+            f"EXISTS (SELECT 1 FROM UNNEST({column}) AS v WHERE {absolute.format(v='v')})"
+            if repeated[column]
+            else absolute.format(v=column)
+            for column in patterns
+        )
+        frame = self._run(f"SELECT * FROM {self.table_ref(spec.name)} WHERE {where}", None)
+        if frame.empty:
+            return 0
+        compiled = {column: re.compile(pattern) for column, pattern in patterns.items()}
+
+        def to_key(value: str | None, column: str) -> str | None:
+            if not isinstance(value, str) or not ("://" in value or value.startswith("/")):
+                return value
+            found = compiled[column].search(value)
+            return found.group(0) if found else value
+
+        rows = rows_from_frame(spec.model, frame)
+        for row in rows:
+            for column in patterns:
+                value = getattr(row, column)
+                if isinstance(value, list):
+                    setattr(row, column, [to_key(v, column) for v in value])
+                else:
+                    setattr(row, column, to_key(value, column))
+        self.merge_rows(spec.name, rows)
+        return len(rows)
 
     def existing_columns(self, table: str) -> set[str]:
         """The column names ``table`` has in the warehouse."""

@@ -75,9 +75,11 @@ def test_chain_with_a_gcs_bucket(gcs: str, tmp_path: Path) -> None:
         crops = wh.query("SELECT crop_path FROM {{ face_detections }} WHERE crop_path IS NOT NULL")
     assert fetches and all(f["status"] == "ok" and bucket.exists(f["blob_path"]) for f in fetches)
     assert videos and {v["status"] for v in videos} == {"ok"}
-    # Crop paths are full URLs, so analysts can open them directly.
-    assert len(crops) > 0 and all(p.startswith("gs://adp-chain/media/faces/crops/") for p in crops["crop_path"])
-    assert all(bucket.exists(p.removeprefix(bucket.url + "/")) for p in crops["crop_path"])
+    # Crop paths are bucket keys (a moved bucket keeps them); bucket.uri(key) is the gs:// URL to open.
+    assert len(crops) > 0 and all(p.startswith("faces/crops/") for p in crops["crop_path"])
+    assert all(
+        bucket.exists(p) and bucket.uri(p).startswith("gs://adp-chain/media/faces/crops/") for p in crops["crop_path"]
+    )
     assert not (tmp_path / "home" / "bucket").exists(), "nothing may fall back to a local folder"
 
 
