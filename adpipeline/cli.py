@@ -314,7 +314,14 @@ def identify(
     source: Annotated[str, typer.Option("--source", help="Video file, http(s)/rtsp URL, or camera index (0, 1...).")],
     out: Annotated[Path | None, typer.Option(help="Write the annotated video here (.mp4).")] = None,
     json_dir: Annotated[
-        Path | None, typer.Option(help="Write one JSON record per sampled frame under DIR/YYYYMMDD/.")
+        str | None,
+        typer.Option(
+            help="Write one JSON record per sampled frame under DIR/YYYYMMDD/: a folder, a bucket URL (gs://...), "
+            "or 'bucket' / 'bucket:PREFIX' for the configured bucket (ADP_BUCKET_URL; PREFIX default identify)."
+        ),
+    ] = None,
+    location: Annotated[
+        str | None, typer.Option(help="A tag recorded in each JSON record (e.g. the store or camera).")
     ] = None,
     gallery_dir: Annotated[
         str | None,
@@ -333,6 +340,7 @@ def identify(
     from adpipeline.faces.video import shared_engine
 
     settings = _settings()
+    json_dir = records_location(json_dir, settings) if json_dir else None
     engine = shared_engine(settings)
     if gallery_dir:
         from adpipeline.faces.gallery import gallery_from_folder
@@ -372,6 +380,7 @@ def identify(
                 json_dir=json_dir,
                 max_seconds=max_seconds,
                 progress=progress,
+                location=location,
             )
         except (OSError, ValueError) as exc:
             console.print(f"[red]cannot read {source}: {exc}[/]")
@@ -387,6 +396,15 @@ def identify(
         console.print(f"annotated video: {result.out}")
     if json_dir:
         console.print(f"{result.records} JSON records under {json_dir}")
+
+
+def records_location(json_dir: str, settings: Settings) -> str:
+    """Where ``identify`` writes its JSON records: ``bucket`` or ``bucket:PREFIX`` is under the configured bucket
+    (PREFIX default ``identify``); a URL (``gs://...``) or a folder as given."""
+    if json_dir == "bucket" or json_dir.startswith("bucket:"):
+        prefix = json_dir.partition(":")[2].strip("/") or "identify"
+        return f"{settings.resolved_bucket_url.rstrip('/')}/{prefix}"
+    return json_dir if "://" in json_dir else str(Path(json_dir).resolve())
 
 
 def main() -> None:  # pragma: no cover - console script

