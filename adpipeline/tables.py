@@ -12,6 +12,50 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+COLUMN_DOCS: dict[str, str] = {
+    "ad_id": "The ad's id in the source table.",
+    "date": "The day the source row is for (UTC).",
+    "campaign": "The campaign named in the source table.",
+    "image_url": "The image creative's URL (https://, gs:// or a local path).",
+    "video_url": "The video creative's URL (https://, gs:// or a local path).",
+    "impressions": "Impressions (source metric).",
+    "clicks": "Clicks (source metric).",
+    "spend": "Spend in the account currency (source metric).",
+    "conversions": "Conversions (source metric).",
+    "creative_id": "Id of a distinct creative: sha256 of its URL and media type, first 32 hex.",
+    "url": "The creative's URL as the source table names it.",
+    "media_type": "image or video.",
+    "first_seen_date": "First day an ad used the creative.",
+    "last_seen_date": "Last day an ad used the creative.",
+    "status": "ok, or why the item could not be processed (a per-item failure is a row, not a task failure).",
+    "reason": "Details of a failure status (null when ok).",
+    "sha256": "sha256 of the media bytes (content address in the bucket).",
+    "blob_path": "Bucket key of the media bytes (blobs/sha256/...).",
+    "width": "Width in pixels.",
+    "height": "Height in pixels.",
+    "aspect_ratio": "Width / height.",
+    "orientation": "landscape, portrait or square.",
+    "group_id": "Near-duplicate group: the images a person would call the same creative.",
+    "canonical_creative_id": "The group's canonical image (its earliest creative): features are extracted for it.",
+    "provider": "Feature extractor: offline, gemini or langchain.",
+    "model": "The model that extracted the features (offline: the extractor's version).",
+    "prompt_version": "Version of the feature questions (a change re-extracts).",
+    "backend": "Face engine: dlib or insightface.",
+    "model_id": "Face model id: embeddings of different models are never compared.",
+    "face_id": "A unique face across all videos (stable across runs).",
+    "track_id": "One face followed through one video.",
+    "customer_id": "A customer of the gallery (the customer base's file or folder name).",
+    "run_id": "The Airflow run (or CLI run) that wrote the row.",
+    "duration_s": "Duration in seconds.",
+    "fps": "Frames per second.",
+    "n_ads": "Ads (distinct ad_id) counted.",
+    "n_videos": "Videos counted.",
+    "ctr": "Clicks / impressions.",
+}
+"""Descriptions of columns that many tables share; a field's own ``description`` wins. Together with the row
+models' field descriptions and docstrings, the source of the BigQuery column and table descriptions and of
+docs/tables.md."""
+
 
 class Row(BaseModel):
     """Base of all row models: strict field set, no extras."""

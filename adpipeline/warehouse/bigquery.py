@@ -133,9 +133,16 @@ def query_parameters(params: Mapping[str, Any] | None) -> list[Any]:
 
 def schema_fields(model: type[Row]) -> list[bigquery.SchemaField]:
     """The model's BigQuery schema (REQUIRED / NULLABLE / REPEATED)."""
+
+    return [_field(c.name, c.bq_type, c.mode, c.description) for c in schema.columns(model)]
+
+
+def _field(name: str, bq_type: str, mode: str, description: str | None, fields: Any = ()) -> bigquery.SchemaField:
     from google.cloud import bigquery
 
-    return [bigquery.SchemaField(c.name, c.bq_type, mode=c.mode) for c in schema.columns(model)]
+    if description:
+        return bigquery.SchemaField(name, bq_type, mode=mode, fields=fields, description=description)
+    return bigquery.SchemaField(name, bq_type, mode=mode, fields=fields)
 
 
 class BigQueryWarehouse(Warehouse):
@@ -203,23 +210,38 @@ class BigQueryWarehouse(Warehouse):
             if name not in self._existing:
                 self._run(self.create_table_sql(TABLES[name]), None)
                 self._existing.add(name)
+                self.add_missing_columns(TABLES[name])  # the descriptions (DDL has made the columns)
+                checked.add(name)
             elif name not in checked:
                 self.add_missing_columns(TABLES[name])  # a table an earlier version made: bring it up to the model
-            checked.add(name)
+                checked.add(name)
+                self.migrate_bucket_keys(TABLES[name])  # one SELECT job, only for tables with bucket-key columns
 
     def existing_columns(self, table: str) -> set[str]:
         return {field.name for field in self.client.get_table(self._table_id(table)).schema}
 
     def add_missing_columns(self, spec: TableSpec) -> list[str]:
-        """Add the model's new nullable columns through the tables API (a schema patch, not a query job)."""
-        from google.cloud import bigquery
+        """Bring the table up to its row model through the tables API (a schema patch, not a query job): add the
+        model's new nullable columns, and set the table and column descriptions from the model where they differ
+        (what the BigQuery console shows analysts). Returns the columns added."""
 
         table = self.client.get_table(self._table_id(spec.name))
         missing = missing_columns(spec, {field.name for field in table.schema})
-        if not missing:
-            return []
-        table.schema = [*table.schema, *(bigquery.SchemaField(c.name, c.bq_type, mode=c.mode) for c in missing)]
-        self.client.update_table(table, ["schema"])
+        wanted = {c.name: c.description or None for c in schema.columns(spec.model)}
+        fields = [
+            _field(f.name, f.field_type, f.mode, wanted.get(f.name, f.description), f.fields) for f in table.schema
+        ]
+        fields += [_field(c.name, c.bq_type, c.mode, wanted[c.name]) for c in missing]
+        description = schema.table_description(spec.model) or None
+        changed = []
+        if [(f.name, f.description) for f in fields] != [(f.name, f.description) for f in table.schema]:
+            table.schema = fields
+            changed.append("schema")
+        if table.description != description:
+            table.description = description
+            changed.append("description")
+        if changed:
+            self.client.update_table(table, changed)
         return [c.name for c in missing]
 
     def close(self) -> None:

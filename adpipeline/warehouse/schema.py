@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import types
 import typing
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ class Column:
     bq_type: str
     repeated: bool
     nullable: bool
+    description: str = ""
+    """From the row model's field (``Field(description=...)``), else :data:`adpipeline.tables.COLUMN_DOCS`."""
 
     @property
     def sql_type(self) -> str:
@@ -60,10 +63,23 @@ def _scalar(annotation: Any) -> str:
     raise TypeError(f"no warehouse type for {annotation!r}")
 
 
+def column_description(model: type[BaseModel], name: str) -> str:
+    """What a column means, for BigQuery and docs/tables.md: the field's description, else the shared one."""
+    from adpipeline.tables import COLUMN_DOCS
+
+    return " ".join((model.model_fields[name].description or COLUMN_DOCS.get(name, "")).split())
+
+
+def table_description(model: type[BaseModel]) -> str:
+    """What a table holds (the row model's docstring as one paragraph), for BigQuery and docs/tables.md."""
+    return " ".join(inspect.cleandoc(model.__doc__ or "").split())
+
+
 def columns(model: type[BaseModel]) -> list[Column]:
     """The model's columns in declaration order."""
     result = []
     for name, field in model.model_fields.items():
+        description = column_description(model, name)
         annotation = field.annotation
         nullable = False
         origin = get_origin(annotation)
@@ -76,9 +92,9 @@ def columns(model: type[BaseModel]) -> list[Column]:
             origin = get_origin(annotation)
         if origin is list:
             (item,) = get_args(annotation)
-            result.append(Column(name, _scalar(item), repeated=True, nullable=True))
+            result.append(Column(name, _scalar(item), repeated=True, nullable=True, description=description))
         else:
-            result.append(Column(name, _scalar(annotation), repeated=False, nullable=nullable))
+            result.append(Column(name, _scalar(annotation), repeated=False, nullable=nullable, description=description))
     return result
 
 
