@@ -289,6 +289,21 @@ def init_airflow(*, unpause: bool = True) -> list[str]:
     return done
 
 
+def missing_pools() -> list[str]:
+    """The pools of :data:`POOLS` the Airflow metadata database lacks (``adpipeline check``)."""
+    from airflow.models.pool import Pool
+
+    return [name for name in POOLS if Pool.get_pool(name) is None]
+
+
+def parse_dag_folder(dags_folder: str) -> tuple[list[str], dict[str, str]]:
+    """(DAG ids, import errors by file) of a DAG folder, parsed the way the dag-processor does."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=dags_folder)
+    return list(bag.dag_ids), {str(k): str(v) for k, v in bag.import_errors.items()}
+
+
 CHAIN = ("adp_import", "adp_media", "adp_features", "adp_feature_batches", "adp_faces", "adp_gallery", "adp_final")
 """DAG ids in dependency order (what the asset schedule runs one after another; the gallery match before the final
 rebuild, so ``ads_enriched`` carries the customers found)."""

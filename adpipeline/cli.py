@@ -112,6 +112,40 @@ def airflow_init(
         console.print(f"  [green]✓[/] {line}")
 
 
+@app.command()
+def check(
+    bigquery_dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--bigquery-dry-run",
+            help="Also send every SQL file to BigQuery as a dry-run query job (free) and print the bytes it would "
+            "scan; creates missing tables first, as the first run would.",
+        ),
+    ] = False,
+    airflow: Annotated[
+        bool, typer.Option(help="Check the pools and the DAG folder (needs the AIRFLOW_HOME metadata database).")
+    ] = True,
+) -> None:
+    """Pre-flight check: settings, the warehouse and bucket reachable with the configured credentials, the face model
+    files, the Airflow pools, the DAG folder parsing; with --bigquery-dry-run, every SQL file accepted by BigQuery.
+    Exit status 1 when a check fails."""
+    from adpipeline.preflight import run_checks
+
+    failed = 0
+    scanned = 0
+    for result in run_checks(bigquery_dry_run=bigquery_dry_run, airflow=airflow):
+        mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
+        console.print(f"  {mark} {result.name}: {result.detail}", highlight=False)
+        failed += not result.ok
+        scanned += result.bytes_processed or 0
+    if bigquery_dry_run:
+        console.print(f"dry runs: {scanned:,} bytes would be scanned in all")
+    if failed:
+        console.print(f"[red]{failed} check(s) failed[/]")
+        raise typer.Exit(1)
+    console.print("[green]all checks passed[/]")
+
+
 @app.command("load-csv")
 def load_csv(
     path: Path,

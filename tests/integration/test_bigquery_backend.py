@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from adpipeline.sql_params import DEFAULT_PARAMS, file_params, parse_params
 from adpipeline.tables import (
     TABLES,
     AdEnriched,
@@ -71,71 +72,10 @@ RowT = TypeVar("RowT", bound=Row)
 
 SQL_DIR = base.SQL_DIR
 SQL_FILES = sorted(SQL_DIR.glob("**/*.sql"))
-DEFAULT_PARAMS: dict[str, Any] = {"start": dt.date(2024, 1, 1), "end": dt.date(2024, 1, 31)}
-# Parameters many stage queries share, with values that match the fixture data; a file may override any of them.
-COMMON_PARAMS: dict[str, Any] = {
-    "refresh": False,
-    "backend": "dlib",
-    "model_id": "hog-128",
-    "provider": "offline",
-    "model": "rapidocr",
-    "prompt_version": "v1",
-}
 
 
-# --- the params convention ---------------------------------------------------------------------------
-_PARAMS_LINE = re.compile(r"^\s*--\s*params\s*:\s*(.*)$", re.IGNORECASE)
-_ARRAY = re.compile(r"^ARRAY\s*<\s*(\w+)\s*>$", re.IGNORECASE)
-
-
-def _convert(kind: str, text: str) -> Any:
-    kind = kind.upper()
-    if kind == "STRING":
-        return text
-    if kind in ("INT64", "INTEGER"):
-        return int(text)
-    if kind in ("FLOAT64", "FLOAT"):
-        return float(text)
-    if kind in ("BOOL", "BOOLEAN"):
-        if text.lower() not in ("true", "false"):
-            raise ValueError(f"BOOL param must be true/false, got {text!r}")
-        return text.lower() == "true"
-    if kind == "DATE":
-        return dt.date.fromisoformat(text)
-    if kind == "TIMESTAMP":
-        value = dt.datetime.fromisoformat(text)
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    raise ValueError(f"unknown param type {kind!r}")
-
-
-def parse_params(sql: str) -> dict[str, Any]:
-    """The ``-- params:`` declarations of a file's leading comment block (see the module docstring)."""
-    params: dict[str, Any] = {}
-    for line in sql.splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("--"):
-            break  # the leading comment block ends at the first SQL line
-        match = _PARAMS_LINE.match(stripped)
-        if not match:
-            continue
-        for item in filter(None, (part.strip() for part in match.group(1).split(","))):
-            name, sep, typed = item.partition("=")
-            kind, sep2, value = typed.partition(":")
-            if not (sep and sep2 and name.strip().isidentifier()):
-                raise ValueError(f"bad param declaration {item!r}: expected name=TYPE:value")
-            kind, value = kind.strip(), value.strip()
-            array = _ARRAY.match(kind)
-            if array:
-                params[name.strip()] = [_convert(array.group(1), v.strip()) for v in value.split("|")] if value else []
-            else:
-                params[name.strip()] = _convert(kind, value)
-    return params
-
-
-def file_params(path: Path) -> dict[str, Any]:
-    return {**DEFAULT_PARAMS, **COMMON_PARAMS, **parse_params(path.read_text())}
+# The params convention (DEFAULT_PARAMS, COMMON_PARAMS, parse_params, file_params) lives in the package, where
+# `adpipeline check --bigquery-dry-run` uses it too.
 
 
 # --- comparing results across backends ---------------------------------------------------------------
