@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from adpipeline.google_auth import DEFAULT_GCP_CONN_ID, google_credentials
-from adpipeline.tables import Row, TableSpec
+from adpipeline.tables import BUCKET_KEYS, Row, TableSpec
 from adpipeline.warehouse import schema
 from adpipeline.warehouse.base import Warehouse, missing_columns
 
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("adpipeline")
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
+KEYS_LABEL = "adp_bucket_keys"
+"""Table label set once a table's bucket-reference columns hold keys (new, or migrated): no migration query after."""
 _STAGE_TTL = dt.timedelta(hours=6)  # a staging table left behind by a killed task expires by itself
 
 
@@ -213,9 +215,14 @@ class BigQueryWarehouse(Warehouse):
                 self.add_missing_columns(TABLES[name])  # the descriptions (DDL has made the columns)
                 checked.add(name)
             elif name not in checked:
-                self.add_missing_columns(TABLES[name])  # a table an earlier version made: bring it up to the model
                 checked.add(name)
-                self.migrate_bucket_keys(TABLES[name])  # one SELECT job, only for tables with bucket-key columns
+                spec = TABLES[name]
+                if (
+                    spec.name in BUCKET_KEYS
+                    and self.client.get_table(self._table_id(name)).labels.get(KEYS_LABEL) != "1"
+                ):
+                    self.migrate_bucket_keys(spec)  # once per table: the label below records it (no job after)
+                self.add_missing_columns(spec)  # a table an earlier version made: bring it up to the model
 
     def existing_columns(self, table: str) -> set[str]:
         return {field.name for field in self.client.get_table(self._table_id(table)).schema}
@@ -234,6 +241,9 @@ class BigQueryWarehouse(Warehouse):
         fields += [_field(c.name, c.bq_type, c.mode, wanted[c.name]) for c in missing]
         description = schema.table_description(spec.model) or None
         changed = []
+        if spec.name in BUCKET_KEYS and table.labels.get(KEYS_LABEL) != "1":
+            table.labels = {**table.labels, KEYS_LABEL: "1"}  # its bucket references are keys (created or migrated)
+            changed.append("labels")
         if [(f.name, f.description) for f in fields] != [(f.name, f.description) for f in table.schema]:
             table.schema = fields
             changed.append("schema")

@@ -54,3 +54,46 @@ def test_an_older_table_gets_the_descriptions_on_the_next_ensure(
         assert fresh.add_missing_columns(spec) == []
     finally:
         fresh.close()
+
+
+def test_old_absolute_paths_become_keys_once(new_bq_warehouse: Callable[[], BigQueryWarehouse]) -> None:
+    from google.cloud import bigquery
+
+    from adpipeline.tables import Face
+    from adpipeline.warehouse.bigquery import KEYS_LABEL
+
+    bq = new_bq_warehouse()
+    bq.ensure_dataset()
+    fields = [bigquery.SchemaField(f.name, f.field_type, mode=f.mode) for f in schema_fields(Face)]
+    bq.client.create_table(bigquery.Table(f"{bq.dataset_id}.faces", schema=fields))  # an earlier version's table
+    old = Face(
+        face_id="f1",
+        backend="dlib",
+        model_id="m",
+        centroid=[0.1],
+        n_tracks=1,
+        n_videos=1,
+        first_creative_id="v1",
+        best_track_id="t1",
+        best_quality=0.5,
+        best_crop_path="/old/home/bucket/faces/crops/t1.jpg",
+    )
+    bq.merge_rows("faces", [old])  # (this warehouse labels the table: an earlier version would not have)
+    table = bq.client.get_table(f"{bq.dataset_id}.faces")
+    table.labels = {KEYS_LABEL: None}
+    bq.client.update_table(table, ["labels"])
+    assert not bq.client.get_table(f"{bq.dataset_id}.faces").labels
+    fresh = BigQueryWarehouse(project=bq.project, dataset=bq.dataset)
+    try:
+        fresh.ensure_tables(["faces"])
+        got = fresh.query("SELECT best_crop_path FROM {{ faces }}")["best_crop_path"].tolist()
+        assert got == ["faces/crops/t1.jpg"]
+        assert fresh.client.get_table(f"{bq.dataset_id}.faces").labels.get(KEYS_LABEL) == "1"
+    finally:
+        fresh.close()
+    later = BigQueryWarehouse(project=bq.project, dataset=bq.dataset)
+    try:
+        later.ensure_tables(["faces"])
+        assert sum(later.jobs.values()) == 0  # migrated once: no query job on later runs
+    finally:
+        later.close()
