@@ -66,23 +66,12 @@ def test_old_absolute_paths_become_keys_once(new_bq_warehouse: Callable[[], BigQ
     bq.ensure_dataset()
     fields = [bigquery.SchemaField(f.name, f.field_type, mode=f.mode) for f in schema_fields(Face)]
     bq.client.create_table(bigquery.Table(f"{bq.dataset_id}.faces", schema=fields))  # an earlier version's table
-    old = Face(
-        face_id="f1",
-        backend="dlib",
-        model_id="m",
-        centroid=[0.1],
-        n_tracks=1,
-        n_videos=1,
-        first_creative_id="v1",
-        best_track_id="t1",
-        best_quality=0.5,
-        best_crop_path="/old/home/bucket/faces/crops/t1.jpg",
-    )
-    bq.merge_rows("faces", [old])  # (this warehouse labels the table: an earlier version would not have)
-    table = bq.client.get_table(f"{bq.dataset_id}.faces")
-    table.labels = {KEYS_LABEL: None}
-    bq.client.update_table(table, ["labels"])
-    assert not bq.client.get_table(f"{bq.dataset_id}.faces").labels
+    # a row as an earlier version wrote it (plain DML: no ensure_tables of this version touches the table first)
+    bq.client.query(
+        f"INSERT INTO `{bq.dataset_id}.faces` (face_id, backend, model_id, centroid, n_tracks, n_videos, "
+        "first_creative_id, best_track_id, best_crop_path) VALUES "
+        "('f1', 'dlib', 'm', [0.1], 1, 1, 'v1', 't1', '/old/home/bucket/faces/crops/t1.jpg')"
+    ).result()
     fresh = BigQueryWarehouse(project=bq.project, dataset=bq.dataset)
     try:
         fresh.ensure_tables(["faces"])
