@@ -59,6 +59,7 @@ from adpipeline.tables import (
     PrivacySuppression,
     RawAd,
     Row,
+    RunWarning,
     VideoFeatureRow,
     VideoMetadata,
 )
@@ -326,6 +327,10 @@ def fixture_rows() -> dict[str, list[Row]]:
         "privacy_suppressions": [
             make(PrivacySuppression, request_id="forget_1", kind="track", digest="e" * 64, creative_id="vid_a",
                  video_sha256="f" * 64, start_s=1.0, end_s=4.5, backend="dlib", model_id="m", created_at=t0),
+        ],
+        "run_warnings": [
+            make(RunWarning, run_id="r1", stage="media.fetch", part="", failed=3, total=4, warn_share=0.5,
+                 statuses_json='{"blocked_path": 3}', message="3 of 4 items failed", created_at=t0),
         ],
     }  # fmt: skip
 
