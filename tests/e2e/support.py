@@ -15,6 +15,7 @@ START = dt.date(2026, 10, 1)
 VOLATILE = {
     "genai_usage": ("call_id", "latency_ms", "called_at", "run_id"),
     "media_fetches": ("next_attempt_at",),  # a retry time counted from the wall clock
+    "final_watermark": ("version",),  # backend-specific tokens of what the final stage last read
 }
 """Columns that record when and how fast a call happened, not what it produced: left out of the checksums."""
 
@@ -101,3 +102,40 @@ def _clean(value, digits: int | None):
     if isinstance(value, list):
         return [_clean(v, digits) for v in value]
     return value
+
+
+FINAL_TABLES = ("ads_enriched", "feature_performance", "face_performance")
+
+
+def stale_tables(settings: Settings, scratch: Path) -> dict[str, int]:
+    """The final tables that differ from a rebuild from the same upstream tables, with how many rows differ. The
+    rebuild is the final stage run on a copy of the DuckDB home (in ``scratch``) whose final tables and watermark were
+    dropped, so nothing of the old final tables can leak into it; rows compare by content (floats within 1e-9)."""
+    import shutil
+
+    from adpipeline.stages import final
+    from adpipeline.stages.context import StageContext
+    from adpipeline.window import Window
+
+    copy = make_settings(scratch, *settings.local_media_roots)
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(settings.home, scratch)
+    with StageContext(copy, Window(START, START)) as ctx:
+        for table in (*FINAL_TABLES, final.WATERMARK):
+            ctx.warehouse._drop(ctx.warehouse.table_ref(table))
+        if final.run(ctx)["skipped"]:
+            raise AssertionError("the rebuild found a watermark")
+    want = table_records(copy)
+    got = table_records(settings)
+    out = {}
+    for table in FINAL_TABLES:
+        differ = differing_rows(_masked(got.get(table, []), settings.home), _masked(want.get(table, []), scratch))
+        if differ:
+            out[table] = len(differ)
+    return out
+
+
+def _masked(records: list[dict], home: Path) -> list[dict]:
+    """Records with the home folder written as <HOME> (a stored path, if any, names the copy's home)."""
+    text = str(Path(home).resolve())
+    return [json.loads(json.dumps(r, default=str).replace(text, "<HOME>")) for r in records]

@@ -46,6 +46,7 @@ from adpipeline.tables import (
     FaceVerification,
     FaceVideoStatus,
     FeaturePerformance,
+    FinalWatermark,
     GalleryPhoto,
     GalleryTemplate,
     GalleryVideoRecord,
@@ -386,6 +387,9 @@ def fixture_rows() -> dict[str, list[Row]]:
         "privacy_suppressions": [
             make(PrivacySuppression, request_id="forget_1", kind="track", digest="e" * 64, creative_id="vid_a",
                  video_sha256="f" * 64, start_s=1.0, end_s=4.5, backend="dlib", model_id="m", created_at=t0),
+        ],
+        "final_watermark": [
+            make(FinalWatermark, table_name="creatives", role="upstream", version="2024-01-05T12:30:00+00:00:3"),
         ],
     }  # fmt: skip
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from adpipeline.tables import AdEnriched
-from tests.e2e.support import START, load_sample, table_checksums
+from tests.e2e.support import START, load_sample, stale_tables, table_checksums
 from tests.scheduler.cluster import AirflowCluster
 from tests.scheduler.conftest import DAYS
 
@@ -201,6 +201,11 @@ def test_trigger_and_backfill_reach_every_table(index, attempt_runner, reference
             f"{exc}\nadpipeline.creatives events that no adp_media run consumed: {attempt.unconsumed_events}\n"
             f"runs:\n{_run_table(attempt)}"
         ) from None
+
+    # The final tables by content: equal to a rebuild from the upstream tables as they ended (issue 22: a final run
+    # that started before the last features run left ads_enriched stale with the right row count).
+    stale = stale_tables(_settings(attempt.adp_home), attempt.root / "rebuild")
+    assert stale == {}, f"final tables differ from a rebuild (rows per table): {stale}\nruns:\n{_run_table(attempt)}"
 
     ref_home, _ref_sums = reference
     # Features depend on which copy of a duplicate group was canonical when the group was first extracted (an
