@@ -109,17 +109,14 @@ FINAL_TABLES = ("ads_enriched", "feature_performance", "face_performance")
 
 def stale_tables(settings: Settings, scratch: Path) -> dict[str, int]:
     """The final tables that differ from a rebuild from the same upstream tables, with how many rows differ. The
-    rebuild is the final stage run on a copy of the DuckDB home (in ``scratch``) whose final tables and watermark were
-    dropped, so nothing of the old final tables can leak into it; rows compare by content (floats within 1e-9)."""
-    import shutil
-
+    rebuild is the final stage run on a copy of the warehouse (DuckDB: the home copied into ``scratch``; BigQuery: every
+    table copied into a new dataset) whose final tables and watermark were dropped, so nothing of the old final tables
+    can leak into it; rows compare by content (floats within 1e-9)."""
     from adpipeline.stages import final
     from adpipeline.stages.context import StageContext
     from adpipeline.window import Window
 
-    copy = make_settings(scratch, *settings.local_media_roots)
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copytree(settings.home, scratch)
+    copy = _clone_warehouse(settings, scratch)
     with StageContext(copy, Window(START, START)) as ctx:
         for table in (*FINAL_TABLES, final.WATERMARK):
             ctx.warehouse._drop(ctx.warehouse.table_ref(table))
@@ -129,13 +126,35 @@ def stale_tables(settings: Settings, scratch: Path) -> dict[str, int]:
     got = table_records(settings)
     out = {}
     for table in FINAL_TABLES:
-        differ = differing_rows(_masked(got.get(table, []), settings.home), _masked(want.get(table, []), scratch))
+        # No path masking: the copy holds the upstream rows as they were, stored paths included.
+        differ = differing_rows(got.get(table, []), want.get(table, []))
         if differ:
             out[table] = len(differ)
     return out
 
 
-def _masked(records: list[dict], home: Path) -> list[dict]:
-    """Records with the home folder written as <HOME> (a stored path, if any, names the copy's home)."""
-    text = str(Path(home).resolve())
-    return [json.loads(json.dumps(r, default=str).replace(text, "<HOME>")) for r in records]
+def _clone_warehouse(settings: Settings, scratch: Path) -> Settings:
+    import shutil
+
+    if settings.warehouse_backend != "bigquery":
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.copytree(settings.home, scratch)
+        return make_settings(scratch, *settings.local_media_roots)
+    from adpipeline.warehouse.bigquery import BigQueryWarehouse
+
+    dataset = f"{settings.bq_dataset}_rebuild_{scratch.name}".replace("-", "_")
+    copy = settings.model_copy(update={"home": scratch, "bq_dataset": dataset})
+    with get_warehouse_for(settings) as src, get_warehouse_for(copy) as dst:
+        assert isinstance(src, BigQueryWarehouse) and isinstance(dst, BigQueryWarehouse)
+        dst.ensure_dataset()
+        for name in TABLES:
+            if src.table_exists(name):
+                dst._drop(dst.table_ref(name))
+                dst._run(f"CREATE TABLE {dst.table_ref(name)} AS SELECT * FROM {src.table_ref(name)}", None)
+    return copy
+
+
+def get_warehouse_for(settings: Settings):
+    from adpipeline.warehouse import get_warehouse
+
+    return get_warehouse(settings)

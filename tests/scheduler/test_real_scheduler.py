@@ -195,7 +195,7 @@ def test_trigger_and_backfill_reach_every_table(index, attempt_runner, reference
     assert days == {START + k * DAY for k in range(DAYS)}, attempt.import_windows
 
     try:
-        _assert_every_creative_reached_every_table(attempt.adp_home)
+        assert_every_creative_reached_every_table(_settings(attempt.adp_home))
     except AssertionError as exc:
         raise AssertionError(
             f"{exc}\nadpipeline.creatives events that no adp_media run consumed: {attempt.unconsumed_events}\n"
@@ -263,11 +263,11 @@ def _settings(home: Path):
     return Settings(home=home, allow_local_paths=True)
 
 
-def _assert_every_creative_reached_every_table(home: Path) -> None:
+def assert_every_creative_reached_every_table(settings) -> None:
     """Row level: each imported creative has its row in every table it belongs in, and nothing was done twice."""
     from adpipeline.warehouse import get_warehouse
 
-    with get_warehouse(_settings(home)) as wh:
+    with get_warehouse(settings) as wh:
 
         def ids(table: str, where: str = "") -> Counter:
             if not wh.table_exists(table):
