@@ -717,3 +717,17 @@ class RunWarning(Row):
 
 
 TABLES["run_warnings"] = TableSpec("run_warnings", RunWarning, ("run_id", "stage", "part"), "merge")
+
+
+# --- final stage watermark (adpipeline/stages/final.py) --------------------------------------------
+class FinalWatermark(Row):
+    """What the final stage last rebuilt from: one row per table it reads (``upstream``, version read before the
+    rebuild) or writes (``output``, version read after it), plus the ``recipe`` (digest of its SQL files and
+    settings). Key: table_name. A final run whose versions all match skips the rebuild."""
+
+    table_name: str
+    role: str = Field(description="upstream, output or recipe.")
+    version: str = Field(description="Backend token: DuckDB row count and content hash; BigQuery modified time.")
+
+
+TABLES["final_watermark"] = TableSpec("final_watermark", FinalWatermark, ("table_name",), "merge")

@@ -16,6 +16,8 @@ fi
 # sync: install exactly the lock (no re-resolve), compiled to .pyc (Airflow imports twice as slowly without them).
 "$UV" pip sync --quiet --python .venv/bin/python --compile-bytecode requirements/lock.txt
 "$UV" pip install --quiet --python .venv/bin/python --no-deps --compile-bytecode -e ".[airflow]"  # deps: the lock
+# The CeleryExecutor's packages, pinned against the lock (as the Docker image installs them), for the Celery tier.
+"$UV" pip install --quiet --python .venv/bin/python --no-deps --compile-bytecode -r requirements/celery.txt
 # opencv-python and opencv-python-headless share the cv2/ folder: when a plain opencv-python installed by hand is
 # removed by the sync above, it takes the headless wheel's files with it. Reinstall the locked wheel if so.
 if ! .venv/bin/python -c "import cv2; cv2.resize" 2>/dev/null; then

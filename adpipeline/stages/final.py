@@ -1,27 +1,65 @@
-"""final: replace the window's date partitions of ``ads_enriched`` (``sql/final/select_ads_enriched.sql``), plus any
-imported date that is missing or out of step (``sql/final/select_stale_dates.sql``), then run the table's checks."""
+"""final: make ``ads_enriched``, ``feature_performance`` and ``face_performance`` equal a rebuild from the current
+upstream tables, whatever order the upstream runs and their asset events came in.
+
+The final DAG runs on every upstream asset event, so it runs often; a watermark keeps that cheap. Each run first reads
+a version token of every table it reads (:data:`UPSTREAM_TABLES` and the source table; metadata on BigQuery, a
+content hash on DuckDB) and of its outputs, plus a digest of its SQL files and settings, and compares them with the
+tokens the last rebuild stored in ``final_watermark``. All equal: nothing changed since, the run ends there. Else it
+replaces exactly the ``date`` partitions of ``ads_enriched`` whose rows differ from a rebuild
+(:meth:`~adpipeline.warehouse.base.Warehouse.partitions_out_of_step`), checks the table, rebuilds the summary
+tables, and stores the tokens: the upstream ones as read *before* the rebuild (a write that lands during the rebuild
+shows as a change next time, and that writer's event triggers the next run), the outputs' as read after it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from adpipeline.stages.context import StageContext, StageFailed, log, summary
-from adpipeline.tables import TABLES
+from adpipeline.tables import TABLES, FinalWatermark
 from adpipeline.warehouse import Warehouse
+from adpipeline.warehouse.base import sql_path
+
+UPSTREAM_TABLES = (
+    "creatives", "media_fetches", "duplicate_groups", "image_hashes", "video_metadata", "image_features",
+    "video_features", "face_detections", "face_video_status", "faces", "customer_appearances",
+)  # fmt: skip
+"""Every table the final SQL reads besides the source table (the watermark's upstream)."""
+OUTPUT_TABLES = ("ads_enriched", "feature_performance", "face_performance")
+"""What the final stage writes (their tokens catch another writer, e.g. the faces DAG's own face_performance)."""
+RECIPE_FILES = (
+    "source/select_source_ads",
+    "final/select_candidate_dates",
+    "final/select_ads_enriched",
+    "final/select_feature_performance",
+    "faces/select_face_performance",
+)
+"""SQL files whose text is part of the recipe: an upgrade that changes them rebuilds what they make."""
+WATERMARK = "final_watermark"
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
     wh = ctx.warehouse
     wh.ensure_tables([name for name, spec in TABLES.items() if spec.write != "source"])
     names = ctx.source_names()
-    # The window's dates, and the dates no run built yet or whose creatives' facts changed since (caught up here).
-    stale = [_as_date(d) for d in wh.query_file("final/select_stale_dates", names=names)["date"]]
-    dates = sorted(set(ctx.window.days()) | set(stale))
-    if set(stale) - set(ctx.window.days()):
-        log.info("ads_enriched: %d date(s) outside the window out of step", len(set(stale) - set(ctx.window.days())))
+    # Read before anything else: whatever lands after this is a change for the next run.
+    upstream = {**wh.table_versions([*UPSTREAM_TABLES, ctx.settings.source_table]), **_recipe(ctx, names)}
+    stored = _read_watermark(wh)
+    if stored and _role(stored, "upstream", "recipe") == upstream:
+        outputs = wh.table_versions(OUTPUT_TABLES)
+        if _role(stored, "output") == outputs:
+            log.info("final: no upstream table changed since the last rebuild; nothing to do")
+            return summary("final", ctx.window, skipped=True, partitions_replaced=0)
+    candidates = [_as_date(d) for d in wh.query_file("final/select_candidate_dates", names=names)["date"]]
+    dates = wh.partitions_out_of_step("ads_enriched", "final/select_ads_enriched", candidates, names=names)
+    log.info(
+        "ads_enriched: %d of %d date partition(s) out of step with the upstream tables", len(dates), len(candidates)
+    )
     wh.replace_partitions_from_file("ads_enriched", "final/select_ads_enriched", dates, names=names)
     checks = wh.query_file("checks/check_ads_enriched", names=names).iloc[0].to_dict()
     checks = {k: int(v) for k, v in checks.items()}
@@ -36,12 +74,45 @@ def run(ctx: StageContext) -> dict[str, Any]:
     if problems:
         raise StageFailed("ads_enriched checks failed: " + "; ".join(problems))
     rebuild_feature_performance(wh, ctx.settings.feature_min_impressions)
-    return summary("final", ctx.window, partitions_replaced=len(dates), **checks)
+    wh.rebuild_from_file("face_performance", "faces/select_face_performance", names=names)
+    _write_watermark(wh, upstream, wh.table_versions(OUTPUT_TABLES))
+    return summary("final", ctx.window, skipped=False, partitions_replaced=len(dates), **checks)
 
 
 def _as_date(value: Any) -> dt.date:
     """A DATE read back through pandas (``date``, ``Timestamp`` or ``datetime64``) as a ``datetime.date``."""
     return pd.Timestamp(value).date()
+
+
+def _recipe(ctx: StageContext, names: Mapping[str, str]) -> dict[str, str]:
+    """The recipe token: the final SQL files' text, the source mapping and the settings the SQL takes."""
+    digest = hashlib.sha256()
+    for name in RECIPE_FILES:
+        digest.update(sql_path(name).read_bytes())
+    digest.update(json.dumps({k: v for k, v in names.items() if k != "source_ads"}, sort_keys=True).encode())
+    digest.update(str(ctx.settings.feature_min_impressions).encode())
+    return {"recipe": digest.hexdigest()[:32]}
+
+
+def _read_watermark(wh: Warehouse) -> list[FinalWatermark]:
+    frame = wh.read_table(WATERMARK)
+    return [FinalWatermark(**record) for record in frame.to_dict("records")]
+
+
+def _role(rows: list[FinalWatermark], *roles: str) -> dict[str, str]:
+    return {row.table_name: row.version for row in rows if row.role in roles}
+
+
+def _write_watermark(wh: Warehouse, upstream: Mapping[str, str], outputs: Mapping[str, str]) -> None:
+    rows = [
+        FinalWatermark(table_name=name, role="recipe" if name == "recipe" else "upstream", version=version)
+        for name, version in upstream.items()
+    ]
+    rows += [FinalWatermark(table_name=name, role="output", version=version) for name, version in outputs.items()]
+    # Tables no longer read (an upgrade) must not keep the comparison from matching: replace the whole set.
+    with wh.session():
+        wh.delete_where(WATERMARK, "TRUE")
+        wh.merge_rows(WATERMARK, rows)
 
 
 def rebuild_feature_performance(wh: Warehouse, min_impressions: int) -> None:

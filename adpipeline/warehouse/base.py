@@ -261,6 +261,52 @@ class Warehouse(ABC):
         )
         self._run(sql, {**(params or {}), "dates": sorted(set(dates))})
 
+    def partitions_out_of_step(
+        self,
+        table: str,
+        name: str,
+        dates: Sequence[dt.date],
+        params: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> list[dt.date]:
+        """The dates among ``dates`` whose rows in ``table`` differ from what ``sql/<name>.sql`` (given ``@dates``)
+        returns for them now: a row missing, extra, changed in any column, or there a different number of times.
+        Replacing exactly these partitions with :meth:`replace_partitions_from_file` makes the table equal a rebuild
+        from the current upstream tables. One query; it reads the SELECT's inputs and the table's rows of ``dates``
+        but writes nothing (arrays compare by their JSON text, since set operations cannot compare ARRAY)."""
+        spec = TABLES[table]
+        if not spec.partition_by:
+            raise ValueError(f"{table} has no partition column")
+        if not dates:
+            return []
+        self.ensure_tables([table])
+        inner = self.render(sql_path(name).read_text(), names).strip().rstrip(";")
+        column = spec.partition_by
+        compared = ", ".join(
+            f"TO_JSON_STRING({c.name}) AS {c.name}" if c.repeated else c.name for c in schema.columns(spec.model)
+        )
+        sql = (
+            f"WITH fresh AS (\n{schema.select_as_model_sql(spec.model, inner)}\n),\n"
+            f"built AS (SELECT * FROM {self.table_ref(table)} WHERE {column} IN UNNEST(@dates)),\n"
+            f"fresh_rows AS (SELECT {compared} FROM fresh WHERE {column} IN UNNEST(@dates)),\n"
+            f"built_rows AS (SELECT {compared} FROM built),\n"
+            f"fresh_counts AS (SELECT {column} AS d, COUNT(*) AS n FROM fresh_rows GROUP BY {column}),\n"
+            f"built_counts AS (SELECT {column} AS d, COUNT(*) AS n FROM built_rows GROUP BY {column})\n"
+            f"SELECT DISTINCT {column} AS d FROM (\n"
+            "  (SELECT * FROM fresh_rows EXCEPT DISTINCT SELECT * FROM built_rows)\n  UNION ALL\n"
+            "  (SELECT * FROM built_rows EXCEPT DISTINCT SELECT * FROM fresh_rows)\n)\n"
+            "UNION DISTINCT\n"
+            "SELECT COALESCE(f.d, b.d) AS d FROM fresh_counts AS f FULL OUTER JOIN built_counts AS b ON f.d = b.d\n"
+            "WHERE f.n IS NULL OR b.n IS NULL OR f.n != b.n"
+        )
+        frame = self._read(sql, {**(params or {}), "dates": sorted(set(dates))})
+        return sorted({pd.Timestamp(value).date() for value in frame["d"]})
+
+    def table_versions(self, tables: Sequence[str]) -> dict[str, str]:
+        """A token per table (a name in our dataset, or a qualified source table) that changes whenever the table's
+        rows change; ``absent`` for a missing table. Cheap enough to ask on every run (see each backend)."""
+        raise NotImplementedError(f"{type(self).__name__} has no table versions")
+
     def delete_where(self, table: str, condition: str, params: Mapping[str, Any] | None = None) -> None:
         """DELETE rows matching a BigQuery-dialect condition (used by deletion of a person)."""
         if self.table_exists(table):

@@ -25,7 +25,11 @@ EXPECTED = {
         "asset",
         ["adpipeline.media"],
     ),
-    "adp_final": (["rebuild_ads_enriched"], "asset", ["adpipeline.features", "adpipeline.faces"]),
+    "adp_final": (
+        ["rebuild_ads_enriched"],
+        "asset",
+        [f"adpipeline.{name}" for name in ("creatives", "media", "features", "feature_batches", "faces", "gallery")],
+    ),
 }
 
 OTHER_DAGS = {"adp_forget_person", "adp_privacy", "adp_gallery", "adp_face_verify"}
@@ -78,6 +82,24 @@ def test_asset_chain_is_connected(dagbag) -> None:
     emitted = {o.name for d in dagbag.dags.values() for t in d.tasks for o in t.outlets}
     for dag_id, (_tasks, _kind, upstream) in EXPECTED.items():
         assert set(upstream) <= emitted, dag_id
+
+
+def test_final_runs_after_any_upstream_event(dagbag) -> None:
+    """One event of any asset whose DAG writes a table the final reads queues a final run: an "all of" condition
+    waited for a faces event that never came and left ads_enriched stale (issue 22)."""
+    from airflow.sdk import Asset, AssetAny
+
+    dag = dagbag.get_dag("adp_final")
+    condition = dag.timetable.asset_condition
+    upstream = EXPECTED["adp_final"][2]
+    assert isinstance(condition, AssetAny), type(condition)
+    assert all(isinstance(member, Asset) for member in condition.objects), "a nested all-of would wait again"
+    assert {a.name for a in condition.objects} == set(upstream)
+    # Every DAG that writes a table the final reads emits one of these (the privacy DAGs fix their rows themselves).
+    emitted_by = {o.name: d.dag_id for d in dagbag.dags.values() for t in d.tasks for o in t.outlets}
+    assert {emitted_by[name] for name in upstream} == {
+        "adp_import", "adp_media", "adp_features", "adp_feature_batches", "adp_faces", "adp_gallery",
+    }  # fmt: skip
 
 
 def test_external_api_tasks_use_pools(dagbag) -> None:

@@ -47,6 +47,7 @@ from adpipeline.tables import (
     FaceVerification,
     FaceVideoStatus,
     FeaturePerformance,
+    FinalWatermark,
     GalleryPhoto,
     GalleryTemplate,
     GalleryVideoRecord,
@@ -331,6 +332,9 @@ def fixture_rows() -> dict[str, list[Row]]:
         "run_warnings": [
             make(RunWarning, run_id="r1", stage="media.fetch", part="", failed=3, total=4, warn_share=0.5,
                  statuses_json='{"blocked_path": 3}', message="3 of 4 items failed", created_at=t0),
+        ],
+        "final_watermark": [
+            make(FinalWatermark, table_name="creatives", role="upstream", version="2024-01-05T12:30:00+00:00:3"),
         ],
     }  # fmt: skip
 

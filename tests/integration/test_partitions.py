@@ -105,3 +105,51 @@ def test_replace_partitions_on_bigquery(enrich_sql: None, new_bq_warehouse: Call
     bq = new_bq_warehouse()
     assert _replace_partitions(bq) == EXPECTED
     assert bq.jobs["MERGE"] >= 5 and "CREATE_TABLE_AS_SELECT" not in bq.jobs  # never a whole-table rewrite
+
+
+def _out_of_step(wh: Warehouse) -> list[tuple[str, list[dt.date]]]:
+    """What partitions_out_of_step finds and table_versions says after each kind of change."""
+    seen = []
+    wh.merge_rows("raw_ads", [_raw("a", D1, 1), _raw("b", D2, 2), _raw("c", D3, 3)])
+    wh.ensure_tables(["ads_enriched"])
+
+    def step(label: str) -> None:
+        seen.append((label, wh.partitions_out_of_step("ads_enriched", "test/enrich", [D1, D2, D3])))
+
+    step("empty table: every date")
+    wh.replace_partitions_from_file("ads_enriched", "test/enrich", [D1, D2, D3])
+    step("built: none")
+    before = wh.table_versions(["raw_ads", "ads_enriched", "no_such_table"])
+    assert before["no_such_table"] == "absent"
+    assert wh.table_versions(["raw_ads", "ads_enriched"]) == {k: before[k] for k in ("raw_ads", "ads_enriched")}
+    wh.merge_rows("raw_ads", [_raw("b", D2, 5)])  # same row count, a metric corrected
+    after = wh.table_versions(["raw_ads", "ads_enriched"])
+    assert after["raw_ads"] != before["raw_ads"] and after["ads_enriched"] == before["ads_enriched"]
+    step("changed metric: D2")
+    wh.merge_rows("raw_ads", [_raw("d", D3, 4)])
+    step("new row: D2, D3")
+    wh.replace_partitions_from_file("ads_enriched", "test/enrich", [D2, D3])
+    wh.delete_where("raw_ads", "ad_id = 'a'")
+    step("source row gone: D1")
+    return seen
+
+
+OUT_OF_STEP = [
+    ("empty table: every date", [D1, D2, D3]),
+    ("built: none", []),
+    ("changed metric: D2", [D2]),
+    ("new row: D2, D3", [D2, D3]),
+    ("source row gone: D1", [D1]),
+]
+
+
+def test_out_of_step_partitions_on_duckdb(enrich_sql: None, tmp_path: Path) -> None:
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
+        assert _out_of_step(wh) == OUT_OF_STEP
+
+
+@pytest.mark.bigquery
+def test_out_of_step_partitions_on_bigquery(
+    enrich_sql: None, new_bq_warehouse: Callable[[], BigQueryWarehouse]
+) -> None:
+    assert _out_of_step(new_bq_warehouse()) == OUT_OF_STEP

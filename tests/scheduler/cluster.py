@@ -184,15 +184,17 @@ class AirflowCluster:
         self.cli("dags", "reserialize", timeout=300)
         self.cli("dags", "unpause", "--treat-dag-id-as-regex", "^adp_", "--yes")
 
-    def _spawn(self, name: str, args: list[str], command: list[str] | None = None) -> None:
+    def _spawn(
+        self, name: str, args: list[str], command: list[str] | None = None, extra_env: dict[str, str] | None = None
+    ) -> None:
         """Start ``airflow ARGS`` (or ``command``) in its own session, output appended to
-        ``component-logs/NAME.log``."""
+        ``component-logs/NAME.log``; ``extra_env`` is added to this one component's environment."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{name}.log").open("ab")
         try:
             self._procs[name] = subprocess.Popen(
                 command or [*airflow_command(), *args],
-                env=self.env(),
+                env={**self.env(), **(extra_env or {})},
                 cwd=self.root,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -256,7 +258,7 @@ class AirflowCluster:
             )
         return done.stdout
 
-    def backfill(self, dag_id: str, from_date: dt.date, to_date: dt.date, tries: int = 5) -> str:
+    def backfill(self, dag_id: str, from_date: dt.date, to_date: dt.date, tries: int = 10) -> str:
         """``airflow backfill create`` for logical dates ``from_date``..``to_date``.
 
         On SQLite the CLI's write can lose to the running scheduler's ("database is locked", at once when its read

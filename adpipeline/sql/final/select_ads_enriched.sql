@@ -1,7 +1,8 @@
 -- ads_enriched: every source ad row up to the last imported date, with its creative, duplicate group, features
 -- (through the group's canonical creative), video metadata and face summary. Grain: one row per (ad_id, date).
 -- The final DAG replaces the date partitions @dates with these rows (one MERGE; other dates are not touched): the
--- window's dates and those sql/final/select_stale_dates.sql finds; dates not imported yet stay out.
+-- dates whose rows differ from what this SELECT returns now (Warehouse.partitions_out_of_step over the dates of
+-- sql/final/select_candidate_dates.sql); dates not imported yet stay out.
 -- params: dates=ARRAY<DATE>:2024-01-01|2024-01-02|2024-01-03
 WITH ads AS (
   SELECT *

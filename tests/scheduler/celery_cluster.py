@@ -1,0 +1,165 @@
+"""The CeleryExecutor on 127.0.0.1: PostgreSQL metadata database, Redis broker, two ``airflow celery worker``
+processes, plus the scheduler, dag-processor, triggerer and api-server of :class:`AirflowCluster`.
+
+The Airflow settings the compose file and this tier share are read from ``docker-compose.yaml``'s
+``x-airflow-common-env`` block (:func:`compose_airflow_env`): the same names and values, with only the host names,
+ports, paths and secrets that differ on a test machine replaced. A change of executor settings in the compose file
+reaches this tier without a second edit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+
+import yaml
+
+from adpipeline.paths import REPO
+from tests.scheduler import services
+from tests.scheduler.cluster import COMPONENTS, AirflowCluster, _tail
+
+COMPOSE_FILE = REPO / "docker-compose.yaml"
+LOCAL_ONLY = (
+    "AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", "AIRFLOW__API_AUTH__JWT_SECRET_CMD",
+    "AIRFLOW__CORE__FERNET_KEY_CMD", "AIRFLOW__API__SECRET_KEY_CMD", "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK",
+    "ADP_HOME",
+)  # fmt: skip
+"""Compose settings that name container paths, hosts or secret files: the tier sets its own values for these. The
+database, result backend and broker URLs are taken from the compose file (driver, database, user) with only the
+service's host and port replaced (:data:`COMPOSE_HOSTS`)."""
+COMPOSE_HOSTS = {"postgres": 5432, "redis": 6379}
+"""The compose services the URLs name, with their ports."""
+
+
+def compose_airflow_env() -> dict[str, str]:
+    """``x-airflow-common-env`` of docker-compose.yaml with ``${VAR:-default}`` resolved to its default, less the
+    :data:`LOCAL_ONLY` names and the ``ADP_*`` backend pass-throughs (the tier sets its backends itself)."""
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    out = {}
+    for name, value in compose["x-airflow-common-env"].items():
+        if name in LOCAL_ONLY or name.startswith("ADP_"):
+            continue
+        text = str(value)
+        while "${" in text:
+            start = text.index("${")
+            end = text.index("}", start)
+            inner = text[start + 2 : end]
+            default = inner.split(":-", 1)[1] if ":-" in inner else ""
+            text = text[:start] + default + text[end + 1 :]
+        out[name] = text
+    return out
+
+
+def compose_worker_queues() -> str:
+    """The queues the compose file's worker serves: its ``--queues`` argument, else Celery's default queue."""
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    command = list(compose["services"]["airflow-worker"]["command"])
+    for flag in ("-q", "--queues"):
+        if flag in command:
+            return str(command[command.index(flag) + 1])
+    return "default"
+
+
+@dataclass
+class CeleryCluster(AirflowCluster):
+    """:class:`AirflowCluster` on the CeleryExecutor with ``workers`` worker processes of ``worker_concurrency``
+    slots each. PostgreSQL and Redis are started first and stopped last."""
+
+    workers: int = 2
+    worker_concurrency: int = 2
+    _pg: services.Postgres | None = field(default=None, init=False)
+    _redis: services.Redis | None = field(default=None, init=False)
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        for name in (
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
+        ):
+            env.pop(name, None)  # SQLite's
+        if self._pg is None or self._redis is None:
+            raise RuntimeError("start the cluster first (PostgreSQL and Redis)")
+        shared = compose_airflow_env()
+        shared["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.worker_concurrency)
+        ports = {"postgres": self._pg.port, "redis": self._redis.port}
+        for name in (
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CELERY__RESULT_BACKEND",
+            "AIRFLOW__CELERY__BROKER_URL",
+        ):
+            for host, port in COMPOSE_HOSTS.items():
+                shared[name] = shared[name].replace(f"@{host}:{port}/", f"@127.0.0.1:{ports[host]}/")
+                shared[name] = shared[name].replace(f"//{host}:{port}/", f"//127.0.0.1:{ports[host]}/")
+        env.update(shared)
+        env.update(
+            {
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.scheduler.worker_hostname.hostname",
+                **self.adp_env,
+            }
+        )
+        return env
+
+    def start(self) -> None:
+        services_root = self.root / "services"
+        self._pg = self._stack.enter_context(services.postgres(services_root / "postgres"))
+        self._redis = self._stack.enter_context(services.redis(services_root / "redis"))
+        self.db_template = None  # a PostgreSQL database is migrated per cluster
+        super().start()
+        for index in range(1, self.workers + 1):
+            self.start_worker(index)
+
+    def start_worker(self, index: int) -> None:
+        """Start (or restart) ``airflow celery worker`` number ``index`` (its own process group and log)."""
+        self._spawn(
+            f"worker-{index}",
+            [
+                "celery", "worker", "--celery-hostname", f"worker{index}@%h", "--queues", compose_worker_queues(),
+                "--concurrency", str(self.worker_concurrency), "--skip-serve-logs",
+            ],
+            extra_env={"CELERY_TIER_WORKER_NAME": f"worker-{index}"},
+        )  # fmt: skip
+
+    def kill(self, name: str) -> int:
+        """SIGKILL a component's whole process group (a worker with its task processes); returns its pid."""
+        proc = self._procs.pop(name)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        return proc.pid
+
+    def restart(self, name: str, args: list[str]) -> None:
+        """Stop a component (SIGTERM, then SIGKILL) and start it again with the same log."""
+        proc = self._procs.pop(name)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001 - a stuck component is killed
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        self._spawn(name, args)
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        try:
+            super().stop(grace_s)
+        finally:
+            self._stack.close()
+
+    def diagnostics(self, lines: int = 40, task_lines: int = 60) -> str:
+        out = [super().diagnostics(lines, task_lines)]
+        for name in sorted(self._procs):
+            if name in COMPONENTS:
+                continue
+            out.append(f"===== {name}: last {lines} lines of {self.log_dir / f'{name}.log'}")
+            out.append(_tail(self.log_dir / f"{name}.log", lines))
+        for service in (self._pg, self._redis):
+            if service is not None:
+                out.append(f"===== {service.log.name}")
+                out.append(_tail(service.log, lines))
+        return "\n".join(out)
