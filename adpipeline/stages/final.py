@@ -1,5 +1,6 @@
 """final: replace the window's date partitions of ``ads_enriched`` (``sql/final/select_ads_enriched.sql``), plus any
-imported date that is missing or out of step (``sql/final/select_stale_dates.sql``), then run the table's checks."""
+imported date that is missing or out of step (``sql/final/select_stale_dates.sql``), then run the table's checks and
+rebuild the analyses over it (``feature_performance``, ``creative_fatigue``, ``feature_effects``)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def run(ctx: StageContext) -> dict[str, Any]:
     if problems:
         raise StageFailed("ads_enriched checks failed: " + "; ".join(problems))
     rebuild_feature_performance(wh, ctx.settings.feature_min_impressions)
+    rebuild_creative_fatigue(wh, ctx.settings.fatigue_min_drop, ctx.settings.fatigue_min_impressions)
+    rebuild_feature_effects(
+        wh,
+        min_impressions=ctx.settings.feature_min_impressions,
+        max_cells=ctx.settings.effects_max_cells,
+        max_values=ctx.settings.effects_max_values,
+    )
     return summary("final", ctx.window, partitions_replaced=len(dates), **checks)
 
 
@@ -54,3 +62,18 @@ def rebuild_feature_performance(wh: Warehouse, min_impressions: int) -> None:
         "feature": "",  # every feature
     }
     wh.rebuild_from_file("feature_performance", "final/select_feature_performance", params=params)
+
+
+def rebuild_creative_fatigue(wh: Warehouse, min_drop: float, min_impressions: int) -> None:
+    """Rebuild ``creative_fatigue`` from ``ads_enriched`` over all dates, in the warehouse's SQL."""
+    params = {"min_drop": float(min_drop), "min_impressions": int(min_impressions)}
+    wh.rebuild_from_file("creative_fatigue", "final/select_creative_fatigue", params=params)
+
+
+def rebuild_feature_effects(wh: Warehouse, *, min_impressions: int, max_cells: int, max_values: int) -> None:
+    """Rebuild ``feature_effects``: the adjusted model over the cells the warehouse aggregates (after
+    ``feature_performance``, whose unadjusted lift it carries beside its own)."""
+    from adpipeline.insights.effects import fit_feature_effects
+
+    rows = fit_feature_effects(wh, min_impressions=min_impressions, max_cells=max_cells, max_values=max_values)
+    wh.replace_rows("feature_effects", rows)
