@@ -673,7 +673,9 @@ class CreativeFatigue(Row):
     decay_low: float | None = Field(None, description="95 % interval of decay.")
     decay_high: float | None = None
     pool_decay: float | None = Field(None, description="Precision-weighted mean slope of all creatives.")
-    pool_spread: float | None = Field(None, description="Spread (standard deviation) of true slopes, DerSimonian-Laird.")
+    pool_spread: float | None = Field(
+        None, description="Spread (standard deviation) of true slopes, DerSimonian-Laird."
+    )
     fitted_intercept: float | None = Field(None, description="log CTR at day live 0 of the shrunk fit.")
     days_to_half: float | None = Field(None, description="ln 2 / -decay: days for the fitted CTR to halve.")
     overdispersion: float | None = Field(None, description="Pooled Pearson dispersion of daily clicks about the fits.")
@@ -707,8 +709,8 @@ class FeatureEffect(Row):
     unadjusted_flag: str | None = Field(None, description="feature_performance.flag.")
     disagreement: str | None = Field(
         None,
-        description="sign (the two lifts point opposite ways, one of them flagged), significance (one flagged, the "
-        "other not) or NULL where they agree.",
+        description="sign (both flagged, in opposite directions), significance (one flagged, the other not) or NULL "
+        "where they agree.",
     )
     model_creatives: int = Field(description="Creatives the model was fitted on (a sample above the cap).")
     model_cells: int = Field(description="Rows (creative, campaign, week cells) the model was fitted on.")

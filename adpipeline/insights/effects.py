@@ -1,7 +1,8 @@
 """Adjusted feature effects: one binomial GLM over all feature values at once, with campaign and week effects.
 
-The warehouse aggregates ``ads_enriched`` into cells of (creative, campaign, week) (``sql/final/select_effect_cells.sql``)
-and lists each creative's feature values (``sql/final/select_unit_features.sql``); this module fits
+The warehouse aggregates ``ads_enriched`` into cells of (creative, campaign, week)
+(``sql/final/select_effect_cells.sql``) and lists each creative's feature values
+(``sql/final/select_unit_features.sql``); this module fits
 
     logit(CTR of a cell) = intercept + sum of the creative's feature-value terms + campaign + week
 
@@ -55,9 +56,7 @@ def unit_cut(n_cells: int, max_cells: int) -> str:
     return f"{max(1, math.floor(share * 65536)):04x}"
 
 
-def fit_feature_effects(
-    wh: Warehouse, *, min_impressions: int, max_cells: int, max_values: int
-) -> list[FeatureEffect]:
+def fit_feature_effects(wh: Warehouse, *, min_impressions: int, max_cells: int, max_values: int) -> list[FeatureEffect]:
     """Fit the model on the warehouse's ``ads_enriched`` and return one row per modelled feature value, with the
     unadjusted lift of ``feature_performance`` beside it."""
     counts = wh.query_file("final/count_effect_cells").iloc[0]
@@ -70,7 +69,9 @@ def fit_feature_effects(
         else pd.DataFrame(columns=["feature", "value", "lift", "flag"])
     )
     if cut:
-        log.info("feature_effects: %d cells over the cap %d, fitted on a sample (%s)", counts["n_cells"], max_cells, cut)
+        log.info(
+            "feature_effects: %d cells over the cap %d, fitted on a sample (%s)", counts["n_cells"], max_cells, cut
+        )
     return fit_cells(cells, values, unadjusted, min_impressions=min_impressions, max_values=max_values)
 
 
@@ -101,6 +102,14 @@ def fit_cells(
         x_units[unit_rows, j] = 1.0
     exog = np.hstack([np.ones((len(cells), 1)), x_units[unit_codes], campaigns, weeks])
     del x_units
+    # Terms that are linear combinations of earlier ones (two features always together, a value only in one
+    # campaign) cannot be told apart: they are left out, the earlier ones kept.
+    keep = _independent_columns(exog)
+    dropped = [terms[j - 1] for j in range(1, len(terms) + 1) if j not in keep]
+    if dropped:
+        log.info("feature_effects: %d value(s) collinear with others, left out: %s", len(dropped), dropped[:10])
+    position = {j: i for i, j in enumerate(keep)}
+    exog = exog[:, keep]
     n = cells["n"].to_numpy(float)
     k = np.minimum(cells["k"].to_numpy(float), n)
     model = sm.GLM(np.column_stack([k, n - k]), exog, family=sm.families.Binomial())
@@ -111,11 +120,14 @@ def fit_cells(
     lookup = {(str(r.feature), str(r.value)): r for r in unadjusted.itertuples(index=False)}
     rows: list[FeatureEffect] = []
     for j, term in enumerate(terms, start=1):
-        beta, s, p = float(params[j]), float(se[j]), float(pvalues[j])
-        finite = math.isfinite(beta) and math.isfinite(s)
+        if j not in position:
+            continue
+        i = position[j]
+        beta, s, p = float(params[i]), float(se[i]), float(pvalues[i])
+        finite = math.isfinite(beta) and math.isfinite(s) and abs(beta) + Z95 * s < 700
         low = math.exp(beta - Z95 * s) if finite else None
         high = math.exp(beta + Z95 * s) if finite else None
-        odds = math.exp(beta) if math.isfinite(beta) else None
+        odds = math.exp(beta) if finite else None
         flag = None
         if low is not None and high is not None:
             flag = "above" if low > 1 else "below" if high < 1 else None
@@ -146,11 +158,11 @@ def fit_cells(
 
 
 def disagreement(odds: float | None, flag: str | None, un_lift: float | None, un_flag: str | None) -> str | None:
-    """``sign`` where the two effects point opposite ways and at least one is flagged, ``significance`` where one is
-    flagged and the other not, else None."""
+    """``sign`` where both are flagged and point opposite ways, ``significance`` where one is flagged and the other
+    not, else None."""
     if odds is None or un_lift is None:
         return None
-    if (flag or un_flag) and (odds - 1) * un_lift < 0:
+    if flag and un_flag and flag != un_flag:
         return "sign"
     if bool(flag) != bool(un_flag):
         return "significance"
@@ -191,6 +203,21 @@ def _feature_terms(
             terms.append(Term(str(feature), str(value), int(row["m"]), int(row["n"])))
             members.append(pos)
     return terms, members
+
+
+def _independent_columns(exog: np.ndarray, tolerance: float = 1e-9) -> list[int]:
+    """Indices of the columns to keep: each one not (numerically) a linear combination of the ones kept before it,
+    judged on the scaled Gram matrix (terms x terms, cheap however many cells)."""
+    gram = exog.T @ exog
+    scale = np.sqrt(np.maximum(np.diag(gram), 1e-300))
+    gram = gram / np.outer(scale, scale)
+    keep: list[int] = []
+    for j in range(gram.shape[0]):
+        candidate = keep + [j]
+        sub = gram[np.ix_(candidate, candidate)]
+        if np.linalg.eigvalsh(sub).min() > tolerance:
+            keep.append(j)
+    return keep
 
 
 def _dummies(labels: pd.Series, reference: str = "most") -> np.ndarray:

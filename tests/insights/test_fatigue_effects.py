@@ -74,7 +74,12 @@ def test_calendar_effects_do_not_make_fatigue(tmp_path: Path) -> None:
 
 def test_noiseless_decay_is_exact(tmp_path: Path) -> None:
     planted = planted_ads(
-        n_units=60, seed=2, week_effects=(1.0,), daily_noise=0.0, impressions_median=2_000_000, decay_range=(-0.05, -0.05)
+        n_units=60,
+        seed=2,
+        week_effects=(1.0,),
+        daily_noise=0.0,
+        impressions_median=2_000_000,
+        decay_range=(-0.05, -0.05),
     )
     got = _fatigue(tmp_path, planted)
     big = got[got["impressions"] > 10_000_000]
@@ -139,6 +144,7 @@ def test_unit_cut_and_disagreement_rules() -> None:
     assert unit_cut(2000, 1000) == "8000"
     assert disagreement(1.3, "above", 0.2, "above") is None
     assert disagreement(1.02, None, 0.3, "above") == "significance"
-    assert disagreement(0.8, "below", 0.1, None) == "sign"
+    assert disagreement(0.8, "below", 0.1, None) == "significance"
+    assert disagreement(0.8, "below", 0.1, "above") == "sign"
     assert disagreement(0.9, None, 0.1, None) is None
     assert disagreement(None, None, 0.1, "above") is None

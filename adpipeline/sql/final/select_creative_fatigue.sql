@@ -16,90 +16,58 @@ WITH daily AS (
   SELECT
     COALESCE(canonical_creative_id, creative_id) AS unit_id,
     date,
+    -- days since a fixed date, so a first fit needs no first date (the slope is the same; sums stay small)
+    DATE_DIFF(date, DATE '2020-01-01', DAY) AS d,
     ANY_VALUE(media_type) AS media_type,
     CAST(SUM(impressions) AS FLOAT64) AS n,
-    CAST(SUM(clicks) AS FLOAT64) AS k
+    CAST(LEAST(SUM(clicks), SUM(impressions)) AS FLOAT64) AS k,
+    LN((LEAST(SUM(clicks), SUM(impressions)) + 0.5) / (SUM(impressions) + 1)) AS y
   FROM {{ ads_enriched }}
   WHERE creative_id IS NOT NULL AND impressions > 0
   GROUP BY unit_id, date
 ),
-spans AS (
-  SELECT unit_id, MIN(date) AS first_date, MAX(date) AS last_date FROM daily GROUP BY unit_id
-),
-days AS (
-  SELECT
-    d.unit_id,
-    d.media_type,
-    d.date,
-    d.n,
-    LEAST(d.k, d.n) AS k,
-    DATE_DIFF(d.date, s.first_date, DAY) AS t,
-    DATE_DIFF(s.last_date, s.first_date, DAY) AS t_last,
-    LN((LEAST(d.k, d.n) + 0.5) / (d.n + 1)) AS y
-  FROM daily AS d
-  JOIN spans AS s ON s.unit_id = d.unit_id
-),
--- Calendar effects (a sale week, a holiday) are not fatigue. Two rounds of backfitting: impression-weighted fits per
--- unit, then each date's effect is the mean residual of all units live on it, taken out of that date's log CTR before
--- the next fit. (A calendar trend that is a straight line cannot be told from a common decay; only its bends are.)
-fit1_sums AS (
-  SELECT
-    d.unit_id,
-    SUM(d.n) AS n,
-    SUM(d.n * d.t) AS s1,
-    SUM(d.n * d.t * d.t) AS s2,
-    SUM(d.n * d.y) AS sy,
-    SUM(d.n * d.t * d.y) AS sty
-  FROM days AS d
-  GROUP BY d.unit_id
-),
-fit1 AS (
+-- Calendar effects (a sale week, a holiday) are not fatigue. An impression-weighted first fit per unit (in the same
+-- pass as its first and last day); each date's effect is the mean residual of all units live on it, taken out of that
+-- date's log CTR before the final fit. (A calendar trend that is a straight line cannot be told from a common decay;
+-- only its bends can.)
+first_fits AS (
   SELECT
     unit_id,
-    SAFE_DIVIDE(sty - s1 * sy / n, s2 - s1 * s1 / n) AS b,
-    sy / n - SAFE_DIVIDE(sty - s1 * sy / n, s2 - s1 * s1 / n) * s1 / n AS a
-  FROM fit1_sums
-  WHERE s2 - s1 * s1 / n > 0
+    MIN(date) AS first_date,
+    MAX(date) AS last_date,
+    MIN(d) AS d_first,
+    MAX(d) AS d_last,
+    SAFE_DIVIDE(
+      SUM(n * d * y) - SUM(n * d) * SUM(n * y) / SUM(n), SUM(n * d * d) - SUM(n * d) * SUM(n * d) / SUM(n)
+    ) AS b,
+    SUM(n * y) / SUM(n) AS y_mean,
+    SUM(n * d) / SUM(n) AS d_mean
+  FROM daily
+  GROUP BY unit_id
 ),
-calendar1 AS (
-  SELECT d.date, SUM(d.n * (d.y - f.a - f.b * d.t)) / SUM(d.n) AS g
-  FROM days AS d
-  JOIN fit1 AS f ON f.unit_id = d.unit_id
-  GROUP BY d.date
-),
-fit2_sums AS (
-  SELECT
-    d.unit_id,
-    SUM(d.n) AS n,
-    SUM(d.n * d.t) AS s1,
-    SUM(d.n * d.t * d.t) AS s2,
-    SUM(d.n * (d.y - COALESCE(c.g, 0))) AS sy,
-    SUM(d.n * d.t * (d.y - COALESCE(c.g, 0))) AS sty
-  FROM days AS d LEFT JOIN calendar1 AS c ON c.date = d.date
-  GROUP BY d.unit_id
-),
-fit2 AS (
-  SELECT
-    unit_id,
-    SAFE_DIVIDE(sty - s1 * sy / n, s2 - s1 * s1 / n) AS b,
-    sy / n - SAFE_DIVIDE(sty - s1 * sy / n, s2 - s1 * s1 / n) * s1 / n AS a
-  FROM fit2_sums
-  WHERE s2 - s1 * s1 / n > 0
-),
-calendar2 AS (
-  SELECT d.date, SUM(d.n * (d.y - f.a - f.b * d.t)) / SUM(d.n) AS g
-  FROM days AS d
-  JOIN fit2 AS f ON f.unit_id = d.unit_id
-  GROUP BY d.date
+calendar AS (
+  SELECT dy.d, SUM(dy.n * (dy.y - f.y_mean - f.b * (dy.d - f.d_mean))) / SUM(dy.n) AS g
+  FROM daily AS dy
+  JOIN first_fits AS f ON f.unit_id = dy.unit_id
+  WHERE f.b IS NOT NULL
+  GROUP BY dy.d
 ),
 fitted_days AS (
-  SELECT d.*, COALESCE(c.g, 0) AS g, LEAST(EXP(f.a + f.b * d.t + COALESCE(c.g, 0)), 0.999) AS mu
-  FROM days AS d
-  LEFT JOIN fit2 AS f ON f.unit_id = d.unit_id
-  LEFT JOIN calendar2 AS c ON c.date = d.date
+  SELECT
+    dy.unit_id,
+    dy.media_type,
+    dy.n,
+    dy.k,
+    dy.y - COALESCE(c.g, 0) AS y,
+    dy.d - f.d_first AS t,
+    f.d_last - f.d_first AS t_last,
+    LEAST(EXP(f.y_mean + COALESCE(f.b, 0) * (dy.d - f.d_mean) + COALESCE(c.g, 0)), 0.999) AS mu
+  FROM daily AS dy
+  JOIN first_fits AS f ON f.unit_id = dy.unit_id
+  LEFT JOIN calendar AS c ON c.d = dy.d
 ),
 -- Days vary more than binomial (audiences, placements): Var(clicks) = n p (1 - p) (1 + (n - 1) rho), one rho for
--- all days of all creatives, a moment estimate about the fits above.
+-- all days of all creatives, a moment estimate about the first fits.
 day_overdispersion AS (
   SELECT
     LEAST(0.999, GREATEST(0.0, COALESCE(SAFE_DIVIDE(
@@ -107,17 +75,16 @@ day_overdispersion AS (
       SUM(n * (n - 1) * mu * (1 - mu))
     ), 0.0))) AS rho
   FROM fitted_days
-  WHERE mu IS NOT NULL
 ),
 -- we: the day's impressions discounted for that spread (the early and recent intervals); w: the inverse variance of
 -- its log CTR at the fitted CTR of that day (the final fit: a decaying creative's late days are noisier).
 weighted_days AS (
   SELECT
-    d.* REPLACE (d.y - d.g AS y),
-    d.n / (1 + (d.n - 1) * o.rho) AS we,
-    d.n / (1 + (d.n - 1) * o.rho) * COALESCE(d.mu / (1 - d.mu), 0) AS w,
+    fd.*,
+    fd.n / (1 + (fd.n - 1) * o.rho) AS we,
+    fd.n / (1 + (fd.n - 1) * o.rho) * fd.mu / (1 - fd.mu) AS w,
     o.rho
-  FROM fitted_days AS d
+  FROM fitted_days AS fd
   CROSS JOIN day_overdispersion AS o
 ),
 sums AS (
@@ -269,4 +236,4 @@ SELECT
   i.day_impressions,
   i.day_clicks
 FROM intervals AS i
-JOIN spans AS sp ON sp.unit_id = i.unit_id
+JOIN first_fits AS sp ON sp.unit_id = i.unit_id
