@@ -344,11 +344,9 @@ class Settings(BaseSettings):
     fatigue_min_impressions: int = Field(5000, ge=0)
     """creative_fatigue flags a creative only with this many impressions in each of its early and recent weeks."""
     effects_max_cells: int = Field(400_000, ge=1000)
-    """feature_effects fits on at most this many (creative, campaign, week) cells: above it, a fixed hash sample of
-    whole creatives (memory grows with cells x terms)."""
+    """feature_effects fits on at most this many (creative, campaign, week) cells, else on a sample of creatives."""
     effects_max_values: int = Field(40, ge=1)
-    """feature_effects models at most this many values per feature (most impressions first); the rest share the
-    reference level."""
+    """feature_effects models at most this many values per feature (most impressions first)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -133,9 +133,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--naive-sample", type=int, default=20_000)
     parser.add_argument("--max-cells", type=int, default=Settings().effects_max_cells)
+    parser.add_argument("--keep", type=Path, help="Write the warehouse here and keep it (else a temporary folder).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.duckdb"
+        path = args.keep or Path(tmp) / "bench.duckdb"
+        path.unlink(missing_ok=True)
         wh = DuckDBWarehouse(path)
         t0 = time.perf_counter()
         fill(wh, args.creatives, args.days)

@@ -148,3 +148,19 @@ def test_unit_cut_and_disagreement_rules() -> None:
     assert disagreement(0.8, "below", 0.1, "above") == "sign"
     assert disagreement(0.9, None, 0.1, None) is None
     assert disagreement(None, None, 0.1, "above") is None
+
+
+def test_values_that_always_go_together_are_left_out_not_fatal(tmp_path: Path) -> None:
+    planted = planted_ads(n_units=200, seed=19)
+    ads = planted.ads.copy()
+    # the aspect ratio is the call to action in disguise: the two cannot be told apart
+    ads["aspect_label"] = ads["cta_kind"].map({"shop_now": "1:1", "learn_more": "4:5", "sign_up": "9:16"})
+    wh = _warehouse(tmp_path, Planted(ads, planted.units, planted.discount_effect, planted.strong_campaign_effect))
+    rebuild_feature_performance(wh, 1000)
+    rebuild_feature_effects(wh, min_impressions=1000, max_cells=1_000_000, max_values=40)
+    frame = wh.read_table("feature_effects")
+    # each feature has two values besides its reference; together they carry two columns' worth, not four
+    twins = frame[frame["feature"].isin(["aspect", "cta_kind"])]
+    assert len(twins) == 2
+    assert frame["odds_ratio_low"].notna().all()
+    assert _row(frame, "promotion", "discount")["adjusted_flag"] == "above"

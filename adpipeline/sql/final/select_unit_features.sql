@@ -23,18 +23,29 @@ WITH per_creative AS (
     AND (@unit_cut = '' OR SUBSTR(COALESCE(canonical_creative_id, creative_id), 1, 4) < @unit_cut)
   GROUP BY unit_id
 ),
+scalar_features AS (
+  SELECT name FROM UNNEST(
+    ['media_type', 'cta_kind', 'has_text', 'people', 'visual_style', 'setting', 'product_category', 'language',
+     'aspect']
+  ) AS name
+),
 scalar_values AS (
-  SELECT unit_id, 'media_type' AS feature, media_type AS value FROM per_creative
-  UNION ALL SELECT unit_id, 'cta_kind', cta_kind FROM per_creative
-  UNION ALL SELECT unit_id, 'has_text', CASE WHEN has_text THEN 'yes' WHEN NOT has_text THEN 'no' END FROM per_creative
-  UNION ALL SELECT unit_id, 'people',
-    CASE WHEN people_count = 0 THEN 'none' WHEN people_count = 1 THEN 'one' WHEN people_count > 1 THEN 'several' END
-  FROM per_creative
-  UNION ALL SELECT unit_id, 'visual_style', visual_style FROM per_creative
-  UNION ALL SELECT unit_id, 'setting', setting FROM per_creative
-  UNION ALL SELECT unit_id, 'product_category', product_category FROM per_creative
-  UNION ALL SELECT unit_id, 'language', language FROM per_creative
-  UNION ALL SELECT unit_id, 'aspect', aspect_label FROM per_creative
+  SELECT
+    u.unit_id,
+    f.name AS feature,
+    CASE f.name
+      WHEN 'media_type' THEN u.media_type
+      WHEN 'cta_kind' THEN u.cta_kind
+      WHEN 'has_text' THEN CASE WHEN u.has_text THEN 'yes' WHEN NOT u.has_text THEN 'no' END
+      WHEN 'people' THEN
+        CASE WHEN u.people_count = 0 THEN 'none' WHEN u.people_count = 1 THEN 'one' WHEN u.people_count > 1 THEN 'several' END
+      WHEN 'visual_style' THEN u.visual_style
+      WHEN 'setting' THEN u.setting
+      WHEN 'product_category' THEN u.product_category
+      WHEN 'language' THEN u.language
+      WHEN 'aspect' THEN u.aspect_label
+    END AS value
+  FROM per_creative AS u CROSS JOIN scalar_features AS f
 ),
 array_values AS (
   SELECT pc.unit_id, 'promotion' AS feature, v AS value FROM per_creative AS pc CROSS JOIN UNNEST(pc.promotions) AS v
@@ -47,6 +58,9 @@ array_values AS (
   UNION ALL
   SELECT pc.unit_id, 'customer', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.customer_ids) AS v
 )
-SELECT unit_id, feature, value FROM scalar_values WHERE value IS NOT NULL
-UNION DISTINCT
-SELECT unit_id, feature, value FROM array_values WHERE value IS NOT NULL AND value != ''
+SELECT fk.unit_id, fk.feature, fk.value
+FROM (
+  SELECT unit_id, feature, value FROM scalar_values WHERE value IS NOT NULL
+  UNION ALL
+  SELECT DISTINCT unit_id, feature, value FROM array_values WHERE value IS NOT NULL AND value != ''
+) AS fk
