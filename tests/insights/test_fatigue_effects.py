@@ -164,3 +164,28 @@ def test_values_that_always_go_together_are_left_out_not_fatal(tmp_path: Path) -
     assert len(twins) == 2
     assert frame["odds_ratio_low"].notna().all()
     assert _row(frame, "promotion", "discount")["adjusted_flag"] == "above"
+
+
+def test_report_writes_both_csvs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from adpipeline.cli import app
+    from adpipeline.settings import Settings
+
+    settings = Settings(home=tmp_path / "home")
+    planted = planted_ads(n_units=60, seed=23)
+    wh = DuckDBWarehouse(settings.resolved_duckdb_path)
+    load_ads_enriched(wh, planted.ads)
+    rebuild_feature_performance(wh, 1000)
+    rebuild_creative_fatigue(wh, MIN_DROP, MIN_IMPRESSIONS)
+    rebuild_feature_effects(wh, min_impressions=1000, max_cells=1_000_000, max_values=40)
+    runner = CliRunner()
+    env = {"ADP_HOME": str(tmp_path / "home")}
+    for what, rows in (("fatigue", 60), ("effects", len(wh.read_table("feature_effects")))):
+        result = runner.invoke(app, ["report", what, "--out", str(tmp_path / "out")], env=env)
+        assert result.exit_code == 0, result.output
+        frame = pd.read_csv(tmp_path / "out" / f"{what}.csv")
+        assert len(frame) == rows > 0
+    fatigue = pd.read_csv(tmp_path / "out" / "fatigue.csv")
+    assert fatigue["day_index"].iloc[0].startswith("0;1;2")
+    assert runner.invoke(app, ["report", "nope"], env=env).exit_code != 0
