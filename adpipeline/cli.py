@@ -181,12 +181,24 @@ def summary() -> None:
 
 @app.command()
 def report(
-    what: Annotated[str, typer.Argument(help="faces: face_performance as CSV plus a zip of each face's best crop")],
+    what: Annotated[
+        str,
+        typer.Argument(
+            help="faces: face_performance as CSV plus a zip of each face's best crop; fatigue: creative_fatigue as "
+            "CSV; effects: feature_effects (adjusted beside unadjusted) as CSV"
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports"),
 ) -> None:
     """Export a report to files."""
+    if what in ("fatigue", "effects"):
+        from adpipeline.report import export_table
+
+        path, rows = export_table(_settings(), what, out)
+        console.print(f"wrote {path} ({rows} rows)")
+        return
     if what != "faces":
-        raise typer.BadParameter("only 'faces' is available", param_hint="WHAT")
+        raise typer.BadParameter("one of faces, fatigue, effects", param_hint="WHAT")
     from adpipeline.report import export_faces
 
     csv_path, zip_path, n = export_faces(_settings(), out)

@@ -275,6 +275,15 @@ def plan_forget(ctx: StageContext, fp: Footprint) -> list[Change]:
             {"faces": faces, "customers": list(fp.customer_ids)},
         )
     )
+    # feature_effects (rebuilt by adp_final) too.
+    changes.append(
+        _table_change(
+            wh,
+            "feature_effects",
+            "(feature = 'face' AND value IN UNNEST(@faces)) OR (feature = 'customer' AND value IN UNNEST(@customers))",
+            {"faces": faces, "customers": list(fp.customer_ids)},
+        )
+    )
     changes.append(_table_change(wh, "faces", "face_id IN UNNEST(@face_ids)", in_faces))
     if tracks:
         changes.append(_table_change(wh, "face_detections", "track_id IN UNNEST(@track_ids)", {"track_ids": tracks}))

@@ -155,3 +155,33 @@ def export_faces(settings: Settings, out_dir: Path) -> tuple[Path, Path, int]:
             archive.writestr(f"{record.face_id}.jpg", bucket.get_bytes(key))
             n += 1
     return csv_path, zip_path, n
+
+
+REPORT_TABLES = {
+    # what: (table, order)
+    "fatigue": ("creative_fatigue", "fatigued DESC, ctr_change, unit_id"),
+    "effects": ("feature_effects", "feature, value"),
+}
+
+
+def export_table(settings: Settings, what: str, out_dir: Path) -> tuple[Path, int]:
+    """Write ``<what>.csv`` (``creative_fatigue`` for fatigue, ``feature_effects`` for effects) into ``out_dir``; list
+    columns (a creative's daily figures) are written ``;``-separated. An empty table (never built) writes a header."""
+    from adpipeline.tables import TABLES as SPECS
+    from adpipeline.warehouse.schema import columns
+
+    table, order = REPORT_TABLES[what]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with get_warehouse(settings) as wh:
+        if wh.table_exists(table):
+            frame = wh.query(f"SELECT * FROM {{{{ {table} }}}} ORDER BY {order}")
+        else:
+            import pandas as pd
+
+            frame = pd.DataFrame(columns=[c.name for c in columns(SPECS[table].model)])
+    for column in frame.columns:
+        if frame[column].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
+            frame[column] = frame[column].map(lambda v: ";".join(str(x) for x in v))
+    path = out_dir / f"{what}.csv"
+    frame.to_csv(path, index=False)
+    return path, len(frame)

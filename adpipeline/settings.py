@@ -346,6 +346,16 @@ class Settings(BaseSettings):
     insights_max_upload_bytes: int = Field(50 * 2**20, gt=0)
     """Largest photo or video accepted by the insights verify form, bytes (photos are also held to max_image_bytes)."""
 
+    # --- creative fatigue and adjusted feature effects (adpipeline/insights/README.md) -------------
+    fatigue_min_drop: float = Field(0.2, ge=0, lt=1)
+    """creative_fatigue flags a creative only where the recent CTR interval lies this share below the early one."""
+    fatigue_min_impressions: int = Field(5000, ge=0)
+    """creative_fatigue flags a creative only with this many impressions in each of its early and recent weeks."""
+    effects_max_cells: int = Field(400_000, ge=1000)
+    """feature_effects fits on at most this many (creative, campaign, week) cells, else on a sample of creatives."""
+    effects_max_values: int = Field(40, ge=1)
+    """feature_effects models at most this many values per feature (most impressions first)."""
+
     @model_validator(mode="before")
     @classmethod
     def _no_unknown_names(cls, data: object) -> object:

@@ -731,3 +731,82 @@ class FinalWatermark(Row):
 
 
 TABLES["final_watermark"] = TableSpec("final_watermark", FinalWatermark, ("table_name",), "merge")
+
+
+# --- creative fatigue and adjusted feature effects (adpipeline/insights/README.md) ----------------------------
+class CreativeFatigue(Row):
+    """How one creative's CTR changed with the days it has been live. Key: unit_id. Rebuilt by the final DAG from
+    ``ads_enriched`` (``sql/final/select_creative_fatigue.sql``). A duplicate group counts once (its canonical image);
+    a video is its own unit. Days live count from the group's first day with impressions."""
+
+    unit_id: str = Field(description="Canonical creative of the duplicate group (images) or the creative (videos).")
+    media_type: str | None = None
+    first_date: dt.date
+    last_date: dt.date
+    days_live: int = Field(description="Days from the first to the last day with impressions, plus one.")
+    n_days: int = Field(description="Days with impressions.")
+    impressions: int
+    clicks: int
+    early_impressions: int = Field(description="Impressions on days live 0-6.")
+    early_clicks: int
+    early_ctr: float | None = None
+    early_ctr_low: float | None = Field(None, description="95 % interval (Wilson on impressions / overdispersion).")
+    early_ctr_high: float | None = None
+    recent_impressions: int = Field(description="Impressions on the last 7 days live (when 14 or more days live).")
+    recent_clicks: int
+    recent_ctr: float | None = None
+    recent_ctr_low: float | None = None
+    recent_ctr_high: float | None = None
+    ctr_change: float | None = Field(None, description="recent_ctr / early_ctr - 1 (negative: lost CTR).")
+    raw_decay: float | None = Field(None, description="Weighted least-squares slope of log CTR per day live.")
+    raw_decay_se: float | None = None
+    decay: float | None = Field(None, description="raw_decay shrunk toward the pool of all creatives (per day).")
+    decay_low: float | None = Field(None, description="95 % interval of decay.")
+    decay_high: float | None = None
+    pool_decay: float | None = Field(None, description="Precision-weighted mean slope of all creatives.")
+    pool_spread: float | None = Field(
+        None, description="Spread (standard deviation) of true slopes, DerSimonian-Laird."
+    )
+    fitted_intercept: float | None = Field(None, description="log CTR at day live 0 of the shrunk fit.")
+    days_to_half: float | None = Field(None, description="ln 2 / -decay: days for the fitted CTR to halve.")
+    overdispersion: float | None = Field(None, description="Pooled Pearson dispersion of daily clicks about the fits.")
+    fatigued: bool = Field(
+        False,
+        description="The recent interval lies below the early one by more than ADP_FATIGUE_MIN_DROP, with "
+        "ADP_FATIGUE_MIN_IMPRESSIONS impressions in each window.",
+    )
+    day_index: list[int] = Field(default_factory=list, description="Days live with impressions (for the charts).")
+    day_impressions: list[int] = Field(default_factory=list)
+    day_clicks: list[int] = Field(default_factory=list)
+
+
+class FeatureEffect(Row):
+    """The CTR effect of one feature value (face, customer) adjusted for all other features, the campaign and the week:
+    one binomial GLM (logit) over all values at once, standard errors clustered by creative. Key: (feature, value).
+    Rebuilt by the final DAG (``adpipeline/insights/effects.py``); beside it the unadjusted lift of
+    ``feature_performance``."""
+
+    feature: str
+    value: str
+    n_creatives: int = Field(description="Creatives (units) in the model with the value.")
+    impressions: int
+    odds_ratio: float | None = Field(None, description="exp(coefficient): CTR odds with the value vs without.")
+    odds_ratio_low: float | None = Field(None, description="95 % interval, clustered by creative.")
+    odds_ratio_high: float | None = None
+    p_value: float | None = None
+    adjusted_lift: float | None = Field(None, description="odds_ratio - 1 (close to the CTR lift at CTRs of a few %).")
+    adjusted_flag: str | None = Field(None, description="above or below, only where the interval excludes 1.")
+    unadjusted_lift: float | None = Field(None, description="feature_performance.lift.")
+    unadjusted_flag: str | None = Field(None, description="feature_performance.flag.")
+    disagreement: str | None = Field(
+        None,
+        description="sign (both flagged, in opposite directions), significance (one flagged, the other not) or NULL "
+        "where they agree.",
+    )
+    model_creatives: int = Field(description="Creatives the model was fitted on (a sample above the cap).")
+    model_cells: int = Field(description="Rows (creative, campaign, week cells) the model was fitted on.")
+    model_terms: int = Field(description="Coefficients of the model (values, campaigns, weeks, intercept).")
+
+
+TABLES["creative_fatigue"] = TableSpec("creative_fatigue", CreativeFatigue, ("unit_id",), "rebuild")
+TABLES["feature_effects"] = TableSpec("feature_effects", FeatureEffect, ("feature", "value"), "rebuild")

@@ -144,6 +144,8 @@ def create_app(
             rows, info = reader.feature_values(
                 feature, page, state.settings.insights_page_size, start, end, state.settings.feature_min_impressions
             )
+            # The adjusted model is fitted over all dates: shown beside the all-dates figures only.
+            effects = reader.feature_effects(feature) if start is None and end is None else {}
         baseline = rows[0].baseline_ctr if len(rows) == 1 else None
         chart = charts.interval_chart(
             [charts.Estimate(r.value, _first(r.ctr_estimate, r.ctr), r.ctr_low, r.ctr_high, r.flag) for r in rows],
@@ -162,6 +164,41 @@ def create_app(
             last=last,
             chart=Markup(chart),
             min_impressions=state.settings.feature_min_impressions,
+            effects=effects,
+        )
+
+    @app.get("/fatigue", response_class=HTMLResponse)
+    def fatigue_page(
+        request: Request,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        only_fatigued: bool = False,
+    ) -> HTMLResponse:
+        with state.reader() as reader:
+            rows, info, summary = reader.fatigue(page, state.settings.insights_page_size, only_fatigued)
+        charts_by_unit = {
+            r.unit_id: Markup(
+                charts.decay_chart(
+                    r.day_index,
+                    r.day_impressions,
+                    r.day_clicks,
+                    overdispersion=r.overdispersion,
+                    intercept=r.fitted_intercept,
+                    decay=r.decay,
+                    fatigued=r.fatigued,
+                )
+            )
+            for r in rows
+        }
+        return render(
+            request,
+            "fatigue.html",
+            rows=rows,
+            info=info,
+            summary=summary,
+            charts=charts_by_unit,
+            only_fatigued=only_fatigued,
+            min_drop=state.settings.fatigue_min_drop,
+            min_impressions=state.settings.fatigue_min_impressions,
         )
 
     @app.get("/spend", response_class=HTMLResponse)

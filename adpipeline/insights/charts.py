@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -142,3 +143,77 @@ def hbars(values: Mapping[str, float], *, unit: str = "") -> str:
 
 def _money(value: float, unit: str) -> str:
     return f"{unit}{value:,.4f}" if value < 1 else f"{unit}{value:,.2f}"
+
+
+def wilson(clicks: float, weight: float) -> tuple[float, float] | None:
+    """95 % Wilson interval of a rate from ``clicks`` out of ``weight`` effective impressions."""
+    if weight <= 0:
+        return None
+    p = min(1.0, max(0.0, clicks / weight))
+    z2 = 3.841459
+    centre = (p + z2 / (2 * weight)) / (1 + z2 / weight)
+    half = 1.959964 * math.sqrt(p * (1 - p) / weight + z2 / (4 * weight * weight)) / (1 + z2 / weight)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def decay_chart(
+    days: Sequence[int],
+    impressions: Sequence[int],
+    clicks: Sequence[int],
+    *,
+    overdispersion: float | None,
+    intercept: float | None,
+    decay: float | None,
+    fatigued: bool = False,
+) -> str:
+    """A small chart of CTR by days live: each day's CTR with its 95 % interval (impressions discounted for the
+    day-to-day spread, as the table's intervals), and the fitted curve exp(intercept + decay * day)."""
+    if not days:
+        return ""
+    rho = overdispersion or 0.0
+    points = []
+    for t, n, k in zip(days, impressions, clicks, strict=True):
+        if n <= 0:
+            continue
+        weight = n / (1 + (n - 1) * rho)
+        points.append((t, k / n, wilson(k / n * weight, weight)))
+    if not points:
+        return ""
+    last = max(max(days), 1)
+    curve: list[tuple[float, float]] = []
+    if intercept is not None and decay is not None:
+        curve = [(t / 4, math.exp(intercept + decay * t / 4)) for t in range(0, 4 * last + 1)]
+    highs = [iv[1] if iv else p for _, p, iv in points] + [c for _, c in curve]
+    top_value = (max(highs) or 1e-9) * 1.1
+    w, h, left, bottom = 240, 96, 34, 16
+    plot_w, plot_h = w - left - 6, h - bottom - 6
+
+    def x(t: float) -> float:
+        return left + t / last * plot_w
+
+    def y(v: float) -> float:
+        return 6 + plot_h - min(v, top_value) / top_value * plot_h
+
+    colour = "#dc3912" if fatigued else "#3366cc"
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" role="img" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}" font-family="system-ui, sans-serif" font-size="9">',
+        f'<line x1="{left}" y1="{6 + plot_h}" x2="{w - 6}" y2="{6 + plot_h}" stroke="#bbb"/>',
+        f'<text x="{left - 3}" y="12" text-anchor="end" fill="#555">{_pct(top_value)}</text>',
+        f'<text x="{left - 3}" y="{6 + plot_h}" text-anchor="end" fill="#555">0</text>',
+        f'<text x="{left}" y="{h - 3}" fill="#555">day 0</text>',
+        f'<text x="{w - 6}" y="{h - 3}" text-anchor="end" fill="#555">day {last}</text>',
+    ]
+    for t, p, iv in points:
+        if iv:
+            parts.append(
+                f'<line x1="{x(t):.1f}" y1="{y(iv[0]):.1f}" x2="{x(t):.1f}" y2="{y(iv[1]):.1f}" stroke="#9db3de"/>'
+            )
+        parts.append(
+            f'<circle cx="{x(t):.1f}" cy="{y(p):.1f}" r="1.8" fill="#3366cc"><title>day {t}: {_pct(p)}</title></circle>'
+        )
+    if curve:
+        path = " ".join(f"{'M' if i == 0 else 'L'}{x(t):.1f},{y(v):.1f}" for i, (t, v) in enumerate(curve))
+        parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.6"/>')
+    parts.append("</svg>")
+    return "".join(parts)

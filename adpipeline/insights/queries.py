@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from adpipeline.tables import TABLES, FeaturePerformance
+from adpipeline.tables import TABLES, CreativeFatigue, FeatureEffect, FeaturePerformance
 from adpipeline.warehouse import Warehouse
 from adpipeline.warehouse.base import sql_path
 from adpipeline.warehouse.schema import _plain, columns
@@ -29,6 +29,9 @@ READ_TABLES = (
     "ads_enriched",
     "feature_performance",
     "customer_appearances",
+    "creative_fatigue",
+    "feature_effects",
+    "face_detections",
 )
 FACE_FEATURE = "face"
 FEATURE_LABELS: dict[str, str] = {
@@ -130,6 +133,24 @@ class FeatureOverview(BaseModel):
     n_values: int
     n_creative_values: int
     n_flagged: int
+
+
+class FatigueRow(CreativeFatigue):
+    """A ``creative_fatigue`` row with what the Fatigue tab shows beside it: the image's content hash (thumbnail), its
+    URL, a face of the video (crop)."""
+
+    sha256: str | None = None
+    url: str | None = None
+    face_id: str | None = None
+
+
+class FatigueSummary(BaseModel):
+    n_units: int = 0
+    n_fitted: int = 0
+    n_fatigued: int = 0
+    pool_decay: float | None = None
+    pool_spread: float | None = None
+    overdispersion: float | None = None
 
 
 class SpendDayRow(BaseModel):
@@ -282,6 +303,33 @@ class InsightsReader:
         chosen = records[info.offset : info.offset + size]
         rows = [FeatureValueRow.model_validate({k: _plain(v) for k, v in r.items()}) for r in chosen]
         return rows, info
+
+    def feature_effects(self, feature: str) -> dict[str, FeatureEffect]:
+        """The adjusted effects of one feature's values, by value (empty before ``adp_final`` built them)."""
+        return {
+            r["value"]: FeatureEffect.model_validate(r)
+            for r in self._rows("select_feature_effects", {"feature": feature})
+        }
+
+    # --- fatigue --------------------------------------------------------------------------------
+    def fatigue_summary(self) -> FatigueSummary:
+        rows = self._rows("select_fatigue_summary")
+        return (
+            FatigueSummary.model_validate({k: v for k, v in rows[0].items() if v is not None})
+            if rows
+            else FatigueSummary()
+        )
+
+    def fatigue(
+        self, page: int, size: int, only_fatigued: bool = False
+    ) -> tuple[list[FatigueRow], Page, FatigueSummary]:
+        """One page of creatives, flagged first, then by CTR lost."""
+        summary = self.fatigue_summary()
+        total = summary.n_fatigued if only_fatigued else summary.n_units
+        info = Page(number=page, size=size, total=total)
+        params = {**_paging(info), "only_fatigued": only_fatigued}
+        rows = [FatigueRow.model_validate(r) for r in self._rows("select_fatigue_page", params)]
+        return rows, info, summary
 
     # --- spend ----------------------------------------------------------------------------------
     def spend_range(self) -> tuple[dt.date | None, dt.date | None]:

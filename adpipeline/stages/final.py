@@ -1,5 +1,5 @@
-"""final: make ``ads_enriched``, ``feature_performance`` and ``face_performance`` equal a rebuild from the current
-upstream tables, whatever order the upstream runs and their asset events came in.
+"""final: make ``ads_enriched`` and the analyses over it (``feature_performance``, ``face_performance``,
+``creative_fatigue``, ``feature_effects``) equal a rebuild from the current upstream tables, whatever order the upstream runs and their asset events came in.
 
 The final DAG runs on every upstream asset event, so it runs often; a watermark keeps that cheap. Each run first reads
 a version token of every table it reads (:data:`UPSTREAM_TABLES` and the source table; metadata on BigQuery, a
@@ -30,7 +30,7 @@ UPSTREAM_TABLES = (
     "video_features", "face_detections", "face_video_status", "faces", "customer_appearances",
 )  # fmt: skip
 """Every table the final SQL reads besides the source table (the watermark's upstream)."""
-OUTPUT_TABLES = ("ads_enriched", "feature_performance", "face_performance")
+OUTPUT_TABLES = ("ads_enriched", "feature_performance", "face_performance", "creative_fatigue", "feature_effects")
 """What the final stage writes (their tokens catch another writer, e.g. the faces DAG's own face_performance)."""
 RECIPE_FILES = (
     "source/select_source_ads",
@@ -38,6 +38,10 @@ RECIPE_FILES = (
     "final/select_ads_enriched",
     "final/select_feature_performance",
     "faces/select_face_performance",
+    "final/select_creative_fatigue",
+    "final/count_effect_cells",
+    "final/select_effect_cells",
+    "final/select_unit_features",
 )
 """SQL files whose text is part of the recipe: an upgrade that changes them rebuilds what they make."""
 WATERMARK = "final_watermark"
@@ -75,6 +79,13 @@ def run(ctx: StageContext) -> dict[str, Any]:
         raise StageFailed("ads_enriched checks failed: " + "; ".join(problems))
     rebuild_feature_performance(wh, ctx.settings.feature_min_impressions)
     wh.rebuild_from_file("face_performance", "faces/select_face_performance", names=names)
+    rebuild_creative_fatigue(wh, ctx.settings.fatigue_min_drop, ctx.settings.fatigue_min_impressions)
+    rebuild_feature_effects(
+        wh,
+        min_impressions=ctx.settings.feature_min_impressions,
+        max_cells=ctx.settings.effects_max_cells,
+        max_values=ctx.settings.effects_max_values,
+    )
     _write_watermark(wh, upstream, wh.table_versions(OUTPUT_TABLES))
     return summary("final", ctx.window, skipped=False, partitions_replaced=len(dates), **checks)
 
@@ -90,7 +101,10 @@ def _recipe(ctx: StageContext, names: Mapping[str, str]) -> dict[str, str]:
     for name in RECIPE_FILES:
         digest.update(sql_path(name).read_bytes())
     digest.update(json.dumps({k: v for k, v in names.items() if k != "source_ads"}, sort_keys=True).encode())
-    digest.update(str(ctx.settings.feature_min_impressions).encode())
+    for setting in (
+        "feature_min_impressions", "fatigue_min_drop", "fatigue_min_impressions", "effects_max_cells", "effects_max_values"
+    ):
+        digest.update(f"{setting}={getattr(ctx.settings, setting)};".encode())
     return {"recipe": digest.hexdigest()[:32]}
 
 
@@ -125,3 +139,18 @@ def rebuild_feature_performance(wh: Warehouse, min_impressions: int) -> None:
         "feature": "",  # every feature
     }
     wh.rebuild_from_file("feature_performance", "final/select_feature_performance", params=params)
+
+
+def rebuild_creative_fatigue(wh: Warehouse, min_drop: float, min_impressions: int) -> None:
+    """Rebuild ``creative_fatigue`` from ``ads_enriched`` over all dates, in the warehouse's SQL."""
+    params = {"min_drop": float(min_drop), "min_impressions": int(min_impressions)}
+    wh.rebuild_from_file("creative_fatigue", "final/select_creative_fatigue", params=params)
+
+
+def rebuild_feature_effects(wh: Warehouse, *, min_impressions: int, max_cells: int, max_values: int) -> None:
+    """Rebuild ``feature_effects``: the adjusted model over the cells the warehouse aggregates (after
+    ``feature_performance``, whose unadjusted lift it carries beside its own)."""
+    from adpipeline.insights.effects import fit_feature_effects
+
+    rows = fit_feature_effects(wh, min_impressions=min_impressions, max_cells=max_cells, max_values=max_values)
+    wh.replace_rows("feature_effects", rows)

@@ -216,6 +216,29 @@ class Warehouse(ABC):
                 self._drop(stage)
         return len(rows)
 
+    def replace_rows(self, table: str, rows: Sequence[Row]) -> int:
+        """Replace every row of ``table`` with ``rows`` (a table rebuilt in Python): one atomic MERGE that deletes
+        the old rows and inserts the new ones. Idempotent."""
+        spec = TABLES[table]
+        rows = _dedupe_on_key(spec, rows)
+        with self.session():
+            self.ensure_tables([table])
+            if not rows:
+                self._run(f"DELETE FROM {self.table_ref(table)} WHERE TRUE", None)
+                return 0
+            stage = self._load_stage(spec, rows)
+            cols = [c.name for c in schema.columns(spec.model)]
+            try:
+                self._run(
+                    f"MERGE {self.table_ref(table)} AS T\nUSING {stage} AS S\nON FALSE\n"
+                    "WHEN NOT MATCHED BY SOURCE THEN DELETE\n"
+                    f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join(f'S.{c}' for c in cols)})",
+                    None,
+                )
+            finally:
+                self._drop(stage)
+        return len(rows)
+
     def rebuild_from_file(
         self,
         table: str,

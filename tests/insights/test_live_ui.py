@@ -129,6 +129,7 @@ def test_airflow_auth_guards_every_route(server: str) -> None:
         "/insights/faces",
         "/insights/duplicates",
         "/insights/features",
+        "/insights/fatigue",
         "/insights/spend",
         "/insights/verify",
         "/insights/api/faces",
@@ -185,8 +186,18 @@ def test_page_in_a_real_browser(server: str, demo: Demo, tmp_path: Path) -> None
         )
         browser.screenshot(tmp_path / "duplicates.png")
 
-        # Features and spend render.
+        # Fatigue: every creative of the slice, each with its CTR chart, images with their thumbnail.
+        browser.goto(f"{server}/insights/fatigue", "document.querySelector('#fatigue') !== null")
+        browser.wait_for("[...document.querySelectorAll('#fatigue img')].every(i => i.complete)")
+        n_rows = browser.evaluate("document.querySelectorAll('#fatigue tbody tr').length")
+        assert n_rows > 0 and browser.evaluate("document.querySelectorAll('#fatigue svg.spark').length") == n_rows
+        thumbs = browser.evaluate("[...document.querySelectorAll('#fatigue img')].map(i => i.naturalWidth)")
+        assert thumbs and all(w > 0 for w in thumbs), thumbs
+        browser.screenshot(tmp_path / "fatigue.png")
+
+        # Features (adjusted beside unadjusted) and spend render.
         browser.goto(f"{server}/insights/features?feature=face", "document.querySelector('#feature-values') !== null")
+        assert "Adjusted" in browser.evaluate("document.querySelector('#feature-values thead').textContent")
         browser.goto(f"{server}/insights/spend", "document.querySelector('h1') !== null")
         assert "Model spend" in browser.evaluate("document.querySelector('h1').textContent")
 

@@ -36,7 +36,7 @@ MAX_WALL_S = float(os.environ.get("SCHEDULER_TEST_MAX_WALL_S", "600"))
 """Bound on one attempt's trigger-to-quiet time (generous: CI has 2 shared cores)."""
 DAY = dt.timedelta(days=1)
 READ_ONLY_TASK_PREFIXES = ("plan_", "any_")
-ORDER_DEPENDENT_TABLES = ("image_features", "genai_usage", "feature_performance")
+ORDER_DEPENDENT_TABLES = ("image_features", "genai_usage", "feature_performance", "feature_effects")
 OUTSIDE_CHAIN_TABLES = (
     "gallery_photos", "gallery", "customer_appearances", "gallery_video_records", "face_verifications",
     "privacy_requests", "privacy_suppressions",
