@@ -44,6 +44,19 @@ class Calibration:
         e = math.exp(z)
         return e / (1.0 + e)
 
+    def distance_at(self, confidence: float) -> float:
+        """The distance at which ``confidence`` (0..1) is reached; nearer pairs have more (``b`` < 0)."""
+        if self.b >= 0:
+            raise ValueError(f"calibration of {self.model_id} does not fall with distance (b = {self.b})")
+        p = min(max(float(confidence), 1e-9), 1 - 1e-9)
+        return (math.log(p / (1 - p)) - self.a) / self.b
+
+    def decision_threshold(self, far: float, min_confidence: float) -> float:
+        """What a match is decided with: the FAR threshold, tightened so that nothing under ``min_confidence``
+        (0..1) is called a match. A pair is matched exactly when distance <= this, so the answer and its confidence
+        always agree."""
+        return min(self.threshold(far), self.distance_at(min_confidence))
+
     def threshold(self, far: float) -> float:
         """The distance threshold for a false-accept rate: the fitted one, else interpolated on log(FAR)."""
         if far in self.thresholds:

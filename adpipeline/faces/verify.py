@@ -14,8 +14,10 @@ setup error and raises.
   mean of its samples, and the closest track to the photo decides. ``best_frame_time_s`` is that track's sample
   closest to the photo.
 - ``confidence_pct`` is the calibrated probability of "same person" (``calibration.py``, fitted per model id);
-  ``threshold`` is the distance for the requested false-accept rate (default ``verify_far`` = 1 %). A model without a
-  calibration gets ``confidence_pct = None`` and the backend's identity threshold.
+  ``threshold`` is the distance the answer was decided with: the requested false-accept rate (default ``verify_far``
+  = 1 %) for the whole answer, i.e. each of the video's k tracks held to 1 - (1 - far)^(1/k) (the answer is the best
+  of k comparisons), and no match under ``match_min_confidence_pct`` (default 90 %). A model without a calibration
+  gets ``confidence_pct = None`` and the backend's identity threshold.
 """
 
 from __future__ import annotations
@@ -281,7 +283,11 @@ def verify(
     backend, model_id = engine_info(engine)
     far = settings.verify_far if far is None else far
     calibration = calibration_for(model_id)
-    threshold = calibration.threshold(far) if calibration else threshold_for(engine, settings)
+    threshold = (
+        calibration.decision_threshold(far, settings.match_min_confidence_pct / 100)
+        if calibration
+        else threshold_for(engine, settings)
+    )
     result = Verification(
         status="ok",
         backend=backend,
@@ -335,6 +341,12 @@ def verify(
         assert best is not None
         result.distance = round(best[0], 4)
         result.best_frame_time_s = round(best[1], 3)
+        if calibration:
+            # The answer is the best of len(tracks) comparisons: each is held to the FAR that makes the chance of
+            # any impostor track passing equal ``far`` (Sidak: 1 - (1 - far)^(1/k)), and to the confidence floor.
+            per_track_far = 1.0 - (1.0 - far) ** (1.0 / len(tracks))
+            threshold = calibration.decision_threshold(per_track_far, settings.match_min_confidence_pct / 100)
+            result.threshold = round(threshold, 4)
         result.matched = best[0] <= threshold
         if calibration:
             result.confidence_pct = round(100.0 * calibration.confidence(best[0]), 2)
