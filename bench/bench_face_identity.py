@@ -232,8 +232,9 @@ def part_calibrate(args: argparse.Namespace) -> dict[str, object]:
         engine.model_id,
         np.array(same),
         np.array(diff),
-        fitted_on=f"bench_face_labelled tuning, {settings.face_detector}: {args.per_family}/family/photo, "
-        f"{args.refs} refs/photo",
+        ridge=args.ridge,
+        fitted_on=f"bench_face_labelled tuning, {settings.face_detector}, ridge {args.ridge:g}: "
+        f"{args.per_family}/family/photo, {args.refs} refs/photo",
     )
     if args.write:
         current = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
@@ -267,9 +268,16 @@ def part_evaluate(args: argparse.Namespace) -> dict[str, object]:
         pairs = pair_distances(data)
         out[split] = {
             "verification": verification_scores(pairs, calibration.thresholds),
+            # what the user gets: the FAR threshold tightened to the confidence floor (decision_threshold)
+            "verification_with_floor": verification_scores(
+                pairs, {far: calibration.decision_threshold(far, args.min_confidence) for far in calibration.thresholds}
+            ),
             "reliability": reliability(pairs, calibration),
             "identification_far_1e-2": identification_scores(data, templates, calibration.threshold(0.01)),
             "identification_far_1e-3": identification_scores(data, templates, calibration.threshold(0.001)),
+            "identification_far_1e-3_with_floor": identification_scores(
+                data, templates, calibration.decision_threshold(0.001, args.min_confidence)
+            ),
         }
     return out
 
@@ -282,6 +290,8 @@ def main() -> None:
     parser.add_argument("--detector", default="blazeface", choices=["blazeface", "hog"], help="dlib backend's detector")
     parser.add_argument("--per-family", type=int, default=6, help="changed versions per photo and family")
     parser.add_argument("--refs", type=int, default=4, help="reference tracks per photo")
+    parser.add_argument("--ridge", type=float, default=1e-6, help="calibrate: the logistic fit's ridge")
+    parser.add_argument("--min-confidence", type=float, default=0.9, help="the confidence floor (0..1)")
     parser.add_argument("--write", action="store_true", help="calibrate: store the fit in calibration.json")
     parser.add_argument("--seconds", type=float, default=20.0, help="identify-speed: source length")
     parser.add_argument("--cache-tag", default=None, help="reuse cached embeddings with this tag (re-fit only)")

@@ -125,7 +125,12 @@ def _threshold_at_far(different: np.ndarray, far: float) -> float:
 
 
 def fit_calibration(
-    model_id: str, same: np.ndarray, different: np.ndarray, fars: tuple[float, ...] = (0.01, 0.001), fitted_on: str = ""
+    model_id: str,
+    same: np.ndarray,
+    different: np.ndarray,
+    fars: tuple[float, ...] = (0.01, 0.001),
+    fitted_on: str = "",
+    ridge: float = 1e-4,
 ) -> Calibration:
     """Logistic fit (classes weighted equally, Newton iterations) and FAR thresholds from labelled distances."""
     same = np.asarray(same, dtype=np.float64)
@@ -137,7 +142,7 @@ def fit_calibration(
     w = np.concatenate([np.full(len(same), 0.5 / len(same)), np.full(len(different), 0.5 / len(different))])
     features = np.stack([np.ones_like(x), x], axis=1)
     theta = np.zeros(2)
-    ridge = 1e-4  # keeps the slope finite when the tuning pairs separate perfectly
+    # ``ridge`` keeps the slope finite when the tuning pairs separate perfectly
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(features @ theta, -500, 500)))
         grad = features.T @ (w * (p - y)) + ridge * theta

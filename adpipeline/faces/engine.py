@@ -261,7 +261,7 @@ class DlibEngine:
             return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
         patch = max(8, int(round(2 * side)))
         matrix = cv2.getRotationMatrix2D((cx, cy), roll, 1.0)
-        matrix[:, 2] += (patch / 2 - cx, patch / 2 - cy)
+        matrix[:, 2] += np.array([patch / 2 - cx, patch / 2 - cy])
         upright = cv2.warpAffine(rgb, matrix, (patch, patch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         half = patch / 2
         rect = dlib.rectangle(
