@@ -331,6 +331,10 @@ class Settings(BaseSettings):
     """False-accept rate per comparison for gallery matches (lower than verify_far: each face meets every customer)."""
     photo_cnn_fallback: bool = False
     """dlib only: photos (verify, gallery) where HOG finds no face are retried with dlib's CNN detector (1-25 s)."""
+    match_min_confidence_pct: float = Field(90.0, ge=0, le=100)
+    """Verify, gallery and identify never call a face matched under this calibrated confidence (%)."""
+    face_detector: Literal["blazeface", "hog"] = "blazeface"
+    """dlib backend's face detector: blazeface (MediaPipe full-range; turned, covered, small faces) or hog."""
 
     # --- privacy (adpipeline/privacy.py; README "Deleting a person") ----------------------------
     face_retention_days: int = Field(365, ge=0, le=36_500)

@@ -42,7 +42,7 @@ CACHE_TAG: str | None = None  # --cache-tag: reuse embeddings cached under anoth
 
 
 def make_settings(args: argparse.Namespace, **overrides: object) -> Settings:
-    values: dict[str, object] = {"face_backend": args.backend}
+    values: dict[str, object] = {"face_backend": args.backend, "face_detector": args.detector}
     if args.model_dir:
         values["insightface_model_dir"] = args.model_dir
     values.update(overrides)
@@ -56,14 +56,17 @@ def embed_split(engine, settings: Settings, split: str, per_family: int, refs_pe
     import pickle
     import tempfile
 
-    source = (ROOT / "bench" / "bench_face_labelled.py").read_bytes() + (
-        ROOT / "adpipeline/faces/verify.py"
-    ).read_bytes()
+    source = (
+        (ROOT / "bench" / "bench_face_labelled.py").read_bytes()
+        + (ROOT / "adpipeline/faces/verify.py").read_bytes()
+        + (ROOT / "adpipeline/faces/blazeface.py").read_bytes()
+        + (ROOT / "adpipeline/faces/engine.py").read_bytes()
+    )
     tag = CACHE_TAG or hashlib.sha256(source).hexdigest()[:10]
     cache = (
         Path(tempfile.gettempdir())
         / "adp_face_bench"
-        / f"{engine.model_id}_{split}_{per_family}_{refs_per_photo}_{tag}.pkl"
+        / f"{engine.model_id}_{settings.face_detector}_{split}_{per_family}_{refs_per_photo}_{tag}.pkl"
     )
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
@@ -229,7 +232,9 @@ def part_calibrate(args: argparse.Namespace) -> dict[str, object]:
         engine.model_id,
         np.array(same),
         np.array(diff),
-        fitted_on=f"bench_face_labelled tuning: {args.per_family}/family/photo, {args.refs} refs/photo",
+        ridge=args.ridge,
+        fitted_on=f"bench_face_labelled tuning, {settings.face_detector}, ridge {args.ridge:g}: "
+        f"{args.per_family}/family/photo, {args.refs} refs/photo",
     )
     if args.write:
         current = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
@@ -252,15 +257,27 @@ def part_evaluate(args: argparse.Namespace) -> dict[str, object]:
     if calibration is None:
         raise SystemExit(f"no calibration for {engine.model_id}: run `calibrate --write` first")
     templates = gallery_templates(engine, settings)
-    out: dict[str, object] = {"part": "evaluate", "model_id": engine.model_id, "calibration": to_json(calibration)}
+    out: dict[str, object] = {
+        "part": "evaluate",
+        "model_id": engine.model_id,
+        "detector": settings.face_detector,
+        "calibration": to_json(calibration),
+    }
     for split in ("heldout", "tuning"):
         data = embed_split(engine, settings, split, args.per_family, args.refs)
         pairs = pair_distances(data)
         out[split] = {
             "verification": verification_scores(pairs, calibration.thresholds),
+            # what the user gets: the FAR threshold tightened to the confidence floor (decision_threshold)
+            "verification_with_floor": verification_scores(
+                pairs, {far: calibration.decision_threshold(far, args.min_confidence) for far in calibration.thresholds}
+            ),
             "reliability": reliability(pairs, calibration),
             "identification_far_1e-2": identification_scores(data, templates, calibration.threshold(0.01)),
             "identification_far_1e-3": identification_scores(data, templates, calibration.threshold(0.001)),
+            "identification_far_1e-3_with_floor": identification_scores(
+                data, templates, calibration.decision_threshold(0.001, args.min_confidence)
+            ),
         }
     return out
 
@@ -270,8 +287,11 @@ def main() -> None:
     parser.add_argument("part", choices=["calibrate", "evaluate", "detector", "identify-speed"])
     parser.add_argument("--backend", default="dlib")
     parser.add_argument("--model-dir", default=None)
+    parser.add_argument("--detector", default="blazeface", choices=["blazeface", "hog"], help="dlib backend's detector")
     parser.add_argument("--per-family", type=int, default=6, help="changed versions per photo and family")
     parser.add_argument("--refs", type=int, default=4, help="reference tracks per photo")
+    parser.add_argument("--ridge", type=float, default=1e-6, help="calibrate: the logistic fit's ridge")
+    parser.add_argument("--min-confidence", type=float, default=0.9, help="the confidence floor (0..1)")
     parser.add_argument("--write", action="store_true", help="calibrate: store the fit in calibration.json")
     parser.add_argument("--seconds", type=float, default=20.0, help="identify-speed: source length")
     parser.add_argument("--cache-tag", default=None, help="reuse cached embeddings with this tag (re-fit only)")

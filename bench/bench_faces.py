@@ -34,7 +34,7 @@ from adpipeline.settings import Settings  # noqa: E402
 
 
 def make_settings(args: argparse.Namespace, **overrides: object) -> Settings:
-    values: dict[str, object] = {"face_backend": args.backend}
+    values: dict[str, object] = {"face_backend": args.backend, "face_detector": getattr(args, "detector", "blazeface")}
     if args.model_dir:
         values["insightface_model_dir"] = args.model_dir
     values.update(overrides)
@@ -234,6 +234,43 @@ def part_demo(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
+def part_demo_ids(args: argparse.Namespace) -> dict[str, object]:
+    """The demo's tracks and face ids with HOG (the former detector) and BlazeFace, in one run: which ids stay."""
+    from adpipeline.demo.sample import generate_sample
+
+    per: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = generate_sample(Path(tmp), n_images=1)
+        labels = json.loads(manifest.labels_path.read_text())
+        items = [(Path(f).stem, str(Path(tmp) / f)) for f in sorted(labels["videos"])]
+        for detector in ("hog", "blazeface"):
+            settings = make_settings(args, face_detector=detector)
+            video._ENGINES.clear()  # noqa: SLF001 - one engine per detector in this process
+            t0 = time.perf_counter()
+            results = video.process_videos(items, settings)
+            seconds = time.perf_counter() - t0
+            tracks = [
+                cluster.NewTrack(t.track_id, t.creative_id, t.embedding, t.quality, (r.creative_id, t.track_id))
+                for r in results
+                for t in r.tracks
+            ]
+            engine = get_engine(settings)
+            face_of = cluster.assign_faces([], tracks, video.threshold_for(engine, settings)).face_of
+            per[detector] = {"face_of": face_of, "seconds": round(seconds, 1)}
+    old, new = per["hog"]["face_of"], per["blazeface"]["face_of"]  # type: ignore[assignment]
+    old_ids, new_ids = set(old.values()), set(new.values())  # type: ignore[union-attr]
+    return {
+        "part": "demo-ids",
+        "tracks": {"hog": len(old), "blazeface": len(new)},  # type: ignore[arg-type]
+        "face_ids": {"hog": len(old_ids), "blazeface": len(new_ids)},
+        "face_ids_kept": len(old_ids & new_ids),
+        "face_ids_gone": sorted(old_ids - new_ids),
+        "face_ids_new": sorted(new_ids - old_ids),
+        "tracks_with_the_same_face_id": sum(new.get(t) == f for t, f in old.items()),  # type: ignore[union-attr]
+        "seconds": {"hog": per["hog"]["seconds"], "blazeface": per["blazeface"]["seconds"]},
+    }
+
+
 def seed_way(path: str, engine: object, settings: Settings) -> tuple[int, int]:
     """The earlier prototype: read every frame, detect every 10th, embed every face found."""
     import cv2
@@ -348,7 +385,8 @@ def part_speed(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["thresholds", "accuracy", "demo", "speed", "all"])
+    parser.add_argument("part", choices=["thresholds", "accuracy", "demo", "demo-ids", "speed", "all"])
+    parser.add_argument("--detector", default="blazeface", choices=["blazeface", "hog"])
     parser.add_argument("--backend", default="dlib", choices=["dlib", "insightface"])
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--workers", type=int, default=2)
@@ -364,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     parts = ["thresholds", "accuracy", "demo", "speed"] if args.part == "all" else [args.part]
     for part in parts:
         t0 = time.perf_counter()
-        result = globals()[f"part_{part}"](args)
+        result = globals()[f"part_{part.replace('-', '_')}"](args)
         result["bench_s"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(result), flush=True)
 

@@ -44,6 +44,19 @@ class Calibration:
         e = math.exp(z)
         return e / (1.0 + e)
 
+    def distance_at(self, confidence: float) -> float:
+        """The distance at which ``confidence`` (0..1) is reached; nearer pairs have more (``b`` < 0)."""
+        if self.b >= 0:
+            raise ValueError(f"calibration of {self.model_id} does not fall with distance (b = {self.b})")
+        p = min(max(float(confidence), 1e-9), 1 - 1e-9)
+        return (math.log(p / (1 - p)) - self.a) / self.b
+
+    def decision_threshold(self, far: float, min_confidence: float) -> float:
+        """What a match is decided with: the FAR threshold, tightened so that nothing under ``min_confidence``
+        (0..1) is called a match. A pair is matched exactly when distance <= this, so the answer and its confidence
+        always agree."""
+        return min(self.threshold(far), self.distance_at(min_confidence))
+
     def threshold(self, far: float) -> float:
         """The distance threshold for a false-accept rate: the fitted one, else interpolated on log(FAR)."""
         if far in self.thresholds:
@@ -112,7 +125,12 @@ def _threshold_at_far(different: np.ndarray, far: float) -> float:
 
 
 def fit_calibration(
-    model_id: str, same: np.ndarray, different: np.ndarray, fars: tuple[float, ...] = (0.01, 0.001), fitted_on: str = ""
+    model_id: str,
+    same: np.ndarray,
+    different: np.ndarray,
+    fars: tuple[float, ...] = (0.01, 0.001),
+    fitted_on: str = "",
+    ridge: float = 1e-4,
 ) -> Calibration:
     """Logistic fit (classes weighted equally, Newton iterations) and FAR thresholds from labelled distances."""
     same = np.asarray(same, dtype=np.float64)
@@ -124,7 +142,7 @@ def fit_calibration(
     w = np.concatenate([np.full(len(same), 0.5 / len(same)), np.full(len(different), 0.5 / len(different))])
     features = np.stack([np.ones_like(x), x], axis=1)
     theta = np.zeros(2)
-    ridge = 1e-4  # keeps the slope finite when the tuning pairs separate perfectly
+    # ``ridge`` keeps the slope finite when the tuning pairs separate perfectly
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(features @ theta, -500, 500)))
         grad = features.T @ (w * (p - y)) + ridge * theta

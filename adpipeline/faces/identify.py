@@ -189,7 +189,11 @@ def identify(
     if gallery.customer_ids and gallery.model_id != model_id:
         raise ValueError(f"the gallery holds {gallery.model_id} vectors; this engine makes {model_id} vectors")
     calibration = calibration_for(model_id)
-    threshold = calibration.threshold(settings.gallery_far) if calibration else threshold_for(engine, settings)
+    threshold = (
+        calibration.decision_threshold(settings.gallery_far, settings.match_min_confidence_pct / 100)
+        if calibration
+        else threshold_for(engine, settings)
+    )
     summary = IdentifySummary(source=source)
     started = time.perf_counter()
     frames, fps, duration = open_source(source)

@@ -14,12 +14,15 @@ setup error and raises.
   mean of its samples, and the closest track to the photo decides. ``best_frame_time_s`` is that track's sample
   closest to the photo.
 - ``confidence_pct`` is the calibrated probability of "same person" (``calibration.py``, fitted per model id);
-  ``threshold`` is the distance for the requested false-accept rate (default ``verify_far`` = 1 %). A model without a
-  calibration gets ``confidence_pct = None`` and the backend's identity threshold.
+  ``threshold`` is the distance the answer was decided with: the requested false-accept rate (default ``verify_far``
+  = 1 %) for the whole answer, i.e. each of the video's k tracks held to 1 - (1 - far)^(1/k) (the answer is the best
+  of k comparisons), and no match under ``match_min_confidence_pct`` (default 90 %). A model without a calibration
+  gets ``confidence_pct = None`` and the backend's identity threshold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import time
@@ -52,6 +55,8 @@ VerifyStatus = Literal[
 ]
 # Sideways frames: counter-clockwise quarter turns tried when nothing is found upright.
 _TURNS = (1, 3, 2)
+# HOG's own score cut, kept when it is the photo fallback behind BlazeFace (whose scale is another).
+_HOG_MIN_SCORE = 0.3
 
 
 class Verification(BaseModel):
@@ -138,7 +143,9 @@ def load_image(data: bytes | Path | str, max_side: int, max_pixels: int) -> np.n
         raise BadImage(f"damaged image: {type(exc).__name__}: {exc}") from exc
 
 
-def _detect_scaled(engine: FaceEngine, rgb: np.ndarray, target_side: int) -> tuple[list[FaceBox], float]:
+def _detect_scaled(
+    engine: FaceEngine, rgb: np.ndarray, target_side: int, hog: bool = False
+) -> tuple[list[FaceBox], float]:
     """Faces in ``rgb`` detected on a copy whose longest side is ``target_side`` (up or down), in ``rgb`` pixels."""
     height, width = rgb.shape[:2]
     scale = target_side / max(height, width)
@@ -148,7 +155,7 @@ def _detect_scaled(engine: FaceEngine, rgb: np.ndarray, target_side: int) -> tup
         det = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=interp)
     else:
         scale = 1.0
-    faces = engine.detect(det)
+    faces = engine.detect_hog(det) if hog else engine.detect(det)  # type: ignore[attr-defined]
     if scale != 1.0:
         faces = [f.scaled(1.0 / scale, width, height) for f in faces]
     return faces, scale
@@ -171,12 +178,15 @@ def photo_face(
     min_score = settings.face_min_det_score if settings.face_min_det_score is not None else engine.default_min_score
     min_size = settings.verify_min_face_px if min_size_px is None else min_size_px
     target = min(max(max(rgb.shape[:2]), 640), settings.verify_detect_side)
-    tries: list[tuple[int, bool]] = [(0, False), *((turn, False) for turn in _TURNS)]
+    tries: list[tuple[int, str]] = [(0, "default"), *((turn, "default") for turn in _TURNS)]
+    if getattr(engine, "detector", None) == "blazeface":
+        # BlazeFace full-range misses a face that fills the whole picture (a tight crop); HOG finds those
+        tries.append((0, "hog"))
     if settings.photo_cnn_fallback and hasattr(engine, "detect_cnn"):
-        tries.append((0, True))  # occluded or strongly turned faces: HOG found nothing anywhere
-    for turn, cnn in tries:
+        tries.append((0, "cnn"))  # occluded or strongly turned faces: nothing found anywhere
+    for turn, method in tries:
         turned = np.ascontiguousarray(np.rot90(rgb, k=turn)) if turn else rgb
-        if cnn:
+        if method == "cnn":
             scale = min(1.0, 640 / max(turned.shape[:2]))
             small = (
                 cv2.resize(turned, (round(turned.shape[1] * scale), round(turned.shape[0] * scale)))
@@ -186,6 +196,9 @@ def photo_face(
             faces = engine.detect_cnn(small)  # type: ignore[attr-defined]
             if scale < 1:
                 faces = [f.scaled(1.0 / scale, turned.shape[1], turned.shape[0]) for f in faces]
+        elif method == "hog":
+            faces, _ = _detect_scaled(engine, turned, target, hog=True)
+            faces = [dataclasses.replace(f, score=max(f.score, min_score)) for f in faces if f.score >= _HOG_MIN_SCORE]
         else:
             faces, _ = _detect_scaled(engine, turned, target)
         faces = [f for f in faces if f.score >= min_score and f.size_px >= min_size]
@@ -270,7 +283,11 @@ def verify(
     backend, model_id = engine_info(engine)
     far = settings.verify_far if far is None else far
     calibration = calibration_for(model_id)
-    threshold = calibration.threshold(far) if calibration else threshold_for(engine, settings)
+    threshold = (
+        calibration.decision_threshold(far, settings.match_min_confidence_pct / 100)
+        if calibration
+        else threshold_for(engine, settings)
+    )
     result = Verification(
         status="ok",
         backend=backend,
@@ -324,6 +341,12 @@ def verify(
         assert best is not None
         result.distance = round(best[0], 4)
         result.best_frame_time_s = round(best[1], 3)
+        if calibration:
+            # The answer is the best of len(tracks) comparisons: each is held to the FAR that makes the chance of
+            # any impostor track passing equal ``far`` (Sidak: 1 - (1 - far)^(1/k)), and to the confidence floor.
+            per_track_far = 1.0 - (1.0 - far) ** (1.0 / len(tracks))
+            threshold = calibration.decision_threshold(per_track_far, settings.match_min_confidence_pct / 100)
+            result.threshold = round(threshold, 4)
         result.matched = best[0] <= threshold
         if calibration:
             result.confidence_pct = round(100.0 * calibration.confidence(best[0]), 2)

@@ -337,7 +337,12 @@ _ENGINES: dict[tuple[object, ...], FaceEngine] = {}
 
 
 def _engine_key(settings: Settings) -> tuple[object, ...]:
-    return (settings.face_backend, str(settings.insightface_model_dir), settings.face_detect_upsample)
+    return (
+        settings.face_backend,
+        str(settings.insightface_model_dir),
+        settings.face_detect_upsample,
+        settings.face_detector,
+    )
 
 
 def shared_engine(settings: Settings) -> FaceEngine:

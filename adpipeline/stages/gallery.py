@@ -48,15 +48,15 @@ def _engine(ctx: StageContext) -> Any:
 
 
 def gallery_threshold(engine: Any, settings: Any) -> tuple[float, bool]:
-    """(distance threshold, calibrated?) for gallery matches: the calibrated one for ``gallery_far``, else the
-    backend's identity threshold."""
+    """(distance threshold, calibrated?) for gallery matches: the calibrated one for ``gallery_far`` (tightened so no
+    match has a confidence under ``match_min_confidence_pct``), else the backend's identity threshold."""
     from adpipeline.faces.calibration import calibration_for
     from adpipeline.faces.video import threshold_for
 
     calibration = calibration_for(engine.model_id)
     if calibration is None:
         return threshold_for(engine, settings), False
-    return calibration.threshold(settings.gallery_far), True
+    return calibration.decision_threshold(settings.gallery_far, settings.match_min_confidence_pct / 100), True
 
 
 def enrol(ctx: StageContext, source: str | None = None) -> dict[str, Any]:

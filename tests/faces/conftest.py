@@ -19,6 +19,14 @@ def dlib_engine():
     return DlibEngine()
 
 
+@pytest.fixture(scope="session")
+def hog_engine():
+    """The dlib engine with its former detector, HOG (``face_detector=hog``)."""
+    from adpipeline.faces.engine import DlibEngine
+
+    return DlibEngine(detector="hog")
+
+
 @pytest.fixture
 def face_settings():
     """Settings for the faces stage, independent of the environment."""

@@ -38,3 +38,19 @@ def test_committed_calibration_belongs_to_the_dlib_model(dlib_engine) -> None:
     assert set(cal.thresholds) == {0.01, 0.001} and cal.b < 0
     assert calibration_for("some_other_model") is None  # never a confidence fitted for another space
     assert set(CALIBRATIONS) == {dlib_engine.model_id}
+
+
+def test_a_match_never_has_a_confidence_under_the_floor() -> None:
+    """The decision threshold is the FAR threshold tightened to the confidence floor: matched <=> confidence >= floor
+    whenever the floor is what binds, and the FAR threshold still applies when it is the stricter one."""
+    from adpipeline.faces.calibration import Calibration
+
+    # 50 % at 0.42, 90 % at ~0.398: a FAR threshold of 0.44 would call 30 %-confidence pairs matches
+    cal = Calibration("m", a=21.0, b=-50.0, thresholds={0.01: 0.44, 0.001: 0.30})
+    floor = 0.9
+    decision = cal.decision_threshold(0.01, floor)
+    assert decision < 0.44 and abs(cal.confidence(decision) - floor) < 1e-9
+    for d in np.linspace(0.2, 0.6, 401):
+        assert (d <= decision) == (cal.confidence(d) >= floor - 1e-9) or abs(d - decision) < 1e-9
+    assert cal.decision_threshold(0.001, floor) == 0.30  # the FAR threshold is stricter here
+    assert cal.decision_threshold(0.01, 0.0) == 0.44  # no floor: the FAR threshold

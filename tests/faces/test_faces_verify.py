@@ -52,7 +52,7 @@ def test_other_person_does_not_match(obama_video, face_settings, dlib_engine):
     assert result.distance > result.threshold and result.confidence_pct < 10
 
 
-def test_exif_orientation_and_sideways_photo(obama_video, face_settings, dlib_engine):
+def test_exif_orientation_and_sideways_photo(obama_video, face_settings, dlib_engine, hog_engine):
     rgb = _photo("obama/obama2.jpg")
     # Stored turned a quarter, with EXIF orientation 6 (display: rotate 90 clockwise) that turns it back.
     turned = np.ascontiguousarray(np.rot90(rgb, k=1))
@@ -60,7 +60,11 @@ def test_exif_orientation_and_sideways_photo(obama_video, face_settings, dlib_en
     assert with_exif.matched and with_exif.image_rotation == 0
     assert with_exif.image_size == (rgb.shape[1], rgb.shape[0])
     # The same pixels without the EXIF tag: found by turning the photo.
+    # BlazeFace finds the sideways face as it is (its eye keypoints turn it upright for the landmarks); HOG only
+    # after the photo is turned.
     sideways = verify(_jpeg(turned), obama_video, face_settings(), engine=dlib_engine)
+    assert sideways.matched and sideways.image_rotation == 0
+    sideways = verify(_jpeg(turned), obama_video, face_settings(face_detector="hog"), engine=hog_engine)
     assert sideways.matched and sideways.image_rotation in (90, 270)
 
 
@@ -123,9 +127,9 @@ def test_rotated_and_sideways_videos(tmp_path, synth, face_settings, dlib_engine
         assert result.status == "ok" and result.matched, (path.name, result)
 
 
-def test_cnn_fallback_finds_a_masked_face_hog_misses(face_settings, dlib_engine, synth) -> None:
+def test_cnn_fallback_finds_a_masked_face_hog_misses(face_settings, hog_engine, dlib_engine, synth) -> None:
     """A mask over mouth and chin (the labelled set's occlusion family, seed 0): HOG finds nothing, upright or
-    turned; with ``photo_cnn_fallback`` dlib's CNN detector finds it."""
+    turned; with ``photo_cnn_fallback`` dlib's CNN detector finds it; BlazeFace (the default) finds it alone."""
     import cv2
 
     from adpipeline.faces.verify import photo_face
@@ -138,8 +142,13 @@ def test_cnn_fallback_finds_a_masked_face_hog_misses(face_settings, dlib_engine,
         masked, (int(cx - 0.45 * face_w), int(cy + 0.12 * face_w)), (int(cx + 0.45 * face_w), int(cy + 0.6 * face_w)),
         (230, 230, 235), -1,
     )  # fmt: skip
-    assert photo_face(dlib_engine, masked, face_settings(photo_cnn_fallback=False)) is None
-    found = photo_face(dlib_engine, masked, face_settings(photo_cnn_fallback=True))
-    assert found is not None and found.faces == 1 and found.rotation == 0
-    x0, y0, x1, y1 = found.box
-    assert x0 < cx < x1 and y0 < cy < y1
+    hog = face_settings(face_detector="hog", photo_cnn_fallback=False)
+    assert photo_face(hog_engine, masked, hog) is None
+    for engine, settings in (
+        (hog_engine, face_settings(face_detector="hog", photo_cnn_fallback=True)),
+        (dlib_engine, face_settings()),
+    ):
+        found = photo_face(engine, masked, settings)
+        assert found is not None and found.faces == 1 and found.rotation == 0
+        x0, y0, x1, y1 = found.box
+        assert x0 < cx < x1 and y0 < cy < y1
