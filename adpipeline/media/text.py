@@ -128,24 +128,40 @@ def lines_differ(a: str, b: str) -> bool:
     """Whether two normalised lines in the same place say different things.
 
     Characters are aligned with letters OCR confuses with digits taken as those digits (``t``/``7``, ``o``/``0``...),
-    so such a slip is no edit. A real digit replaced by another real digit, or a digit added or dropped inside the
-    line, is another number (a price, an offer); other edits are OCR noise up to one per five characters (at least
-    one); a line cut at the image edge (a crop) reads as a prefix or a suffix.
+    so such a slip is no edit. A real digit replaced by another digit or by a letter (the changed digit misread on
+    one side), or a digit added or dropped inside the line, is another number (a price, an offer), however long the
+    line; other edits are OCR noise up to one per five characters (at least one); a line cut at the image edge (a
+    crop) reads as a prefix or a suffix, unless what is cut off is digits of the number both read.
     """
     ca, cb = a.translate(_CONFUSABLE), b.translate(_CONFUSABLE)
     if ca == cb:
         return False
-    (short, _), (long, _) = sorted(((ca, a), (cb, b)), key=lambda pair: len(pair[0]))
+    (short, _), (long, raw_long) = sorted(((ca, a), (cb, b)), key=lambda pair: len(pair[0]))
     if len(short) >= 4 and (long.startswith(short) or long.endswith(short)):
-        return False
+        # a line cut at the image edge (a crop); but a number that lost or gained digits next to the part both read
+        # is another number ("$45.99" read without its "$" against "$145.99" is no cut)
+        cut = len(long) - len(short)
+        removed, boundary = (
+            (raw_long[len(short) :], long[len(short) - 1]) if long.startswith(short) else (raw_long[:cut], long[cut])
+        )
+        return boundary.isdigit() and any(c.isdigit() for c in removed)
     digit_edits, other_edits = _edits(ca, cb, a, b)
     return digit_edits > 0 or other_edits > max(1, len(long) // 5)
+
+
+def _number_substitution(x: str, y: str) -> bool:
+    """Whether replacing ``x`` by ``y`` (raw characters whose compared forms differ) changes a number: a real digit on
+    either side against a digit or a letter. A letter there is a digit OCR misread (``$14.99`` read ``$1q.99``
+    against ``$19.99``): counted as noise, a one-character price change in a long line would pass as a misread
+    letter. A digit against a currency or percent sign is OCR's usual slip on those signs (``$5`` read ``55``)."""
+    return (x.isdigit() or y.isdigit()) and x.isalnum() and y.isalnum()
 
 
 def _edits(a: str, b: str, raw_a: str, raw_b: str) -> tuple[int, int]:
     """Levenshtein alignment of the compared forms ``a`` and ``b``: (digit edits, other edits). A digit edit is a real
     digit (in ``raw_a`` / ``raw_b``) replaced by another real digit, or one added or dropped between two aligned
-    characters (not at either end)."""
+    characters (not at either end). A real digit on one side against a letter on the other counts as a digit edit too
+    (:func:`_number_substitution`): the changed characters' digits decide, not the whole line's noise allowance."""
     n, m = len(a), len(b)
     cost = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n + 1):
@@ -161,7 +177,7 @@ def _edits(a: str, b: str, raw_a: str, raw_b: str) -> tuple[int, int]:
         inside = 0 < i < n or 0 < j < m
         if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
             if a[i - 1] != b[j - 1]:
-                if raw_a[i - 1].isdigit() and raw_b[j - 1].isdigit():
+                if _number_substitution(raw_a[i - 1], raw_b[j - 1]):
                     digit_edits += 1
                 else:
                     other_edits += 1

@@ -193,3 +193,30 @@ def test_text_key_is_the_tallest_line_whatever_its_place_or_a_slip() -> None:
     assert text_key(record(("Sale", 0.1, 0.1, 0.5, 0.3))) is not None
     assert text_key(record(("OK", 0.1, 0.1, 0.5, 0.3))) is None  # too short to key on
     assert text_key(None) is None and text_key("[]") is None and text_key("not json") is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("$14.99", "$1q.99"),  # against $19.99 below: the changed digit misread as a letter on one side
+        ("Now only $14.99 today", "Now only $1A.99 today"),  # a long line: no noise allowance for the digit
+        ("50% OFF everything", "3O% OFF everything"),  # 5 -> 3 with the 0 read as O on one side
+        ("S0% OFF", "30% OFF"),  # the changed digit read as the letter it resembles (S = 5) against a real 3
+        ("45.99", "$145.99"),  # one side lost its "$": not a line cut at the edge but another number
+        ("$45.99", "$45.9"),  # a digit dropped at the end of the number both read
+    ],
+)
+def test_a_number_change_differs_also_with_one_digit_misread(a: str, b: str) -> None:
+    assert lines_differ(normalise(a), normalise(b))
+    assert lines_differ(normalise(b), normalise(a))
+
+
+def test_a_price_sibling_misread_on_one_side_stays_apart_and_its_copy_together() -> None:
+    base = record(*with_line(2, "$19.99"))
+    sibling_misread = record(*with_line(2, "$1q.99"))  # the sibling says $14.99; OCR read its 4 as q
+    copy_misread = record(*with_line(2, "$1g.99"))  # a copy of the base, 9 read as g (the digit it resembles)
+    assert texts_differ(base, sibling_misread)
+    assert texts_differ(sibling_misread, base)
+    assert not texts_differ(base, copy_misread)
+    assert not texts_differ(base, record(*with_line(2, "S19.99")))  # the $ read as S
+    assert not texts_differ(base, record(*with_line(2, "$19.99 ")))
