@@ -353,7 +353,7 @@ def generate_varied(
 
     ``numbers`` (issue 19) adds the number family: siblings whose only change is one digit of the price (``digit``)
     or of a percentage offer (``percent``; the base offer is then always a percentage), and a price style per
-    template: a third of them normal, a third small (1/20-1/30 of the short side), a third low contrast (25-40 % of
+    template: a third of them normal, a third small (1/28-1/40 of the short side), a third low contrast (15-30 % of
     the normal ink contrast to the background), so OCR reads those prices less surely; and the forced copies of
     :data:`FORCED_COMBOS`.
     """
@@ -365,8 +365,8 @@ def generate_varied(
         if numbers:
             base["offer"] = rng.choice(PERCENT_OFFERS)
             base["price_style"] = rng.choice(["normal", "small", "low"])
-            base["price_small_div"] = rng.randint(20, 30)
-            base["price_contrast"] = rng.uniform(0.25, 0.4)
+            base["price_small_div"] = rng.randint(28, 40)
+            base["price_contrast"] = rng.uniform(0.15, 0.3)
         split = "tune" if t % 2 == 0 else "heldout"
         for s, sibling_kind in enumerate(kinds):
             spec = base if sibling_kind == "base" else _sibling(base, sibling_kind, rng)

@@ -178,8 +178,8 @@ def _spec(rng: random.Random) -> dict[str, object]:
         "price": f"${rng.randint(5, 499)}.{rng.choice(['99', '95', '49', '00'])}",
         "cta": rng.choice(CTAS),
         "price_style": rng.choice(["normal", "small", "low"]),
-        "price_small_div": rng.randint(20, 30),
-        "price_contrast": rng.uniform(0.25, 0.4),
+        "price_small_div": rng.randint(28, 40),
+        "price_contrast": rng.uniform(0.15, 0.3),
     }
 
 
