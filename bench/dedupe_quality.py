@@ -232,6 +232,57 @@ def ours(threshold: int, fine: float | None, **kwargs: object) -> Grouper:
     return run
 
 
+def _lines_differ_before(a: str, b: str) -> bool:
+    """The number rule of ``media.text.lines_differ`` before issue 19 (main c05afcc), for the bench's comparison: a
+    digit misread as a letter on one side counted as OCR noise, and a cut at the edge never differed."""
+    from adpipeline.media.text import _CONFUSABLE
+
+    ca, cb = a.translate(_CONFUSABLE), b.translate(_CONFUSABLE)
+    if ca == cb:
+        return False
+    short, long = sorted((ca, cb), key=len)
+    if len(short) >= 4 and (long.startswith(short) or long.endswith(short)):
+        return False
+    n, m = len(ca), len(cb)
+    cost = [[i + j if i == 0 or j == 0 else 0 for j in range(m + 1)] for i in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1, cost[i - 1][j - 1] + (ca[i - 1] != cb[j - 1]))
+    digit_edits = other_edits = 0
+    i, j = n, m
+    while i > 0 or j > 0:
+        inside = 0 < i < n or 0 < j < m
+        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (ca[i - 1] != cb[j - 1]):
+            if ca[i - 1] != cb[j - 1]:
+                both = a[i - 1].isdigit() and b[j - 1].isdigit()
+                digit_edits, other_edits = digit_edits + both, other_edits + (not both)
+            i, j = i - 1, j - 1
+        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
+            real = a[i - 1].isdigit() and inside
+            digit_edits, other_edits = digit_edits + real, other_edits + (not real)
+            i -= 1
+        else:
+            real = b[j - 1].isdigit() and inside
+            digit_edits, other_edits = digit_edits + real, other_edits + (not real)
+            j -= 1
+    return digit_edits > 0 or other_edits > max(1, len(long) // 5)
+
+
+def number_rule_before(threshold: int, fine: float, **kwargs: object) -> Grouper:
+    """Ours with the number rule as it was before issue 19 (same process, same analysed set)."""
+    from adpipeline.media import text
+
+    def run(items: Sequence[Analysed]) -> dict[str, str]:
+        current = text.lines_differ
+        text.lines_differ = _lines_differ_before
+        try:
+            return ours(threshold, fine, **kwargs)(items)
+        finally:
+            text.lines_differ = current
+
+    return run
+
+
 def phash_alone(threshold: int) -> Grouper:
     def run(items: Sequence[Analysed]) -> dict[str, str]:
         rows = dedupe.group_duplicates(to_images(items, use_phash=True), threshold, fine_threshold=None)
@@ -286,10 +337,15 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "adpipeline-bench")
     parser.add_argument("--parts", default="tune,heldout", help="comma-separated: tune, heldout")
     parser.add_argument(
-        "--methods", default="ours,star,dhash,dhash10,phash", help="comma-separated: ours, star, dhash, dhash10, phash"
+        "--methods",
+        default="ours,star,dhash,dhash10,phash",
+        help="comma-separated: ours, star, before (the number rule before issue 19), dhash, dhash10, phash",
     )
     parser.add_argument("--set", default="varied", choices=SETS, help="which generator (see the module docstring)")
     parser.add_argument("--workers", type=int, default=2, help="processes that analyse the set (OCR included)")
+    parser.add_argument(
+        "--analyse-only", action="store_true", help="make and cache the analysed set, score nothing (a held-out part)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     parts = tuple(args.parts.split(","))
@@ -301,7 +357,7 @@ def main() -> None:
     t = settings.dhash_threshold
     methods = dict(
         zip(
-            ("ours", "star", "dhash", "dhash10", "phash"),
+            ("ours", "star", "before", "dhash", "dhash10", "phash"),
             [
                 (
                     f"ours (t={t}, detail <= {settings.duplicate_detail_threshold:g}, "
@@ -315,6 +371,15 @@ def main() -> None:
                     ),
                 ),
                 (f"ours, star clustering (t={t})", ours(t, settings.duplicate_detail_threshold, link_share=None)),
+                (
+                    "ours, number rule before issue 19",
+                    number_rule_before(
+                        t,
+                        settings.duplicate_detail_threshold,
+                        link_share=settings.duplicate_link_share,
+                        text_candidate_bits=settings.duplicate_text_candidate_bits,
+                    ),
+                ),
                 (f"dHash alone (t={t})", ours(t, None)),
                 ("dHash alone (t=10)", ours(10, None)),
                 ("PHash alone (t=10)", phash_alone(10)),

@@ -220,3 +220,30 @@ def test_a_price_sibling_misread_on_one_side_stays_apart_and_its_copy_together()
     assert not texts_differ(base, copy_misread)
     assert not texts_differ(base, record(*with_line(2, "S19.99")))  # the $ read as S
     assert not texts_differ(base, record(*with_line(2, "$19.99 ")))
+
+
+def test_the_number_family_changes_one_digit_and_keeps_the_rest() -> None:
+    """The labelled generators' number siblings (bench/labelled_banners.py, bench/labelled_photo_banners.py): the
+    ``digit`` sibling's price and the ``percent`` sibling's offer differ from the base in exactly one digit, and every
+    sibling has a crop in a frame and a brightness change recompressed among its copies."""
+    import random
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+    from labelled_banners import FORCED_COMBOS, change_one_digit, generate_varied
+
+    rng = random.Random(3)
+    for text in ("$45.99", "$5.99", "20% OFF", "$184.00"):
+        for _ in range(20):
+            changed = change_one_digit(text, rng)
+            assert len(changed) == len(text)
+            assert sum(x != y for x, y in zip(text, changed, strict=True)) == 1
+            assert lines_differ(normalise(text), normalise(changed))
+        first = change_one_digit(text, rng, first=True)
+        assert first[text.index(next(c for c in text if c.isdigit()))] != "0"
+    banners = list(generate_varied(templates=1, seed=4, copies_per_sibling=2, numbers=True))
+    kinds = {b.sibling_kind for b in banners}
+    assert {"digit", "percent", "price"} <= kinds
+    for sibling in {b.label for b in banners}:
+        assert {b.families for b in banners if b.label == sibling and b.families} == set(FORCED_COMBOS)
