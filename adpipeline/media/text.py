@@ -131,30 +131,34 @@ def lines_differ(a: str, b: str) -> bool:
     so such a slip is no edit. A real digit replaced by another digit or by a letter (the changed digit misread on
     one side), or a digit added or dropped inside the line, is another number (a price, an offer), however long the
     line; other edits are OCR noise up to one per five characters (at least one); a line cut at the image edge (a
-    crop) reads as a prefix or a suffix, unless what is cut off is digits of the number both read.
+    crop) reads as a prefix or a suffix.
     """
     ca, cb = a.translate(_CONFUSABLE), b.translate(_CONFUSABLE)
     if ca == cb:
         return False
-    (short, _), (long, raw_long) = sorted(((ca, a), (cb, b)), key=lambda pair: len(pair[0]))
+    (short, _), (long, _) = sorted(((ca, a), (cb, b)), key=lambda pair: len(pair[0]))
     if len(short) >= 4 and (long.startswith(short) or long.endswith(short)):
-        # a line cut at the image edge (a crop); but a number that lost or gained digits next to the part both read
-        # is another number ("$45.99" read without its "$" against "$145.99" is no cut)
-        cut = len(long) - len(short)
-        removed, boundary = (
-            (raw_long[len(short) :], long[len(short) - 1]) if long.startswith(short) else (raw_long[:cut], long[cut])
-        )
-        return boundary.isdigit() and any(c.isdigit() for c in removed)
+        return False  # a line cut at the image edge (a crop of a line that runs to the edge), digits included
     digit_edits, other_edits = _edits(ca, cb, a, b)
     return digit_edits > 0 or other_edits > max(1, len(long) // 5)
 
 
+# Letters OCR also reads for a digit other than the one _CONFUSABLE maps them to (a "3" read as "B", a "6" as "G"):
+# against that digit such a letter is a misread, not another number.
+_ALSO_LOOKS_LIKE = {"b": "36", "g": "6", "q": "9", "a": "4", "d": "0", "j": "1", "e": "3"}
+
+
 def _number_substitution(x: str, y: str) -> bool:
     """Whether replacing ``x`` by ``y`` (raw characters whose compared forms differ) changes a number: a real digit on
-    either side against a digit or a letter. A letter there is a digit OCR misread (``$14.99`` read ``$1q.99``
-    against ``$19.99``): counted as noise, a one-character price change in a long line would pass as a misread
-    letter. A digit against a currency or percent sign is OCR's usual slip on those signs (``$5`` read ``55``)."""
-    return (x.isdigit() or y.isdigit()) and x.isalnum() and y.isalnum()
+    one side against another digit, or against a letter that does not look like it. Such a letter is the changed
+    digit misread (``$14.99`` read ``$1q.99`` against ``$19.99``, ``50%`` read ``S0%`` against ``30%``): counted as
+    letter noise, a one-character price change in a long line would pass. A letter that looks like the digit
+    (``B``/``3``) is a misread of the same number; a digit against a currency or percent sign is OCR's usual slip on
+    those signs (``$5`` read ``55``)."""
+    if x.isdigit() and y.isdigit():
+        return True
+    digit, letter = (x, y) if x.isdigit() else (y, x)
+    return digit.isdigit() and letter.isalpha() and digit not in _ALSO_LOOKS_LIKE.get(letter, "")
 
 
 def _edits(a: str, b: str, raw_a: str, raw_b: str) -> tuple[int, int]:
