@@ -198,7 +198,7 @@ def test_text_key_is_the_tallest_line_whatever_its_place_or_a_slip() -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("$14.99", "$1q.99"),  # against $19.99 below: the changed digit misread as a letter on one side
+        ("$14.99", "$1q.99"),  # $19.99 with its changed 9 read as q, against $14.99
         ("Now only $19.99 today", "Now only $1A.99 today"),  # $14.99 with its 4 read as A, against $19.99: a long line
         ("50% OFF everything", "3O% OFF everything"),  # 5 -> 3 with the 0 read as O on one side
         ("S0% OFF", "30% OFF"),  # the changed digit read as the letter it resembles (S = 5) against a real 3
@@ -212,7 +212,7 @@ def test_a_number_change_differs_also_with_one_digit_misread(a: str, b: str) -> 
 
 def test_a_price_sibling_misread_on_one_side_stays_apart_and_its_copy_together() -> None:
     base = record(*with_line(2, "$19.99"))
-    sibling_misread = record(*with_line(2, "$1q.99"))  # the sibling says $14.99; OCR read its 4 as q
+    sibling_misread = record(*with_line(2, "$1A.99"))  # the sibling says $14.99; OCR read its 4 as A
     copy_misread = record(*with_line(2, "$1g.99"))  # a copy of the base, 9 read as g (the digit it resembles)
     assert texts_differ(base, sibling_misread)
     assert texts_differ(sibling_misread, base)
