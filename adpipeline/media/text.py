@@ -128,10 +128,10 @@ def lines_differ(a: str, b: str) -> bool:
     """Whether two normalised lines in the same place say different things.
 
     Characters are aligned with letters OCR confuses with digits taken as those digits (``t``/``7``, ``o``/``0``...),
-    so such a slip is no edit. A real digit replaced by another digit or by a letter (the changed digit misread on
-    one side), or a digit added or dropped inside the line, is another number (a price, an offer), however long the
-    line; other edits are OCR noise up to one per five characters (at least one); a line cut at the image edge (a
-    crop) reads as a prefix or a suffix.
+    so such a slip is no edit. A real digit replaced by another digit or by a letter that does not look like it (the
+    changed digit misread on one side), or a digit added or dropped inside the line, is another number (a price, an
+    offer), however long the line; other edits are OCR noise up to one per five characters (at least one); a line
+    cut at the image edge (a crop) reads as a prefix or a suffix.
     """
     ca, cb = a.translate(_CONFUSABLE), b.translate(_CONFUSABLE)
     if ca == cb:
@@ -151,7 +151,7 @@ _ALSO_LOOKS_LIKE = {"b": "36", "g": "6", "q": "9", "a": "4", "d": "0", "j": "1",
 def _number_substitution(x: str, y: str) -> bool:
     """Whether replacing ``x`` by ``y`` (raw characters whose compared forms differ) changes a number: a real digit on
     one side against another digit, or against a letter that does not look like it. Such a letter is the changed
-    digit misread (``$14.99`` read ``$1q.99`` against ``$19.99``, ``50%`` read ``S0%`` against ``30%``): counted as
+    digit misread (``$14.99`` read ``$1A.99`` against ``$19.99``, ``50%`` read ``S0%`` against ``30%``): counted as
     letter noise, a one-character price change in a long line would pass. A letter that looks like the digit
     (``B``/``3``) is a misread of the same number; a digit against a currency or percent sign is OCR's usual slip on
     those signs (``$5`` read ``55``)."""
@@ -164,8 +164,8 @@ def _number_substitution(x: str, y: str) -> bool:
 def _edits(a: str, b: str, raw_a: str, raw_b: str) -> tuple[int, int]:
     """Levenshtein alignment of the compared forms ``a`` and ``b``: (digit edits, other edits). A digit edit is a real
     digit (in ``raw_a`` / ``raw_b``) replaced by another real digit, or one added or dropped between two aligned
-    characters (not at either end). A real digit on one side against a letter on the other counts as a digit edit too
-    (:func:`_number_substitution`): the changed characters' digits decide, not the whole line's noise allowance."""
+    characters (not at either end). A real digit on one side against a letter that does not look like it counts as
+    a digit edit too (:func:`_number_substitution`): the changed characters decide, not the line's noise allowance."""
     n, m = len(a), len(b)
     cost = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n + 1):
