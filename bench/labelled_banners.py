@@ -89,7 +89,16 @@ def _draw_banner(size: tuple[int, int], spec: dict[str, object]) -> Image.Image:
     text_x = int(width * (0.06 if spec["product_x"] > 0.5 else 0.52))  # type: ignore[operator]
     draw.text((text_x, int(height * 0.08)), str(spec["headline"]), font=_font(unit // 11), fill=spec["ink"])
     draw.text((text_x, int(height * 0.30)), str(spec["offer"]), font=_font(unit // 9), fill=spec["accent"])
-    draw.text((text_x, int(height * 0.52)), str(spec["price"]), font=_font(unit // 8), fill=spec["ink"])
+    price_ink, price_size = spec["ink"], unit // 8
+    if spec.get("price_style") == "small":  # a small price (a footnote-sized tag)
+        price_size = unit // int(spec.get("price_small_div", 24))  # type: ignore[call-overload]
+    elif spec.get("price_style") == "low":  # a low-contrast price: its ink most of the way to the background
+        y = int(height * 0.55)
+        t = y / max(1, height - 1)
+        behind = [a + (b - a) * t for a, b in zip(top, bottom, strict=True)]  # type: ignore[call-overload]
+        keep = float(spec.get("price_contrast", 0.3))  # type: ignore[arg-type]
+        price_ink = tuple(int(g + (i - g) * keep) for i, g in zip(spec["ink"], behind, strict=True))  # type: ignore[call-overload]
+    draw.text((text_x, int(height * 0.52)), str(spec["price"]), font=_font(price_size), fill=price_ink)
     bx, by = text_x, int(height * 0.78)
     draw.rounded_rectangle([bx, by, bx + unit * 0.36, by + unit * 0.1], radius=unit // 40, fill=spec["accent"])
     draw.text((bx + unit * 0.03, by + unit * 0.015), str(spec["cta"]), font=_font(unit // 16), fill=(255, 255, 255))
@@ -181,6 +190,12 @@ def generate(templates: int = 40, seed: int = 7, copies_per_sibling: int = 4) ->
 
 # --- the varied set (issue 14): random transform families and combinations, every sibling kind ----------------------
 VARIED_SIBLING_KINDS = ("price", "headline", "offer", "cta", "colour", "mirrored")
+# the number family (issue 19: a price is never a copy): one digit of the price, one digit of a percentage
+NUMBER_SIBLING_KINDS = ("digit", "percent")
+NUMBER_KINDS = ("price", "digit", "percent")  # siblings whose only change is a number
+PERCENT_OFFERS = ["10% OFF", "15% OFF", "20% OFF", "25% OFF", "30% OFF", "40% OFF", "50% OFF", "70% OFF"]
+# copies every set holds at least once per sibling when ``numbers`` is on: what broke recall before issue 19
+FORCED_COMBOS = (("crop", "border"), ("brightness", "jpeg"))
 FAMILIES = ("brightness", "contrast", "resize", "jpeg", "crop", "border", "badge", "watermark", "format")
 _FAMILY_ORDER = {
     name: k
@@ -216,9 +231,22 @@ def _varied_spec(rng: random.Random) -> dict[str, object]:
     }
 
 
+def change_one_digit(text: str, rng: random.Random, *, first: bool = False) -> str:
+    """``text`` with one of its digits (the first one with ``first``) replaced by another (never a leading zero)."""
+    places = [k for k, c in enumerate(text) if c.isdigit()]
+    k = places[0] if first else rng.choice(places)
+    leading = k == 0 or not text[k - 1].isdigit()
+    choices = [d for d in "0123456789" if d != text[k] and not (leading and d == "0")]
+    return text[:k] + rng.choice(choices) + text[k + 1 :]
+
+
 def _sibling(base: dict[str, object], kind: str, rng: random.Random) -> dict[str, object]:
     spec = dict(base)
-    if kind == "price":
+    if kind == "digit":
+        spec["price"] = change_one_digit(str(base["price"]), rng)
+    elif kind == "percent":
+        spec["offer"] = change_one_digit(str(base["offer"]), rng, first=True)
+    elif kind == "price":
         while spec["price"] == base["price"]:
             spec["price"] = f"${rng.randint(5, 199)}.99"
     elif kind == "headline":
@@ -300,25 +328,55 @@ def apply_families(image: Image.Image, families: tuple[str, ...], fmt: str, rng:
     return out.getvalue(), out_fmt
 
 
-def generate_varied(templates: int = 40, seed: int = 14, copies_per_sibling: int = 5) -> Iterator[VariedBanner]:
+def copy_families(c: int, rng: random.Random, *, numbers: bool) -> tuple[str, ...]:
+    """The transform families of copy ``c``: 1-4 at random (one: 40 %, two: 30 %, three: 20 %, four: 10 %); with
+    ``numbers`` the first copies are :data:`FORCED_COMBOS` (a crop in a frame, a brightness change recompressed)."""
+    if numbers and c < len(FORCED_COMBOS):
+        return FORCED_COMBOS[c]
+    k = rng.choices([1, 2, 3, 4], weights=[4, 3, 2, 1])[0]
+    return tuple(rng.sample(FAMILIES, k))
+
+
+def generate_varied(
+    templates: int = 40,
+    seed: int = 14,
+    copies_per_sibling: int = 5,
+    *,
+    numbers: bool = False,
+    parts: tuple[str, ...] = ("tune", "heldout"),
+) -> Iterator[VariedBanner]:
     """``templates`` x 7 siblings (base + each of :data:`VARIED_SIBLING_KINDS`) x (1 + ``copies_per_sibling``).
 
-    Each copy draws 1-4 transform families at random (one: 40 %, two: 30 %, three: 20 %, four: 10 %). Even templates
-    form the tuning part, odd ones the held-out part, so no creative (and no template) is in both.
+    Each copy draws 1-4 transform families at random (:func:`copy_families`). Even templates form the tuning part,
+    odd ones the held-out part, so no creative (and no template) is in both; ``parts`` keeps only those (the others
+    are still drawn, so a part is the same whatever else is asked for).
+
+    ``numbers`` (issue 19) adds the number family: siblings whose only change is one digit of the price (``digit``)
+    or of a percentage offer (``percent``; the base offer is then always a percentage), and a price style per
+    template: a third of them normal, a third small (1/28-1/40 of the short side), a third low contrast (15-30 % of
+    the normal ink contrast to the background), so OCR reads those prices less surely; and the forced copies of
+    :data:`FORCED_COMBOS`.
     """
     rng = random.Random(seed)
+    kinds = ("base", *VARIED_SIBLING_KINDS, *(NUMBER_SIBLING_KINDS if numbers else ()))
     for t in range(templates):
         size = rng.choice(SIZES)
         base = _varied_spec(rng)
+        if numbers:
+            base["offer"] = rng.choice(PERCENT_OFFERS)
+            base["price_style"] = rng.choice(["normal", "small", "low"])
+            base["price_small_div"] = rng.randint(28, 40)
+            base["price_contrast"] = rng.uniform(0.15, 0.3)
         split = "tune" if t % 2 == 0 else "heldout"
-        for s, sibling_kind in enumerate(("base", *VARIED_SIBLING_KINDS)):
+        for s, sibling_kind in enumerate(kinds):
             spec = base if sibling_kind == "base" else _sibling(base, sibling_kind, rng)
             label = f"v{t:03d}-s{s}"
             original = _draw_banner(size, spec)
             fmt = rng.choice(["PNG", "JPEG"])
-            yield VariedBanner(f"{label}-orig", label, (), sibling_kind, split, _encode(original, fmt))
+            if split in parts:
+                yield VariedBanner(f"{label}-orig", label, (), sibling_kind, split, _encode(original, fmt))
             for c in range(copies_per_sibling):
-                k = rng.choices([1, 2, 3, 4], weights=[4, 3, 2, 1])[0]
-                families = tuple(rng.sample(FAMILIES, k))
+                families = copy_families(c, rng, numbers=numbers)
                 data, _ = apply_families(original.copy(), families, fmt, rng)
-                yield VariedBanner(f"{label}-c{c}", label, families, sibling_kind, split, data)
+                if split in parts:
+                    yield VariedBanner(f"{label}-c{c}", label, families, sibling_kind, split, data)

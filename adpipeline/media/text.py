@@ -128,24 +128,44 @@ def lines_differ(a: str, b: str) -> bool:
     """Whether two normalised lines in the same place say different things.
 
     Characters are aligned with letters OCR confuses with digits taken as those digits (``t``/``7``, ``o``/``0``...),
-    so such a slip is no edit. A real digit replaced by another real digit, or a digit added or dropped inside the
-    line, is another number (a price, an offer); other edits are OCR noise up to one per five characters (at least
-    one); a line cut at the image edge (a crop) reads as a prefix or a suffix.
+    so such a slip is no edit. A real digit replaced by another digit or by a letter that does not look like it (the
+    changed digit misread on one side), or a digit added or dropped inside the line, is another number (a price, an
+    offer), however long the line; other edits are OCR noise up to one per five characters (at least one); a line
+    cut at the image edge (a crop) reads as a prefix or a suffix.
     """
     ca, cb = a.translate(_CONFUSABLE), b.translate(_CONFUSABLE)
     if ca == cb:
         return False
     (short, _), (long, _) = sorted(((ca, a), (cb, b)), key=lambda pair: len(pair[0]))
     if len(short) >= 4 and (long.startswith(short) or long.endswith(short)):
-        return False
+        return False  # a line cut at the image edge (a crop of a line that runs to the edge), digits included
     digit_edits, other_edits = _edits(ca, cb, a, b)
     return digit_edits > 0 or other_edits > max(1, len(long) // 5)
+
+
+# Letters OCR also reads for a digit other than the one _CONFUSABLE maps them to (a "3" read as "B", a "6" as "G"):
+# against that digit such a letter is a misread, not another number.
+_ALSO_LOOKS_LIKE = {"b": "36", "g": "6", "q": "9", "a": "4", "d": "0", "j": "1", "e": "3"}
+
+
+def _number_substitution(x: str, y: str) -> bool:
+    """Whether replacing ``x`` by ``y`` (raw characters whose compared forms differ) changes a number: a real digit on
+    one side against another digit, or against a letter that does not look like it. Such a letter is the changed
+    digit misread (``$14.99`` read ``$1A.99`` against ``$19.99``, ``50%`` read ``S0%`` against ``30%``): counted as
+    letter noise, a one-character price change in a long line would pass. A letter that looks like the digit
+    (``B``/``3``) is a misread of the same number; a digit against a currency or percent sign is OCR's usual slip on
+    those signs (``$5`` read ``55``)."""
+    if x.isdigit() and y.isdigit():
+        return True
+    digit, letter = (x, y) if x.isdigit() else (y, x)
+    return digit.isdigit() and letter.isalpha() and digit not in _ALSO_LOOKS_LIKE.get(letter, "")
 
 
 def _edits(a: str, b: str, raw_a: str, raw_b: str) -> tuple[int, int]:
     """Levenshtein alignment of the compared forms ``a`` and ``b``: (digit edits, other edits). A digit edit is a real
     digit (in ``raw_a`` / ``raw_b``) replaced by another real digit, or one added or dropped between two aligned
-    characters (not at either end)."""
+    characters (not at either end). A real digit on one side against a letter that does not look like it counts as
+    a digit edit too (:func:`_number_substitution`): the changed characters decide, not the line's noise allowance."""
     n, m = len(a), len(b)
     cost = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n + 1):
@@ -161,7 +181,7 @@ def _edits(a: str, b: str, raw_a: str, raw_b: str) -> tuple[int, int]:
         inside = 0 < i < n or 0 < j < m
         if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
             if a[i - 1] != b[j - 1]:
-                if raw_a[i - 1].isdigit() and raw_b[j - 1].isdigit():
+                if _number_substitution(raw_a[i - 1], raw_b[j - 1]):
                     digit_edits += 1
                 else:
                     other_edits += 1

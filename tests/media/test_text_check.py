@@ -193,3 +193,58 @@ def test_text_key_is_the_tallest_line_whatever_its_place_or_a_slip() -> None:
     assert text_key(record(("Sale", 0.1, 0.1, 0.5, 0.3))) is not None
     assert text_key(record(("OK", 0.1, 0.1, 0.5, 0.3))) is None  # too short to key on
     assert text_key(None) is None and text_key("[]") is None and text_key("not json") is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("$14.99", "$1q.99"),  # $19.99 with its changed 9 read as q, against $14.99
+        ("Now only $19.99 today", "Now only $1A.99 today"),  # $14.99 with its 4 read as A, against $19.99: a long line
+        ("50% OFF everything", "3O% OFF everything"),  # 5 -> 3 with the 0 read as O on one side
+        ("S0% OFF", "30% OFF"),  # the changed digit read as the letter it resembles (S = 5) against a real 3
+        ("Only $66.99 today", "Only $6A.99 today"),  # $64.99 with its 4 read as A, against $66.99
+    ],
+)
+def test_a_number_change_differs_also_with_one_digit_misread(a: str, b: str) -> None:
+    assert lines_differ(normalise(a), normalise(b))
+    assert lines_differ(normalise(b), normalise(a))
+
+
+def test_a_price_sibling_misread_on_one_side_stays_apart_and_its_copy_together() -> None:
+    base = record(*with_line(2, "$19.99"))
+    sibling_misread = record(*with_line(2, "$1A.99"))  # the sibling says $14.99; OCR read its 4 as A
+    copy_misread = record(*with_line(2, "$1g.99"))  # a copy of the base, 9 read as g (the digit it resembles)
+    assert texts_differ(base, sibling_misread)
+    assert texts_differ(sibling_misread, base)
+    assert not texts_differ(base, copy_misread)
+    assert not texts_differ(base, record(*with_line(2, "S19.99")))  # the $ read as S
+    assert not texts_differ(record(*with_line(2, "302.99")), record(*with_line(2, "B02.99")))  # 3 read as B
+    assert not texts_differ(record(*with_line(2, "$446.49")), record(*with_line(2, "$446.4")))  # cut at the edge
+    assert not texts_differ(base, record(*with_line(2, "$19.99 ")))
+
+
+def test_the_number_family_changes_one_digit_and_keeps_the_rest() -> None:
+    """The labelled generators' number siblings (bench/labelled_banners.py, bench/labelled_photo_banners.py): the
+    ``digit`` sibling's price and the ``percent`` sibling's offer differ from the base in exactly one digit, and every
+    sibling has a crop in a frame and a brightness change recompressed among its copies."""
+    import random
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+    from labelled_banners import FORCED_COMBOS, change_one_digit, generate_varied
+
+    rng = random.Random(3)
+    for text in ("$45.99", "$5.99", "20% OFF", "$184.00"):
+        for _ in range(20):
+            changed = change_one_digit(text, rng)
+            assert len(changed) == len(text)
+            assert sum(x != y for x, y in zip(text, changed, strict=True)) == 1
+            assert lines_differ(normalise(text), normalise(changed))
+        first = change_one_digit(text, rng, first=True)
+        assert first[text.index(next(c for c in text if c.isdigit()))] != "0"
+    banners = list(generate_varied(templates=1, seed=4, copies_per_sibling=2, numbers=True))
+    kinds = {b.sibling_kind for b in banners}
+    assert {"digit", "percent", "price"} <= kinds
+    for sibling in {b.label for b in banners}:
+        assert {b.families for b in banners if b.label == sibling and b.families} == set(FORCED_COMBOS)
