@@ -1,5 +1,6 @@
 """final: make ``ads_enriched`` and the analyses over it (``feature_performance``, ``face_performance``,
-``creative_fatigue``, ``feature_effects``) equal a rebuild from the current upstream tables, whatever order the upstream runs and their asset events came in.
+``creative_fatigue``, ``feature_effects``) equal a rebuild from the current upstream tables, whatever order the
+upstream runs and their asset events came in.
 
 The final DAG runs on every upstream asset event, so it runs often; a watermark keeps that cheap. Each run first reads
 a version token of every table it reads (:data:`UPSTREAM_TABLES` and the source table; metadata on BigQuery, a
@@ -44,6 +45,10 @@ RECIPE_FILES = (
     "final/select_unit_features",
 )
 """SQL files whose text is part of the recipe: an upgrade that changes them rebuilds what they make."""
+RECIPE_SETTINGS = (
+    "feature_min_impressions", "fatigue_min_drop", "fatigue_min_impressions", "effects_max_cells", "effects_max_values",
+)  # fmt: skip
+"""Settings the final SQL and the effects model take: a change rebuilds."""
 WATERMARK = "final_watermark"
 
 
@@ -101,9 +106,7 @@ def _recipe(ctx: StageContext, names: Mapping[str, str]) -> dict[str, str]:
     for name in RECIPE_FILES:
         digest.update(sql_path(name).read_bytes())
     digest.update(json.dumps({k: v for k, v in names.items() if k != "source_ads"}, sort_keys=True).encode())
-    for setting in (
-        "feature_min_impressions", "fatigue_min_drop", "fatigue_min_impressions", "effects_max_cells", "effects_max_values"
-    ):
+    for setting in RECIPE_SETTINGS:
         digest.update(f"{setting}={getattr(ctx.settings, setting)};".encode())
     return {"recipe": digest.hexdigest()[:32]}
 
