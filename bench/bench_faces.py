@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -313,6 +314,41 @@ def _as_mapped_tasks(items: list[tuple[str, str]], settings: Settings, workers: 
     return sorted((r for part in parts for r in part), key=lambda r: order[r.creative_id])
 
 
+def part_speed_detectors(args: argparse.Namespace) -> dict[str, object]:
+    """HOG and BlazeFace on the same 720p videos (1 sample a second, one process, in turns, ``--repeats`` rounds):
+    seconds of video per second of per-video time (engine loaded once, as in a worker), tracks found."""
+    rng = random.Random(args.seed + 1)
+    size = (1280, 720)
+    per: dict[str, list[float]] = {"hog": [], "blazeface": []}
+    tracks: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        items = []
+        for i in range(args.speed_videos):
+            plan = fs.random_video_plan(rng, args.speed_duration, size, max_people=3)
+            items.append(
+                (f"s{i}", str(fs.write_video(Path(tmp) / f"s{i}.mp4", plan, args.speed_duration, size, fps=30, seed=i)))
+            )
+        total = args.speed_videos * args.speed_duration
+        engines = {d: get_engine(make_settings(args, face_detector=d)) for d in per}
+        for _ in range(args.repeats):
+            for detector, engine in engines.items():
+                settings = make_settings(args, face_sample_fps=1.0, face_detector=detector)
+                with video._one_thread_each():  # noqa: SLF001 - one BLAS thread, as process_videos runs
+                    results = [video.process_video(cid, path, settings, engine=engine) for cid, path in items]
+                per[detector].append(sum(r.seconds for r in results))
+                tracks[detector] = sum(len(r.tracks) for r in results)
+    best = {d: min(v) for d, v in per.items()}
+    return {
+        "part": "speed-detectors",
+        "video_s": total,
+        "real_time_factor_best": {d: round(total / b, 1) for d, b in best.items()},
+        "real_time_factor_median": {d: round(total / float(np.median(v)), 1) for d, v in per.items()},
+        "blazeface_time_over_hog": round(best["blazeface"] / best["hog"], 2),
+        "tracks": tracks,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
 def part_speed(args: argparse.Namespace) -> dict[str, object]:
     """Seconds of 720p video per wall second at 1 fps with up to 3 faces, ``--workers`` cores, ``--repeats`` runs.
 
@@ -385,7 +421,9 @@ def part_speed(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["thresholds", "accuracy", "demo", "demo-ids", "speed", "all"])
+    parser.add_argument(
+        "part", choices=["thresholds", "accuracy", "demo", "demo-ids", "speed", "speed-detectors", "all"]
+    )
     parser.add_argument("--detector", default="blazeface", choices=["blazeface", "hog"])
     parser.add_argument("--backend", default="dlib", choices=["dlib", "insightface"])
     parser.add_argument("--model-dir", default=None)
