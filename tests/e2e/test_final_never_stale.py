@@ -82,3 +82,14 @@ def test_a_change_no_fact_column_shows_is_caught(small_sample, tmp_path) -> None
         result = final.run(ctx)
     assert result["skipped"] is False and result["partitions_replaced"] == 1
     assert stale_tables(settings, tmp_path / "rebuild") == {}
+
+
+def test_final_before_anything_was_imported(tmp_path) -> None:
+    """Any upstream event runs the final, also an import that found nothing (the scheduled run unpausing adds):
+    empty tables are no error, and the next run with nothing new is skipped."""
+    settings = make_settings(tmp_path / "home")
+    with StageContext(settings, Window(START, START), run_id="empty") as ctx:
+        ctx.warehouse.ensure_tables(["raw_ads"])
+        first = final.run(ctx)
+        assert first["skipped"] is False and first["n_rows"] == first["n_expected"] == 0
+        assert final.run(ctx)["skipped"] is True

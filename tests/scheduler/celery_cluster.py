@@ -10,8 +10,6 @@ reaches this tier without a second edit.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 from dataclasses import dataclass, field
 
 import yaml
@@ -123,27 +121,6 @@ class CeleryCluster(AirflowCluster):
             ],
             extra_env={"CELERY_TIER_WORKER_NAME": f"worker-{index}"},
         )  # fmt: skip
-
-    def kill(self, name: str) -> int:
-        """SIGKILL a component's whole process group (a worker with its task processes); returns its pid."""
-        proc = self._procs.pop(name)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        return proc.pid
-
-    def restart(self, name: str, args: list[str]) -> None:
-        """Stop a component (SIGTERM, then SIGKILL) and start it again with the same log."""
-        proc = self._procs.pop(name)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except Exception:  # noqa: BLE001 - a stuck component is killed
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        self._spawn(name, args)
 
     def stop(self, grace_s: float = 20.0) -> None:
         try:

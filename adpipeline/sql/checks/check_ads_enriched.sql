@@ -10,4 +10,5 @@ SELECT
       SELECT ad_id, date FROM {{ ads_enriched }} GROUP BY ad_id, date HAVING COUNT(*) > 1
     )
   ) AS n_duplicate_keys,
-  (SELECT COUNTIF(creative_id IS NULL AND url IS NOT NULL) FROM {{ ads_enriched }}) AS n_unmatched_creatives
+  -- COALESCE: an empty table (a final run before anything was imported) counts 0, not NULL.
+  (SELECT COALESCE(COUNTIF(creative_id IS NULL AND url IS NOT NULL), 0) FROM {{ ads_enriched }}) AS n_unmatched_creatives
