@@ -152,9 +152,9 @@ class Settings(BaseSettings):
     )
     duplicate_text_check: bool = Field(
         True,
-        description="Read each image's text (OCR, about 0.4 s per image on one core) at analysis and keep apart "
-        "candidate pairs whose lines in the same place say different things (another price, headline, offer or call "
-        "to action); off only with duplicate_fine_check on (media README).",
+        description="Keep apart candidate pairs whose lines in the same place say different things (another price, "
+        "headline, offer or call to action); an image's text is read (OCR, about 0.4 s on one core) only when a pair "
+        "the pixel check confirms needs it, once; off only with duplicate_fine_check on (media README).",
     )
     duplicate_text_candidate_bits: int = Field(
         20,
