@@ -264,7 +264,9 @@ class Settings(BaseSettings):
     ocr_enabled: bool = True
     """Run OCR in the offline extractor."""
     # Offline extractor. Downscaling before OCR keeps banner text readable and OCR near 0.5 s an image on 2 cores.
-    ocr_max_side_px: int = Field(1280, ge=320, le=4096, description="Longest side an image/frame is OCRed at.")
+    ocr_max_side_px: int = Field(
+        1280, ge=320, le=4096, description="Longest side a video frame is OCRed at (images: 640, media README)."
+    )
     ocr_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for OCR; 0 lets onnxruntime choose.")
     # Videos: frames are sampled by seeking (never a full decode); scene cuts are counted between samples.
     offline_video_sample_fps: float = Field(2.0, gt=0, le=30, description="Sampled frames per second of video.")
