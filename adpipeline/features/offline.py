@@ -654,7 +654,9 @@ class OfflineExtractor:
                 except (RuntimeError, ValueError, MemoryError) as exc:  # onnxruntime errors subclass RuntimeError
                     reason = f"ocr: {type(exc).__name__}: {exc}"
                     return schema.status_row("image", status="failed", reason=reason, **self._meta(creative_id))
-                self.texts_read[creative_id] = ocr_record(ocr)
+                ocr_text = self.texts_read[creative_id] = ocr_record(ocr)
+                # features from the stored form, whoever read it first: the same row either way (boxes are rounded)
+                ocr = ocr_result(ocr_text, width, height)
             values.update(_text_values(ocr.text, ocr.confidence))
             values["text_area_share"] = ocr.area_share
             values["text_position"] = ocr.position
