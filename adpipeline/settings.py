@@ -152,9 +152,9 @@ class Settings(BaseSettings):
     )
     duplicate_text_check: bool = Field(
         True,
-        description="Read each image's text (OCR, about 0.4 s per image on one core) at analysis and keep apart "
-        "candidate pairs whose lines in the same place say different things (another price, headline, offer or call "
-        "to action); off only with duplicate_fine_check on (media README).",
+        description="Keep apart candidate pairs whose lines in the same place say different things (another price, "
+        "headline, offer or call to action); an image's text is read (OCR, about 0.4 s on one core) only when a pair "
+        "the pixel check confirms needs it, once; off only with duplicate_fine_check on (media README).",
     )
     duplicate_text_candidate_bits: int = Field(
         20,
@@ -272,7 +272,9 @@ class Settings(BaseSettings):
     ocr_enabled: bool = True
     """Run OCR in the offline extractor."""
     # Offline extractor. Downscaling before OCR keeps banner text readable and OCR near 0.5 s an image on 2 cores.
-    ocr_max_side_px: int = Field(1280, ge=320, le=4096, description="Longest side an image/frame is OCRed at.")
+    ocr_max_side_px: int = Field(
+        1280, ge=320, le=4096, description="Longest side a video frame is OCRed at (images: 640, media README)."
+    )
     ocr_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for OCR; 0 lets onnxruntime choose.")
     # Videos: frames are sampled by seeking (never a full decode); scene cuts are counted between samples.
     offline_video_sample_fps: float = Field(2.0, gt=0, le=30, description="Sampled frames per second of video.")

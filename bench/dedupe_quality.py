@@ -73,11 +73,13 @@ def _analyse(banner: object) -> Analysed:
     import imagehash
     from PIL import Image
 
-    from adpipeline.media.images import analyse_image
+    from adpipeline.media.images import analyse_image, read_image_text
     from adpipeline.settings import Settings
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     facts = analyse_image(banner.data, settings)  # type: ignore[attr-defined]
+    # the text grouping would read if a pair needed it (read here once for the cache; grouping asks lazily, counted)
+    text = read_image_text(banner.data, settings)  # type: ignore[attr-defined]
     with Image.open(io.BytesIO(banner.data)) as image:  # type: ignore[attr-defined]
         phash = int(str(imagehash.phash(image.convert("RGB"))), 16)
     return Analysed(
@@ -92,7 +94,7 @@ def _analyse(banner: object) -> Analysed:
         facts.fine_thumb,
         facts.width,
         facts.height,
-        facts.ocr_text,
+        text,
     )
 
 
@@ -142,12 +144,26 @@ def analysed_set(
 
 
 def to_images(items: Sequence[Analysed], *, use_phash: bool = False) -> list[dedupe.HashedImage]:
+    """The images as grouping sees them after analysis: no text stored (it is read when a pair needs it)."""
     return [
-        dedupe.HashedImage(
-            a.name, a.sha256, a.phash if use_phash else a.dhash, DAY, a.fine_thumb, a.width, a.height, a.ocr_text
-        )
+        dedupe.HashedImage(a.name, a.sha256, a.phash if use_phash else a.dhash, DAY, a.fine_thumb, a.width, a.height)
         for a in items
     ]
+
+
+TEXT_READS: list[int] = [0]  # images whose text the last grouping asked for (the media stage reads these, OCR)
+
+
+def text_reader(items: Sequence[Analysed]) -> dedupe.TextReader:
+    """Answers grouping's text requests from the analysed set (what ``read_image_text`` read), counting them."""
+    texts = {a.name: a.ocr_text for a in items}
+    TEXT_READS[0] = 0
+
+    def read(ids: Sequence[str]) -> dict[str, str | None]:
+        TEXT_READS[0] += len(ids)
+        return {i: texts[i] for i in ids}
+
+    return read
 
 
 Grouper = Callable[[Sequence[Analysed]], dict[str, str]]  # name -> group id
@@ -226,7 +242,13 @@ def number_pairs_merged(items: Sequence[Analysed], groups: dict[str, str]) -> in
 
 def ours(threshold: int, fine: float | None, **kwargs: object) -> Grouper:
     def run(items: Sequence[Analysed]) -> dict[str, str]:
-        rows = dedupe.group_duplicates(to_images(items), threshold, fine_threshold=fine, **kwargs)  # type: ignore[arg-type]
+        rows = dedupe.group_duplicates(
+            to_images(items),
+            threshold,
+            fine_threshold=fine,
+            read_texts=text_reader(items),
+            **kwargs,  # type: ignore[arg-type]
+        )
         return {r.creative_id: r.group_id for r in rows}
 
     return run
@@ -298,11 +320,15 @@ def table(items: Sequence[Analysed], methods: list[tuple[str, Grouper]], parts: 
     for split in parts:
         part = [a for a in items if a.split == split]
         print(f"\n{split}: {len(part)} images, {len({a.label for a in part})} creatives")
-        print("| method | precision | recall | groups (vs creatives) | number-sibling pairs merged | targets | s |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| method | precision | recall | groups (vs creatives) | number-sibling pairs merged | targets | s "
+            "| images whose text was read |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         scored = []
         for name, method in methods:
             started = time.perf_counter()
+            TEXT_READS[0] = 0
             groups = method(part)
             s = score(part, groups)
             took = time.perf_counter() - started
@@ -312,7 +338,7 @@ def table(items: Sequence[Analysed], methods: list[tuple[str, Grouper]], parts: 
             met = s.precision >= 0.99 and s.recall >= 0.95 and abs(s.group_error) <= 0.03 and merged == 0
             print(
                 f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.groups} ({s.group_error:+.1%}) | {merged} "
-                f"| {'met' if met else 'missed'} | {took:.1f} |"
+                f"| {'met' if met else 'missed'} | {took:.1f} | {TEXT_READS[0]} of {len(part)} |"
             )
         print("\ncopy recall by family (copies with it joined to their original)")
         families = [*FAMILIES, "1 families", "2 families", "3 families", "4 families"]

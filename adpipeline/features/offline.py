@@ -28,7 +28,7 @@ from adpipeline.settings import Settings, get_settings
 if TYPE_CHECKING:
     from rapidocr_onnxruntime import RapidOCR
 
-OFFLINE_VERSION = "offline-v2"  # v2: face_count from the face engine
+OFFLINE_VERSION = "offline-v3"  # v2: face_count from the face engine; v3: images read once, at media.text.READ_MAX_SIDE
 """Bump when a rule or threshold here changes: it is part of ``model`` and so of the features cache key."""
 
 FaceCounter = Callable[[np.ndarray], int]
@@ -95,6 +95,7 @@ class OcrResult:
 
 _ENGINES: dict[int, RapidOCR] = {}
 _ENGINE_LOCK = threading.Lock()
+ENGINE_BUILDS = 0  # engines built by this process (each loads the ONNX models, 3-4 s): the tests check it stays 1
 
 
 def ocr_engine(threads: int = 0) -> RapidOCR:
@@ -110,6 +111,8 @@ def ocr_engine(threads: int = 0) -> RapidOCR:
             if threads > 0:
                 kwargs["intra_op_num_threads"] = threads
             engine = _ENGINES[threads] = RapidOCR(**kwargs)
+            global ENGINE_BUILDS
+            ENGINE_BUILDS += 1
         return engine
 
 
@@ -623,12 +626,17 @@ class OfflineExtractor:
     def __init__(self, settings: Settings | None = None, *, face_counter: FaceCounter | None = None) -> None:
         self.settings = settings or get_settings()
         self.face_counter = face_counter
+        self.texts_read: dict[str, str] = {}  # creative id -> text record this extractor read (images)
         ocr = f"rapidocr-{_rapidocr_version()}" if self.settings.ocr_enabled else "no-ocr"
         self.model = f"{OFFLINE_VERSION}+{ocr}"
 
     # --- images -------------------------------------------------------------------------------------------
-    def extract_image(self, data: bytes, creative_id: str) -> tables.ImageFeatureRow:
-        """Features of one image from its bytes; a ``corrupt``/``failed`` status row instead of raising."""
+    def extract_image(self, data: bytes, creative_id: str, *, ocr_text: str | None = None) -> tables.ImageFeatureRow:
+        """Features of one image from its bytes; a ``corrupt``/``failed`` status row instead of raising.
+
+        ``ocr_text``: the image's stored text record (``image_hashes.ocr_text``, read by grouping), used instead of
+        reading again; without it the image is read at ``media.text.READ_MAX_SIDE`` (the one resolution of a stored
+        whole-image read) and the record is kept in :attr:`texts_read` for the caller to store."""
         try:
             rgb = self._decode_image(data)
         except MediaError as exc:
@@ -636,11 +644,19 @@ class OfflineExtractor:
         height, width = rgb.shape[:2]
         values: dict[str, Any] = {"orientation": orientation(width, height), **_color_values(_thumbnail(rgb))}
         if self.settings.ocr_enabled:
-            try:
-                ocr = run_ocr(rgb, max_side=self.settings.ocr_max_side_px, threads=self.settings.ocr_threads)
-            except (RuntimeError, ValueError, MemoryError) as exc:  # onnxruntime errors subclass RuntimeError
-                reason = f"ocr: {type(exc).__name__}: {exc}"
-                return schema.status_row("image", status="failed", reason=reason, **self._meta(creative_id))
+            from adpipeline.media.text import READ_MAX_SIDE, ocr_record, ocr_result
+
+            if ocr_text is not None:
+                ocr = ocr_result(ocr_text, width, height)
+            else:
+                try:
+                    ocr = run_ocr(rgb, max_side=READ_MAX_SIDE, threads=self.settings.ocr_threads)
+                except (RuntimeError, ValueError, MemoryError) as exc:  # onnxruntime errors subclass RuntimeError
+                    reason = f"ocr: {type(exc).__name__}: {exc}"
+                    return schema.status_row("image", status="failed", reason=reason, **self._meta(creative_id))
+                ocr_text = self.texts_read[creative_id] = ocr_record(ocr)
+                # features from the stored form, whoever read it first: the same row either way (boxes are rounded)
+                ocr = ocr_result(ocr_text, width, height)
             values.update(_text_values(ocr.text, ocr.confidence))
             values["text_area_share"] = ocr.area_share
             values["text_position"] = ocr.position

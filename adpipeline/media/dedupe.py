@@ -527,6 +527,8 @@ class Member(NamedTuple):
 # creative ids -> Stored (or the fine_thumb alone, for callers without text)
 ThumbLoader = Callable[[Sequence[str]], "dict[str, Stored] | dict[str, str | None]"]
 MemberLoader = Callable[[Sequence[str]], list[Member]]  # component ids -> all their members
+# creative ids -> their text record (media.text.read_text), read now (OCR) and stored by the caller; None: unreadable
+TextReader = Callable[[Sequence[str]], "dict[str, str | None]"]
 
 
 def rank_key(image: HashedImage) -> tuple[int, str, str]:
@@ -544,9 +546,11 @@ def group_duplicates(
     link_share: float | None = DEFAULT_LINK_SHARE,
     text_check: bool = True,
     text_candidate_bits: int = DEFAULT_TEXT_CANDIDATE_BITS,
+    read_texts: TextReader | None = None,
 ) -> list[tables.DuplicateGroup]:
     """One :class:`~adpipeline.tables.DuplicateGroup` row per distinct creative (singletons are groups of one) for a
-    whole set at once: :func:`regroup` with nothing known before. Rows come sorted by ``(group_id, creative_id)``."""
+    whole set at once: :func:`regroup` with nothing known before. Rows come sorted by ``(group_id, creative_id)``.
+    ``read_texts`` reads the text of images without a stored ``ocr_text`` when a pair needs it (:func:`regroup`)."""
     thumbs = {image.creative_id: Stored(image.fine_thumb, image.ocr_text) for image in images}
     rows = regroup(
         images,
@@ -560,6 +564,7 @@ def group_duplicates(
             text_candidate_bits=text_candidate_bits,
         ),
         load_thumbs=lambda ids: {i: thumbs[i] for i in ids},
+        read_texts=read_texts,
     )
     return sorted(rows, key=lambda row: (row.group_id, row.creative_id))
 
@@ -572,6 +577,7 @@ def regroup(
     load_thumbs: ThumbLoader,
     load_members: MemberLoader | None = None,
     cache_size: int = 256,
+    read_texts: TextReader | None = None,
 ) -> list[tables.DuplicateGroup]:
     """Group ``pending`` images into the ``known`` index; return the rows that are new or changed (pending images
     and the earlier members of the components they join whose row moves). Every other row stands as it is.
@@ -582,7 +588,10 @@ def regroup(
        ``text_candidate_bits`` on either hash. Pending images probe each other and the index
        (:func:`find_pairs_between`, :func:`_text_pairs`); nothing earlier is compared with anything earlier again.
     2. The finer check confirms a candidate (thumbnails loaded and decoded for candidates alone, ``cache_size``
-       decoded at a time); exact copies (same bytes, so the same thumbnail) always confirm.
+       decoded at a time); exact copies (same bytes, so the same thumbnail) always confirm. Text is read only for a
+       pair the pixel stages confirm (a copy, or a sibling too close for pixels), and only for images without a
+       stored ``ocr_text``: ``read_texts`` reads (OCR) and stores it, once per image; images in no such pair are
+       never read. Without ``read_texts``, an image without stored text gives no text evidence.
     3. Components of confirmed pairs only ever merge as images arrive, so each row keeps its ``component_id`` and a
        pending image joins the components of the earlier images it is confirmed against.
     4. Inside every touched component, average linkage over its confirmed pairs (:func:`_cluster_rows`); the
@@ -590,7 +599,7 @@ def regroup(
     Daily runs therefore end with the same rows as one run over all days, as long as the settings stay the same.
     """
     with _one_blas_thread():
-        return _regroup(pending, known, clustering, load_thumbs, load_members, cache_size)
+        return _regroup(pending, known, clustering, load_thumbs, load_members, cache_size, read_texts)
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
@@ -610,11 +619,12 @@ def _regroup(
     load_thumbs: ThumbLoader,
     load_members: MemberLoader | None,
     cache_size: int,
+    read_texts: TextReader | None = None,
 ) -> list[tables.DuplicateGroup]:
     pending = _distinct(pending)
     if not pending:
         return []
-    thumbs = _ThumbCache(load_thumbs, clustering, cache_size)
+    thumbs = _ThumbCache(load_thumbs, clustering, cache_size, read_texts)
     thumbs.add({image.creative_id: Stored(image.fine_thumb, image.ocr_text) for image in pending})
     n = len(pending)
     dhash = np.fromiter((image.dhash & _MASK64 for image in pending), np.uint64, n)
@@ -926,8 +936,13 @@ class _ThumbCache:
     """Stored thumbnails by creative id, decoded on demand (coarse planes first, the detail planes only for a pair
     that passes the coarse stage) and kept for the ``size`` most recently used; confirmations are remembered."""
 
-    def __init__(self, loader: ThumbLoader, clustering: Clustering, size: int) -> None:
+    def __init__(
+        self, loader: ThumbLoader, clustering: Clustering, size: int, read_texts: TextReader | None = None
+    ) -> None:
         self._loader = loader
+        self._read_texts = read_texts
+        self._texts: dict[str, str | None] = {}  # what was read during this pass (never read twice)
+        self.text_reads = 0  # images whose text was read (OCR) during this pass (for the bench and the tests)
         self._clustering = clustering
         self._size = max(2, size)
         self._raw: dict[str, Stored] = {}
@@ -994,11 +1009,34 @@ class _ThumbCache:
             known = self._confirmed[key] = self._check(*key, fine)
         return known
 
+    def text(self, cid: str) -> str | None:
+        """The image's text record: stored, else read now through the reader (once per image: what it read is
+        kept here, and the reader stores it), else ``None`` (no reader, or it could not read: no text evidence)."""
+        self.load([cid])
+        stored = self._raw.get(cid, _NOTHING).ocr_text
+        if stored is not None or self._read_texts is None:
+            return stored
+        if cid not in self._texts:
+            self._texts[cid] = self._read_texts([cid]).get(cid)
+            self.text_reads += 1
+        return self._texts[cid]
+
+    @property
+    def texts_read(self) -> dict[str, str | None]:
+        """Texts read during this pass, by creative id."""
+        return dict(self._texts)
+
     def _check(self, a: str, b: str, fine: float) -> bool:
-        if self._clustering.text_check:
-            self.load([a, b])
-            if texts_differ(self._raw.get(a, _NOTHING).ocr_text, self._raw.get(b, _NOTHING).ocr_text):
-                return False  # a line in the same place says something else: another price, headline, offer, CTA
+        """Pixels first: a pair the pixel stages reject is decided without any text. A pair they confirm is a copy or
+        a template sibling whose change is too small for pixels (a price, a headline): only then is the text of both
+        images read (:meth:`text`, lazily) and compared."""
+        if not self._pixels_confirm(a, b, fine):
+            return False
+        if self._clustering.text_check and texts_differ(self.text(a), self.text(b)):
+            return False  # a line in the same place says something else: another price, headline, offer, CTA
+        return True
+
+    def _pixels_confirm(self, a: str, b: str, fine: float) -> bool:
         layout_a, layout_b = self._layout(a), self._layout(b)
         if layout_a is not None and layout_b is not None and float(layout_a @ layout_b) < LAYOUT_MIN_CORRELATION:
             return False  # unrelated images that met by dHash: rejected before any decode or alignment

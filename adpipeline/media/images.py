@@ -82,7 +82,7 @@ class ImageFacts:
     image_format: str
     fine_thumb: str
     is_animated: bool
-    ocr_text: str | None = None  # media.text.read_text (duplicate_text_check)
+    ocr_text: str | None = None  # not read at analysis: grouping reads it when a pair needs it (read_image_text)
 
     @property
     def dhash_unsigned(self) -> int:
@@ -124,17 +124,22 @@ def analyse_image(data: bytes, settings: Settings) -> ImageFacts:
         image_format=image_format,
         fine_thumb=fine_thumb_b64(image),
         is_animated=is_animated,
-        ocr_text=_read_text(image) if settings.duplicate_fine_check and settings.duplicate_text_check else None,
     )
 
 
-def _read_text(image: Image.Image) -> str | None:
-    """The image's text for the near-duplicate check; an OCR failure leaves it unknown (no text evidence) rather than
-    failing the image: its hashes and thumbnail are still good."""
+def read_image_text(data: bytes, settings: Settings) -> str | None:
+    """The whole image's text record (:func:`adpipeline.media.text.read_text`, at ``text.READ_MAX_SIDE``), read when a
+    candidate pair needs it or by the offline extractor, and stored in ``image_hashes.ocr_text`` so no image is read
+    twice. An unusable image or an OCR failure gives ``None`` (no text evidence) rather than failing a grouping run."""
     from adpipeline.media.text import read_text
 
     try:
-        return read_text(np.asarray(image))
+        image, _, _ = decode_image(data, settings.max_image_pixels)
+    except MediaError as exc:
+        _log.warning("no text for the duplicate check: %s", exc.status)
+        return None
+    try:
+        return read_text(np.asarray(image), threads=settings.ocr_threads)
     except Exception as exc:  # noqa: BLE001 - the OCR engine's errors are not ours to classify; the image stays usable
         _log.warning("OCR failed, no text for the duplicate check: %s", type(exc).__name__)
         return None

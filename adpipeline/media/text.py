@@ -17,11 +17,23 @@ import hashlib
 import json
 import re
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-__all__ = ["TextLine", "parse_text", "read_text", "text_key", "texts_differ"]
+if TYPE_CHECKING:
+    from adpipeline.features.offline import OcrResult
+
+__all__ = [
+    "READ_MAX_SIDE",
+    "TextLine",
+    "ocr_record",
+    "ocr_result",
+    "parse_text",
+    "read_text",
+    "text_key",
+    "texts_differ",
+]
 
 MIN_CONFIDENCE = 0.6  # OCR lines below this confidence are left out (stray glyphs, faint watermarks)
 _SHIFT = 0.08  # share of a side a line may move between copies (crop up to 6 % and a frame) before it is unpaired
@@ -36,12 +48,22 @@ class TextLine(NamedTuple):
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 as shares of the image's width and height
 
 
-def read_text(rgb: np.ndarray, *, max_side: int = 640) -> str:
+READ_MAX_SIDE = 640
+"""The one resolution a whole image is read at (longest side, px), for grouping and the offline extractor alike: one
+stored record per image serves both (media README, "What is read, when")."""
+
+
+def read_text(rgb: np.ndarray, *, max_side: int = READ_MAX_SIDE, threads: int = 0) -> str:
     """OCR ``rgb`` (H x W x 3, uint8) scaled to ``max_side``: ``[[text, confidence, x0, y0, x1, y1], ...]`` as JSON,
-    boxes as shares of the image (3 decimals). ``"[]"`` when there is no text."""
+    boxes as shares of the image (3 decimals). ``"[]"`` when there is no text. ``threads``: the process-wide engine's
+    onnxruntime threads (``ocr_threads``; the offline extractor passes the same, so one engine serves both)."""
     from adpipeline.features.offline import run_ocr
 
-    result = run_ocr(rgb, max_side=max_side, threads=1)
+    return ocr_record(run_ocr(rgb, max_side=max_side, threads=threads))
+
+
+def ocr_record(result: OcrResult) -> str:
+    """An OCR result as the stored record (:func:`read_text`'s format)."""
     width, height = max(result.width, 1), max(result.height, 1)
     lines = [
         [
@@ -55,6 +77,22 @@ def read_text(rgb: np.ndarray, *, max_side: int = 640) -> str:
         for line in result.lines
     ]
     return json.dumps(lines, ensure_ascii=False, separators=(",", ":"))
+
+
+def ocr_result(record: str, width: int, height: int) -> OcrResult:
+    """A stored record back as the offline extractor's OCR result for a ``width`` x ``height`` image (boxes in
+    pixels): every line, whatever its confidence, as :func:`read_text` stored it. A record that does not parse reads as
+    no lines."""
+    from adpipeline.features.offline import OcrLine, OcrResult
+
+    lines = []
+    try:
+        for text, score, x0, y0, x1, y1 in json.loads(record):
+            box = (float(x0) * width, float(y0) * height, float(x1) * width, float(y1) * height)
+            lines.append(OcrLine(str(text), float(score), box))
+    except (ValueError, TypeError):
+        lines = []
+    return OcrResult(tuple(lines), width, height)
 
 
 _KEEP = re.compile(r"[^0-9a-z$%€£¥]+")

@@ -200,14 +200,32 @@ def _offline(ctx: StageContext, modality: Modality) -> dict[str, Any]:
         started = time.monotonic()
         row: tables.ImageFeatureRow | tables.VideoFeatureRow
         if modality == "image":
-            row = extractor.extract_image(ctx.bucket.get_bytes(_blob_key(ctx, item.blob_path)), item.creative_id)
+            stored = getattr(item, "ocr_text", None)  # the text grouping read: never read twice
+            row = extractor.extract_image(
+                ctx.bucket.get_bytes(_blob_key(ctx, item.blob_path)),
+                item.creative_id,
+                ocr_text=stored if isinstance(stored, str) else None,
+            )
         else:
             has_audio = None if item.has_audio is None or item.has_audio != item.has_audio else bool(item.has_audio)
             with ctx.bucket.local_file(_blob_key(ctx, item.blob_path)) as path:
                 row = extractor.extract_video(path, item.creative_id, has_audio=has_audio)
         writer.add(row, [_offline_ledger(ctx, modality, row, started)])
+        if len(extractor.texts_read) >= FLUSH_EVERY:
+            _store_texts(ctx, extractor)
     writer.flush()
+    _store_texts(ctx, extractor)
     return _finish(ctx, modality, writer, provider=extractor.name, model=extractor.model)
+
+
+def _store_texts(ctx: StageContext, extractor: Any) -> None:
+    """What the extractor read is stored as grouping stores its reads (``image_hashes.ocr_text``), so a later
+    grouping pass never reads that image again."""
+    if extractor.texts_read:
+        from adpipeline.stages.media import store_texts
+
+        store_texts(ctx, extractor.texts_read)
+        extractor.texts_read = {}
 
 
 def _face_counter(settings: Settings) -> Any:

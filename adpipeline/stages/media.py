@@ -26,6 +26,8 @@ MEDIA_TABLES = ["creatives", "media_fetches", "image_hashes", "video_metadata", 
 WRITE_EVERY_ITEMS = 200
 WRITE_EVERY_S = 30.0
 USABLE = ("ok", "fetched")  # fetch rows whose bytes are (or may be) good; a verdict on the bytes is anything else
+# Analysis reads no text: an image analysed again keeps the text stored for the same bytes (never read twice).
+KEEP_TEXT = {"ocr_text": "CASE WHEN S.sha256 = T.sha256 THEN COALESCE(S.ocr_text, T.ocr_text) ELSE S.ocr_text END"}
 
 
 def plan(ctx: StageContext) -> list[Chunk]:
@@ -129,7 +131,7 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
     counts = {"images": 0, "videos": 0, "failed_images": 0, "failed_videos": 0, "blob_missing": 0}
     verdicts: dict[str, int] = {}
     fetches = _BatchWriter(ctx, "media_fetches", prepare=_judged_blobs)
-    hashes = _BatchWriter(ctx, "image_hashes")
+    hashes = _BatchWriter(ctx, "image_hashes", update=KEEP_TEXT)
     videos = _BatchWriter(ctx, "video_metadata")
     for row in fetch_rows:
         key = _blob_key(ctx, row.blob_path or "")
@@ -192,7 +194,7 @@ def group(ctx: StageContext) -> dict[str, Any]:
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
     clustering = _clustering(ctx.settings)
-    passes = images = changed = 0
+    passes = images = changed = texts_read = 0
     while True:
         batch = wh.query_file("media/select_ungrouped_image_hashes", {"limit": ctx.settings.dedupe_batch_size})
         if batch.empty:
@@ -209,14 +211,18 @@ def group(ctx: StageContext) -> dict[str, Any]:
             has_text_key=keys.notna().to_numpy(),
         )
         del index, inner, keys
+        reader = TextReader(ctx)
         rows = regroup(
             [_hashed_image(r) for r in batch.itertuples(index=False)],
             known,
             clustering,
             load_thumbs=lambda ids: _group_thumbs(ctx, ids),
             load_members=lambda components: _group_members(ctx, components),
+            read_texts=reader if clustering.text_check and clustering.fine_threshold is not None else None,
         )
+        reader.flush()  # the texts first: a grouped image's text is stored whenever its pair needed it
         wh.merge_rows("duplicate_groups", rows)
+        texts_read += reader.reads
         passes, images, changed = passes + 1, images + len(batch), changed + len(rows)
         log.info(
             "media.group pass %d: %d pending images against %d grouped, %d rows changed",
@@ -225,7 +231,56 @@ def group(ctx: StageContext) -> dict[str, Any]:
             len(known.dhash),
             len(rows),
         )
-    return summary("media.group", ctx.window, passes=passes, images=images, rows_changed=changed)
+    return summary("media.group", ctx.window, passes=passes, images=images, rows_changed=changed, texts_read=texts_read)
+
+
+class TextReader:
+    """Reads (OCR) the text of the images a grouping pass asks for (``dedupe.TextReader``), from their blobs, once
+    per image: text already stored for the same bytes under another creative is reused, and every read is stored
+    in ``image_hashes.ocr_text`` by :meth:`flush` (also called by the offline features stage for its reads)."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.pending: dict[str, str] = {}
+        self.reads = 0  # images OCR-read by this reader
+
+    def __call__(self, ids: Sequence[str]) -> dict[str, str | None]:
+        from adpipeline.media.images import read_image_text
+
+        frame = self.ctx.warehouse.query_file("media/select_image_texts_to_read", {"ids": sorted(set(ids))})
+        found: dict[str, str | None] = {}
+        for r in frame.itertuples(index=False):
+            text = _text_or_none(r.stored_text)
+            if text is None and isinstance(r.blob_path, str) and r.blob_path:
+                try:
+                    data = self.ctx.bucket.get_bytes(_blob_key(self.ctx, r.blob_path))
+                except FileNotFoundError:
+                    continue  # the blob has gone: no text evidence for this pair
+                text = read_image_text(data, self.ctx.settings)
+                self.reads += 1
+            if text is not None:
+                found[r.creative_id] = self.pending[r.creative_id] = text
+        return found
+
+    def add(self, texts: dict[str, str]) -> None:
+        self.pending.update(texts)
+
+    def flush(self) -> None:
+        if self.pending:
+            store_texts(self.ctx, self.pending)
+        self.pending = {}
+
+
+def store_texts(ctx: StageContext, texts: dict[str, str]) -> None:
+    """Store whole-image text records (``image_hashes.ocr_text``) by creative id: MERGE of those rows, unchanged
+    but for the text."""
+    from adpipeline.tables import ImageHash
+
+    frame = ctx.warehouse.query_file("media/select_image_hash_rows", {"ids": sorted(texts)})
+    rows = rows_from_frame(ImageHash, frame)
+    for row in rows:
+        row.ocr_text = texts[row.creative_id]
+    ctx.warehouse.merge_rows("image_hashes", rows)
 
 
 def _clustering(settings: Any) -> Any:
@@ -311,8 +366,10 @@ class _BatchWriter:
     ``prepare(ctx, rows)`` may edit the rows before they are written and return blob keys to delete once they are.
     """
 
-    def __init__(self, ctx: StageContext, table: str, *, prepare: Any = None) -> None:
-        self.ctx, self.table, self.prepare = ctx, table, prepare
+    def __init__(
+        self, ctx: StageContext, table: str, *, prepare: Any = None, update: dict[str, str] | None = None
+    ) -> None:
+        self.ctx, self.table, self.prepare, self.update = ctx, table, prepare, update
         self.rows: list[Any] = []
         self.since = time.monotonic()
 
@@ -326,7 +383,7 @@ class _BatchWriter:
     def flush(self) -> None:
         if self.rows:
             doomed = self.prepare(self.ctx, self.rows) if self.prepare is not None else []
-            self.ctx.warehouse.merge_rows(self.table, self.rows)
+            self.ctx.warehouse.merge_rows(self.table, self.rows, update=self.update)
             for key in doomed:
                 self.ctx.bucket.delete(key)
             if doomed:

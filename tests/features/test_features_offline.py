@@ -81,7 +81,7 @@ def sale_row(extractor: offline.OfflineExtractor) -> tables.ImageFeatureRow:
 def test_sale_banner(sale_row: tables.ImageFeatureRow) -> None:
     row = sale_row
     assert (row.status, row.provider, row.reason) == ("ok", "offline", None)
-    assert row.model.startswith("offline-v2+rapidocr-")
+    assert row.model.startswith("offline-v3+rapidocr-")
     assert row.prompt_version == schema.PROMPT_VERSION == offline.OfflineExtractor.prompt_version
     assert row.has_text is True and "30%" in (row.text or "")
     assert "percent_off" in row.promotions and row.discount_percent == 30
@@ -145,7 +145,7 @@ def test_image_over_the_pixel_cap_is_rejected(settings: Settings) -> None:
 def test_ocr_disabled_leaves_text_unknown(settings: Settings) -> None:
     no_ocr = offline.OfflineExtractor(settings.model_copy(update={"ocr_enabled": False}))
     row = no_ocr.extract_image(render([("SALE -30%", 90)]), "no-ocr")
-    assert no_ocr.model == "offline-v2+no-ocr"
+    assert no_ocr.model == "offline-v3+no-ocr"
     assert (row.status, row.has_text, row.text, row.cta_kind) == ("ok", None, None, None)
     assert row.dominant_colors == ["red"]
 

@@ -180,3 +180,15 @@ def settings(server: tuple[str, Routes], tmp_path: Path) -> Settings:
 @pytest.fixture()
 def bucket(tmp_path: Path) -> Bucket:
     return Bucket(str(tmp_path / "bucket"))
+
+
+def with_text(data: bytes, settings: Settings | None = None):  # type: ignore[no-untyped-def]
+    """``analyse_image`` facts with the text record grouping would read for the image (``read_image_text``): as if a
+    pair had needed it before, so the tests of the text check see it stored."""
+    import dataclasses
+
+    from adpipeline.media.images import analyse_image, read_image_text
+
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
+    facts = analyse_image(data, settings)
+    return dataclasses.replace(facts, ocr_text=read_image_text(data, settings))

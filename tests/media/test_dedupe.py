@@ -13,10 +13,12 @@ import pytest
 
 from adpipeline.media import dedupe
 from adpipeline.media.dedupe import HashedImage, find_pairs, group_duplicates
-from adpipeline.media.images import analyse_image
+from adpipeline.media.images import analyse_image, read_image_text
 from adpipeline.settings import Settings
+from tests.media.conftest import with_text
 
 DAY = dt.date(2026, 1, 1)
+_TEXTS: dict = {}  # texts read for the banners fixture, by name (shared by the tests that group it)
 
 
 def _planted(n: int, seed: int) -> np.ndarray:
@@ -108,11 +110,20 @@ def banners():
 
 
 def _sibling_merges_and_resize_recall(banners, fine_threshold):
-    images = [
-        HashedImage(b.name, str(i), facts.dhash, DAY, facts.fine_thumb, ocr_text=facts.ocr_text)
-        for i, (b, facts) in enumerate(banners)
-    ]
-    rows = {r.creative_id: r for r in group_duplicates(images, 8, fine_threshold=fine_threshold)}
+    images = [HashedImage(b.name, str(i), facts.dhash, DAY, facts.fine_thumb) for i, (b, facts) in enumerate(banners)]
+    data = {b.name: b.data for b, _ in banners}
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    read: list[str] = []
+
+    def read_texts(ids):
+        read.extend(ids)
+        for i in ids:
+            if i not in _TEXTS:
+                _TEXTS[i] = read_image_text(data[i], settings)
+        return {i: _TEXTS[i] for i in ids}
+
+    rows = {r.creative_id: r for r in group_duplicates(images, 8, fine_threshold=fine_threshold, read_texts=read_texts)}
+    assert len(read) == len(set(read))  # no image read twice in one grouping
     label = {b.name: b.label for b, _ in banners}
     names = sorted(rows)
     merged = sum(
@@ -153,7 +164,7 @@ def _analysed(image, settings=None):
 
     out = io.BytesIO()
     image.save(out, "PNG")
-    return analyse_image(out.getvalue(), settings or Settings(_env_file=None))  # type: ignore[call-arg]
+    return with_text(out.getvalue(), settings)
 
 
 def _banner(price: str = "$49.99", size: tuple[int, int] = (1080, 1080), **changes: object):
@@ -225,7 +236,7 @@ def test_low_contrast_digit_change_stays_apart() -> None:
 
     out = io.BytesIO()
     before.resize((810, 810), Image.Resampling.BICUBIC).save(out, "JPEG", quality=75)
-    copy = analyse_image(out.getvalue(), Settings(_env_file=None))  # type: ignore[call-arg]
+    copy = with_text(out.getvalue())
     assert _pair_grouped((_Named("a"), a), (_Named("copy"), copy))
 
 

@@ -14,8 +14,8 @@ import pytest
 from adpipeline import tables
 from adpipeline.media import dedupe
 from adpipeline.media.dedupe import Clustering, HashedImage, Known, Member, Stored, group_duplicates, regroup
-from adpipeline.media.images import analyse_image
 from adpipeline.settings import Settings
+from tests.media.conftest import with_text
 
 
 class MemoryIndex:
@@ -90,7 +90,7 @@ def banners() -> list[HashedImage]:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     out = []
     for k, banner in enumerate(generate_varied(templates=2, seed=5, copies_per_sibling=3)):
-        facts = analyse_image(banner.data, settings)
+        facts = with_text(banner.data, settings)
         out.append(
             HashedImage(
                 banner.name, f"{k:04d}", facts.dhash, None, facts.fine_thumb, facts.width, facts.height, facts.ocr_text
@@ -256,7 +256,7 @@ def test_a_crop_in_a_frame_beyond_the_threshold_joins_by_its_text(tmp_path: Path
     framed.save(out, "PNG")
     images = []
     for name, data in (("original", banner.data), ("copy", out.getvalue())):
-        facts = analyse_image(data, settings)
+        facts = with_text(data, settings)
         images.append(
             HashedImage(name, name, facts.dhash, None, facts.fine_thumb, facts.width, facts.height, facts.ocr_text)
         )

@@ -13,6 +13,7 @@ from adpipeline.media import dedupe
 from adpipeline.media.images import analyse_image
 from adpipeline.media.text import lines_differ, normalise, parse_text, read_text, text_key, texts_differ
 from adpipeline.settings import Settings
+from tests.media.conftest import with_text
 
 
 def record(*lines: tuple[str, float, float, float, float]) -> str:
@@ -120,7 +121,7 @@ def test_read_text_finds_the_lines_with_their_places() -> None:
 def _hashed(name: str, data: bytes, settings: Settings) -> dedupe.HashedImage:
     import hashlib
 
-    facts = analyse_image(data, settings)
+    facts = with_text(data, settings)
     return dedupe.HashedImage(
         name,
         hashlib.sha256(data).hexdigest(),
@@ -150,11 +151,16 @@ def test_text_keeps_cta_siblings_apart_and_copies_together() -> None:
     assert len({row.group_id for row in loose}) < 3
 
 
-def test_text_is_read_only_with_the_check_on() -> None:
-    data = _banner("$45.99")
-    off = Settings(_env_file=None, duplicate_text_check=False)  # type: ignore[call-arg]
-    assert analyse_image(data, off).ocr_text is None
-    assert analyse_image(data, off).to_row("c", "s").ocr_text is None
+def test_analysis_reads_no_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text is read only when grouping needs it (or by the offline extractor), never at analysis."""
+    import adpipeline.features.offline as offline
+
+    def no_ocr(*args: object, **kwargs: object) -> None:
+        raise AssertionError("analysis ran OCR")
+
+    monkeypatch.setattr(offline, "run_ocr", no_ocr)
+    facts = analyse_image(_banner("$45.99"), Settings(_env_file=None))  # type: ignore[call-arg]
+    assert facts.ocr_text is None and facts.to_row("c", "s").ocr_text is None and facts.fine_thumb
 
 
 @pytest.mark.parametrize("bad", ["not json", "[[1, 2]]", '{"a": 1}', "[null]"])
@@ -163,15 +169,16 @@ def test_a_malformed_record_is_no_evidence(bad: str) -> None:
     assert not texts_differ(bad, record(*BASE))
 
 
-def test_an_ocr_failure_leaves_the_image_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_ocr_failure_is_no_text_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
     import adpipeline.media.text as text
+    from adpipeline.media.images import read_image_text
 
-    def broken(rgb: np.ndarray, *, max_side: int = 640) -> str:
+    def broken(rgb: np.ndarray, **kwargs: object) -> str:
         raise RuntimeError("onnxruntime session failed")
 
     monkeypatch.setattr(text, "read_text", broken)
-    facts = analyse_image(_banner("$45.99"), Settings(_env_file=None))  # type: ignore[call-arg]
-    assert facts.ocr_text is None and facts.fine_thumb and facts.dhash
+    assert read_image_text(_banner("$45.99"), Settings(_env_file=None)) is None  # type: ignore[call-arg]
+    assert read_image_text(b"not an image", Settings(_env_file=None)) is None  # type: ignore[call-arg]
 
 
 def test_text_key_is_the_tallest_line_whatever_its_place_or_a_slip() -> None:

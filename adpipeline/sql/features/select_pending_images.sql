@@ -3,7 +3,7 @@
 -- (blocked: asking again gives the same answer) or in a batch job still running (submitted) are left alone.
 -- All pending work, not a date window, so a dropped or merged asset event loses nothing.
 -- Duplicates inherit the canonical's features in ads_enriched.
-SELECT g.creative_id, f.sha256, f.blob_path, f.size_bytes, h.width, h.height, h.image_format
+SELECT g.creative_id, f.sha256, f.blob_path, f.size_bytes, h.width, h.height, h.image_format, h.ocr_text
 FROM {{ duplicate_groups }} AS g
 JOIN {{ creatives }} AS c ON c.creative_id = g.creative_id
 JOIN {{ media_fetches }} AS f ON f.creative_id = g.creative_id AND f.status = 'ok'
