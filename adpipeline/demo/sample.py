@@ -18,10 +18,7 @@ URLs in the CSV are absolute paths of the files; keys in labels.json are paths r
 labels do not depend on where the sample was written.
 
 The metrics carry planted effects an analysis should find: videos showing Grace Hopper get about twice the CTR,
-videos without a face about 0.6 times, and creatives with a discount convert about twice as often. One creative group
-in three wears out (CTR falls about 7 % a day live: the Fatigue tab); retargeting ads get 1.6 times the CTR and images
-whose button reads "Learn more" mostly run there, so that call to action lifts unadjusted but not once the campaign is
-accounted for (the Features tab, adjusted beside unadjusted).
+videos without a face about 0.6 times, and creatives with a discount convert about twice as often.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ import json
 import math
 import re
 import time
-import zlib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -56,15 +52,6 @@ NO_FACE_VIDEO_CTR_MULTIPLIER = 0.6
 DISCOUNT_CTR_MULTIPLIER = 1.15
 DISCOUNT_CVR_MULTIPLIER = 2.0
 CTR_RANGE = (0.003, 0.04)
-# Creative fatigue: these creatives (a duplicate group together) lose CTR log-linearly with the days since the group
-# was first served; the others keep theirs.
-FATIGUE_DECAY_PER_DAY = -0.07
-FATIGUE_EVERY = 3  # one creative group in three (by a hash of its id) wears out
-# A confounder: retargeting ads get a higher CTR, and images whose call to action reads CONFOUNDED_CTA are mostly put
-# in retargeting, though the call to action itself changes nothing: unadjusted it looks like a lift.
-STRONG_CAMPAIGN = "retargeting"
-STRONG_CAMPAIGN_CTR_MULTIPLIER = 1.6
-CONFOUNDED_CTA = "Learn more"
 IMPRESSIONS_RANGE = (500, 50_000)
 
 
@@ -928,12 +915,6 @@ class _Creative:
     kind: str  # image | video
     discount: bool
     persons: tuple[str, ...]
-    group: str = ""  # the duplicate group (an image's creative id in the labels; a video's file)
-    cta: str = ""
-
-
-def _decays(c: _Creative) -> bool:
-    return zlib.crc32((c.group or c.file).encode()) % FATIGUE_EVERY == 0
 
 
 def _ctr_multiplier(c: _Creative) -> float:
@@ -948,35 +929,11 @@ def _campaign(c: _Creative, rng: np.random.Generator) -> str:
         return "autumn_sale"
     if c.kind == "video":
         return str(rng.choice(["brand_video", "brand_video", "prospecting"]))
-    if c.cta == CONFOUNDED_CTA:
-        return STRONG_CAMPAIGN if rng.random() < 0.85 else str(rng.choice(["new_arrivals", "prospecting"]))
-    return str(rng.choice(["new_arrivals", "prospecting", "new_arrivals", "prospecting", STRONG_CAMPAIGN]))
+    return str(rng.choice(["new_arrivals", "prospecting", "retargeting"]))
 
 
 def _generate_ads(
     out_dir: Path, creatives: list[_Creative], start: dt.date, days: int, seed: int
-) -> tuple[list[dict[str, object]], int]:
-    # Days live count from a group's first day served, known only once every ad is drawn: a dry run on a copy of the
-    # generator finds each group's first day, then the same draws run again with the decay applied.
-    dry, _ = _draw_ads(out_dir, creatives, days, seed, start, first_day=None)
-    first_day: dict[str, int] = {}
-    for row in dry:
-        group, day = str(row["_group"]), int(str(row["_day"]))
-        first_day[group] = min(first_day.get(group, day), day)
-    rows, n_ads = _draw_ads(out_dir, creatives, days, seed, start, first_day=first_day)
-    for row in rows:
-        row.pop("_group")
-        row.pop("_day")
-    return rows, n_ads
-
-
-def _draw_ads(
-    out_dir: Path,
-    creatives: list[_Creative],
-    days: int,
-    seed: int,
-    start: dt.date,
-    first_day: dict[str, int] | None,
 ) -> tuple[list[dict[str, object]], int]:
     rng = np.random.default_rng([seed, 4])
     # Every creative gets one ad (videos two); a third of them get more ads that share the very same URL.
@@ -995,18 +952,12 @@ def _draw_ads(
             first = int(rng.integers(0, days - length + 1))
         imp_level = float(np.exp(rng.normal(math.log(6000), 0.8)))
         ad_ctr = BASE_CTR[c.kind] * _ctr_multiplier(c) * float(np.exp(rng.normal(0, 0.12)))
-        if campaign == STRONG_CAMPAIGN:
-            ad_ctr *= STRONG_CAMPAIGN_CTR_MULTIPLIER
-        group = c.group or c.file
         ad_cvr = BASE_CVR * (DISCOUNT_CVR_MULTIPLIER if c.discount else 1.0) * float(np.exp(rng.normal(0, 0.12)))
         cpm = float(rng.uniform(4.0, 12.0))
         url = str(base / c.file)
         for day in range(first, first + length):
             imp = int(np.clip(imp_level * np.exp(rng.normal(0, 0.25)), *IMPRESSIONS_RANGE))
-            decay = 1.0
-            if first_day is not None and _decays(c):
-                decay = math.exp(FATIGUE_DECAY_PER_DAY * (day - first_day[group]))
-            ctr = float(np.clip(ad_ctr * decay * np.exp(rng.normal(0, 0.15)), *CTR_RANGE))
+            ctr = float(np.clip(ad_ctr * np.exp(rng.normal(0, 0.15)), *CTR_RANGE))
             clicks = int(rng.binomial(imp, ctr))
             conversions = int(rng.binomial(clicks, min(0.5, ad_cvr * float(np.exp(rng.normal(0, 0.15))))))
             spend = round(imp * cpm / 1000 * float(np.exp(rng.normal(0, 0.05))), 2)
@@ -1021,8 +972,6 @@ def _draw_ads(
                     "clicks": clicks,
                     "spend": f"{spend:.2f}",
                     "conversions": conversions,
-                    "_group": group,
-                    "_day": day,
                 }
             )
     rows.sort(key=lambda r: (str(r["date"]), str(r["ad_id"])))
@@ -1123,22 +1072,6 @@ def _labels(
             "ctr_range": list(CTR_RANGE),
             "impressions_range": list(IMPRESSIONS_RANGE),
             "favoured_person": max(PERSON_CTR_MULTIPLIER, key=PERSON_CTR_MULTIPLIER.__getitem__),
-            "fatigue": {
-                "description": "CTR x exp(decay_per_day x days since the group was first served) for these groups "
-                "(image: its creative id in these labels; video: its file); the rest keep their CTR",
-                "decay_per_day": FATIGUE_DECAY_PER_DAY,
-                "decaying_groups": sorted(
-                    {r.creative_id for r in images if _decays(_Creative(r.file, "image", False, (), r.creative_id))}
-                    | {f for f in videos if _decays(_Creative(f, "video", False, (), f))}
-                ),
-            },
-            "confounder": {
-                "description": "ads in the strong campaign get its CTR multiplier; images whose call to action is "
-                "cta are put there mostly, though the call to action itself has no effect",
-                "strong_campaign": STRONG_CAMPAIGN,
-                "strong_campaign_ctr_multiplier": STRONG_CAMPAIGN_CTR_MULTIPLIER,
-                "cta": CONFOUNDED_CTA,
-            },
         },
     }
 
@@ -1184,9 +1117,9 @@ def generate_sample(
     _remove_stale(out_dir / IMAGES_SUBDIR, {Path(r.file).name for r in images})
     _remove_stale(out_dir / VIDEOS_SUBDIR, {Path(f).name for f in videos})
 
-    creatives = [_Creative(r.file, "image", bool(r.discount), (), r.creative_id, r.cta) for r in images]
+    creatives = [_Creative(r.file, "image", bool(r.discount), ()) for r in images]
     creatives += [
-        _Creative(f, "video", bool(p.discount), tuple(sorted({FACE_PHOTOS[a.photo].person for a in p.cast})), f)
+        _Creative(f, "video", bool(p.discount), tuple(sorted({FACE_PHOTOS[a.photo].person for a in p.cast})))
         for f, (p, _) in videos.items()
     ]
     rows, n_ads = _generate_ads(out_dir, creatives, start, days, seed)

@@ -181,37 +181,3 @@ def test_deterministic_and_idempotent(tmp_path: Path) -> None:
     c = tmp_path / "c"
     generate_sample(c, n_images=14, n_videos=1, days=5, seed=8)
     assert (c / "raw_ads.csv").read_text().replace(str(c.resolve()), "ROOT") != csv_a
-
-
-def test_planted_fatigue_and_confounder(sample: SampleManifest, rows: list[dict[str, str]], labels: dict) -> None:
-    decaying = set(labels["effects"]["fatigue"]["decaying_groups"])
-    assert decaying
-
-    def group(r: dict[str, str]) -> str:
-        if r["video_url"]:
-            return _relative(r["video_url"], sample)
-        return labels["images"][_relative(r["image_url"], sample)]["creative_id"]
-
-    first: dict[str, str] = {}
-    for r in rows:
-        first[group(r)] = min(first.get(group(r), r["date"]), r["date"])
-
-    def days_live(r: dict[str, str]) -> int:
-        return (dt.date.fromisoformat(r["date"]) - dt.date.fromisoformat(first[group(r)])).days
-
-    worn = [r for r in rows if group(r) in decaying]
-    fresh = [r for r in rows if group(r) not in decaying]
-    # decaying groups lose much of their CTR by the second week; the others keep it
-    assert _ctr([r for r in worn if days_live(r) >= 9]) < 0.75 * _ctr([r for r in worn if days_live(r) <= 3])
-    assert _ctr([r for r in fresh if days_live(r) >= 9]) > 0.85 * _ctr([r for r in fresh if days_live(r) <= 3])
-
-    confounder = labels["effects"]["confounder"]
-    images = [
-        r for r in rows if r["image_url"] and not labels["images"][_relative(r["image_url"], sample)]["discount_pct"]
-    ]
-    with_cta = [r for r in images if labels["images"][_relative(r["image_url"], sample)]["cta"] == confounder["cta"]]
-    others = [r for r in images if r not in with_cta]
-    strong = confounder["strong_campaign"]
-    share = sum(r["campaign"] == strong for r in with_cta) / len(with_cta)
-    assert share > 0.45 and share > 2 * sum(r["campaign"] == strong for r in others) / len(others)
-    assert _ctr(with_cta) > 1.15 * _ctr(others)  # a lift that only the campaign explains
