@@ -275,7 +275,13 @@ class Settings(BaseSettings):
     ocr_max_side_px: int = Field(
         1280, ge=320, le=4096, description="Longest side a video frame is OCRed at (images: 640, media README)."
     )
-    ocr_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for OCR; 0 lets onnxruntime choose.")
+    ocr_threads: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="onnxruntime threads per OCR call (1: grouping reads one image per core at once; "
+        "0 lets onnxruntime choose).",
+    )
     # Videos: frames are sampled by seeking (never a full decode); scene cuts are counted between samples.
     offline_video_sample_fps: float = Field(2.0, gt=0, le=30, description="Sampled frames per second of video.")
     offline_video_max_frames: int = Field(48, ge=1, le=600, description="Cap on sampled frames per video.")

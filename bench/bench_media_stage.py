@@ -155,14 +155,17 @@ def run_path(paths: list[Path], workers: int, chain: bool) -> dict[str, Any]:
     lazy = "read_texts" in inspect.signature(dedupe.group_duplicates).parameters
     kwargs: dict[str, Any] = {}
     if lazy:
-        from adpipeline.media.images import read_image_text
+        from adpipeline.media import images as image_module
         from adpipeline.settings import Settings
 
         settings = Settings(_env_file=None)  # type: ignore[call-arg]
 
         def read(ids: Any) -> dict[str, str | None]:
-            for i in ids:
-                texts[i] = read_image_text(by_name[i].read_bytes(), settings)
+            blobs = {i: by_name[i].read_bytes() for i in ids}
+            if hasattr(image_module, "read_image_texts"):  # a batch on every core (the stage's reader)
+                texts.update(image_module.read_image_texts(blobs, settings))
+            else:
+                texts.update({i: image_module.read_image_text(b, settings) for i, b in blobs.items()})
             return {i: texts[i] for i in ids}
 
         kwargs["read_texts"] = read

@@ -689,6 +689,11 @@ def _regroup(
             parent[max(rx, ry)] = min(rx, ry)
 
     ids = [image.creative_id for image in pending]
+    # The text the confirmations will need, read in one batch (the reader spreads it over the cores).
+    thumbs.prefetch_texts(
+        [(ids[i], ids[j]) for i, j in new_pairs.tolist()]
+        + [(ids[i], str(known.creative_ids[k])) for i, k in old_pairs.tolist()]
+    )
     for i, j in new_pairs.tolist():
         if find(f"p:{i}") != find(f"p:{j}") and thumbs.confirm(ids[i], ids[j]):
             union(f"p:{i}", f"p:{j}")
@@ -943,6 +948,7 @@ class _ThumbCache:
         self._read_texts = read_texts
         self._texts: dict[str, str | None] = {}  # what was read during this pass (never read twice)
         self.text_reads = 0  # images whose text was read (OCR) during this pass (for the bench and the tests)
+        self._pixel_confirmed: dict[tuple[str, str], bool] = {}  # pixel decisions (prefetch, then confirm)
         self._clustering = clustering
         self._size = max(2, size)
         self._raw: dict[str, Stored] = {}
@@ -1021,6 +1027,34 @@ class _ThumbCache:
             self.text_reads += 1
         return self._texts[cid]
 
+    def prefetch_texts(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Read, in one call to the reader, the text of every image without stored text in a candidate pair the pixel
+        stages confirm (the pairs :meth:`confirm` will ask about): the reader can spread one batch over the cores,
+        where one image at a time leaves a core idle. Reads nothing the lazy path would not read."""
+        fine = self._clustering.fine_threshold
+        if self._read_texts is None or not self._clustering.text_check or fine is None:
+            return
+        wanted: dict[str, None] = {}
+        for a, b in pairs:
+            key = (a, b) if a < b else (b, a)
+            if key in self._confirmed or not self._pixels(key, fine):
+                continue
+            for cid in key:
+                self.load([cid])
+                if self._raw.get(cid, _NOTHING).ocr_text is None and cid not in self._texts:
+                    wanted[cid] = None
+        if wanted:
+            found = self._read_texts(list(wanted))
+            for cid in wanted:
+                self._texts[cid] = found.get(cid)
+            self.text_reads += len(wanted)
+
+    def _pixels(self, key: tuple[str, str], fine: float) -> bool:
+        known = self._pixel_confirmed.get(key)
+        if known is None:
+            known = self._pixel_confirmed[key] = self._pixels_confirm(*key, fine)
+        return known
+
     @property
     def texts_read(self) -> dict[str, str | None]:
         """Texts read during this pass, by creative id."""
@@ -1030,7 +1064,7 @@ class _ThumbCache:
         """Pixels first: a pair the pixel stages reject is decided without any text. A pair they confirm is a copy or
         a template sibling whose change is too small for pixels (a price, a headline): only then is the text of both
         images read (:meth:`text`, lazily) and compared."""
-        if not self._pixels_confirm(a, b, fine):
+        if not self._pixels((a, b), fine):
             return False
         if self._clustering.text_check and texts_differ(self.text(a), self.text(b)):
             return False  # a line in the same place says something else: another price, headline, offer, CTA

@@ -234,6 +234,9 @@ def group(ctx: StageContext) -> dict[str, Any]:
     return summary("media.group", ctx.window, passes=passes, images=images, rows_changed=changed, texts_read=texts_read)
 
 
+READ_SLICE = 32  # images whose blobs a text reader holds at once
+
+
 class TextReader:
     """Reads (OCR) the text of the images a grouping pass asks for (``dedupe.TextReader``), from their blobs, once
     per image: text already stored for the same bytes under another creative is reused, and every read is stored
@@ -245,21 +248,29 @@ class TextReader:
         self.reads = 0  # images OCR-read by this reader
 
     def __call__(self, ids: Sequence[str]) -> dict[str, str | None]:
-        from adpipeline.media.images import read_image_text
+        from adpipeline.media.images import read_image_texts
 
         frame = self.ctx.warehouse.query_file("media/select_image_texts_to_read", {"ids": sorted(set(ids))})
         found: dict[str, str | None] = {}
+        to_read: list[tuple[str, str]] = []
         for r in frame.itertuples(index=False):
             text = _text_or_none(r.stored_text)
-            if text is None and isinstance(r.blob_path, str) and r.blob_path:
-                try:
-                    data = self.ctx.bucket.get_bytes(_blob_key(self.ctx, r.blob_path))
-                except FileNotFoundError:
-                    continue  # the blob has gone: no text evidence for this pair
-                text = read_image_text(data, self.ctx.settings)
-                self.reads += 1
             if text is not None:
                 found[r.creative_id] = self.pending[r.creative_id] = text
+            elif isinstance(r.blob_path, str) and r.blob_path:
+                to_read.append((r.creative_id, r.blob_path))
+        # In slices, so a large batch holds a few blobs in memory at a time; each slice is read on every core.
+        for start in range(0, len(to_read), READ_SLICE):
+            blobs: dict[str, bytes] = {}
+            for creative_id, blob_path in to_read[start : start + READ_SLICE]:
+                try:
+                    blobs[creative_id] = self.ctx.bucket.get_bytes(_blob_key(self.ctx, blob_path))
+                except FileNotFoundError:
+                    continue  # the blob has gone: no text evidence for this pair
+            for creative_id, text in read_image_texts(blobs, self.ctx.settings).items():
+                self.reads += 1
+                if text is not None:
+                    found[creative_id] = self.pending[creative_id] = text
         return found
 
     def add(self, texts: dict[str, str]) -> None:
