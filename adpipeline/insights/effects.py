@@ -87,7 +87,9 @@ def fit_cells(
     value``); ``unadjusted`` holds ``feature, value, lift, flag`` of ``feature_performance``."""
     import statsmodels.api as sm
 
-    cells = cells[cells["n"] > 0].reset_index(drop=True)
+    # A fixed order (the warehouse returns rows in any order): the same data gives the same columns and references.
+    cells = cells[cells["n"] > 0].sort_values(["unit_id", "campaign", "week"]).reset_index(drop=True)
+    values = values.sort_values(["unit_id", "feature", "value"]).reset_index(drop=True)
     if cells.empty:
         return []
     unit_codes, units = pd.factorize(cells["unit_id"])
@@ -190,7 +192,12 @@ def _feature_terms(
     )
     frame["n"] = unit_n[frame["pos"].to_numpy()]
     for feature, group in frame.groupby("feature", sort=True):
-        stats = group.groupby("value").agg(m=("pos", "size"), n=("n", "sum")).sort_values(["n", "m"], ascending=False)
+        stats = (
+            group.groupby("value")
+            .agg(m=("pos", "size"), n=("n", "sum"))
+            .sort_index()
+            .sort_values(["n", "m"], ascending=False, kind="stable")
+        )
         if feature not in MULTI_VALUED:
             stats = stats.iloc[1:]  # the most common value is the reference
         stats = stats[(stats["m"] >= 2) & (stats["n"] >= min_impressions)].head(max_values)
@@ -222,7 +229,7 @@ def _independent_columns(exog: np.ndarray, tolerance: float = 1e-9) -> list[int]
 
 def _dummies(labels: pd.Series, reference: str = "most") -> np.ndarray:
     """0/1 columns for a categorical, without its reference level (the most common, or the first in order)."""
-    counts = labels.value_counts()
+    counts = labels.value_counts().sort_index().sort_values(ascending=False, kind="stable")
     if len(counts) <= 1:
         return np.zeros((len(labels), 0))
     ref = counts.index[0] if reference == "most" else sorted(counts.index, key=lambda v: int(v))[0]
