@@ -39,6 +39,7 @@ from adpipeline.tables import (
     TABLES,
     AdEnriched,
     Creative,
+    CreativeFatigue,
     CustomerAppearance,
     DuplicateGroup,
     Face,
@@ -46,6 +47,7 @@ from adpipeline.tables import (
     FacePerformance,
     FaceVerification,
     FaceVideoStatus,
+    FeatureEffect,
     FeaturePerformance,
     FinalWatermark,
     GalleryPhoto,
@@ -335,6 +337,20 @@ def fixture_rows() -> dict[str, list[Row]]:
         ],
         "final_watermark": [
             make(FinalWatermark, table_name="creatives", role="upstream", version="2024-01-05T12:30:00+00:00:3"),
+        ],
+        "creative_fatigue": [
+            make(CreativeFatigue, unit_id="img_a", media_type="image", first_date=dt.date(2024, 1, 1),
+                 last_date=dt.date(2024, 1, 5), days_live=5, n_days=5, impressions=5000, clicks=100,
+                 early_impressions=5000, early_clicks=100, early_ctr=0.02, early_ctr_low=0.016, early_ctr_high=0.024,
+                 recent_impressions=0, recent_clicks=0, decay=-0.05, decay_low=-0.09, decay_high=-0.01,
+                 days_to_half=13.9, fatigued=False, day_index=[0, 1, 2, 3, 4],
+                 day_impressions=[1000, 1000, 1000, 1000, 1000], day_clicks=[22, 21, 20, 19, 18]),
+        ],
+        "feature_effects": [
+            make(FeatureEffect, feature="cta_type", value="shop_now", n_creatives=3, impressions=9000,
+                 odds_ratio=1.3, odds_ratio_low=1.1, odds_ratio_high=1.5, p_value=0.002, adjusted_lift=0.28,
+                 adjusted_flag="higher", unadjusted_lift=0.35, unadjusted_flag="higher", disagreement=None,
+                 model_creatives=12, model_cells=48, model_terms=9),
         ],
     }  # fmt: skip
 
