@@ -149,7 +149,9 @@ estimates AS (
     agg.*,
     SAFE_DIVIDE(k, n) AS ctr,
     SAFE_DIVIDE(wp, w) AS est,
-    SAFE_DIVIDE(t.wp_all - wp, t.w_all - w) AS baseline_ctr
+    -- No baseline when no other creative is left: every creative with impressions carries w >= 1 (rho <= 0.999), so
+    -- a remainder under 0.5 is the two sums' rounding (it gave -0.0 on one engine and NULL on the other).
+    IF(t.w_all - w >= 0.5, SAFE_DIVIDE(t.wp_all - wp, t.w_all - w), NULL) AS baseline_ctr
   FROM agg CROSS JOIN totals AS t
 ),
 interval_95 AS (
