@@ -248,8 +248,7 @@ class Warehouse(ABC):
     ) -> None:
         """CREATE OR REPLACE ``table`` from the SELECT in ``sql/<name>.sql``, cast to the table's row model."""
         spec = TABLES[table]
-        inner = self.render(sql_path(name).read_text(), names).strip().rstrip(";")
-        select = schema.select_as_model_sql(spec.model, inner)
+        select = self._model_select(table, name, names)
         layout = schema.layout_sql(spec.model, spec.partition_by, spec.clustering) if self.partitioned else ""
         self._run(f"CREATE OR REPLACE TABLE {self.table_ref(table)}{layout} AS\n{select}", params)
 
@@ -266,14 +265,11 @@ class Warehouse(ABC):
         One atomic MERGE, BigQuery's idiom for replacing partitions: the old rows of those dates are deleted and the
         new ones inserted together; other partitions are neither read nor written (rows the SELECT returns for
         other dates are not inserted either). Idempotent."""
-        spec = TABLES[table]
-        if not spec.partition_by:
-            raise ValueError(f"{table} has no partition column")
+        spec = self._partitioned(table)
         if not dates:
             return
         self.ensure_tables([table])
-        inner = self.render(sql_path(name).read_text(), names).strip().rstrip(";")
-        select = schema.select_as_model_sql(spec.model, inner)
+        select = self._model_select(table, name, names)
         cols = [c.name for c in schema.columns(spec.model)]
         column = spec.partition_by
         sql = (
@@ -297,19 +293,16 @@ class Warehouse(ABC):
         Replacing exactly these partitions with :meth:`replace_partitions_from_file` makes the table equal a rebuild
         from the current upstream tables. One query; it reads the SELECT's inputs and the table's rows of ``dates``
         but writes nothing (arrays compare by their JSON text, since set operations cannot compare ARRAY)."""
-        spec = TABLES[table]
-        if not spec.partition_by:
-            raise ValueError(f"{table} has no partition column")
+        spec = self._partitioned(table)
         if not dates:
             return []
         self.ensure_tables([table])
-        inner = self.render(sql_path(name).read_text(), names).strip().rstrip(";")
         column = spec.partition_by
         compared = ", ".join(
             f"TO_JSON_STRING({c.name}) AS {c.name}" if c.repeated else c.name for c in schema.columns(spec.model)
         )
         sql = (
-            f"WITH fresh AS (\n{schema.select_as_model_sql(spec.model, inner)}\n),\n"
+            f"WITH fresh AS (\n{self._model_select(table, name, names)}\n),\n"
             f"built AS (SELECT * FROM {self.table_ref(table)} WHERE {column} IN UNNEST(@dates)),\n"
             f"fresh_rows AS (SELECT {compared} FROM fresh WHERE {column} IN UNNEST(@dates)),\n"
             f"built_rows AS (SELECT {compared} FROM built),\n"
@@ -324,6 +317,18 @@ class Warehouse(ABC):
         )
         frame = self._read(sql, {**(params or {}), "dates": sorted(set(dates))})
         return sorted({pd.Timestamp(value).date() for value in frame["d"]})
+
+    def _model_select(self, table: str, name: str, names: Mapping[str, str] | None) -> str:
+        """The SELECT in ``sql/<name>.sql``, rendered and cast to ``table``'s row model."""
+        inner = self.render(sql_path(name).read_text(), names).strip().rstrip(";")
+        return schema.select_as_model_sql(TABLES[table].model, inner)
+
+    @staticmethod
+    def _partitioned(table: str) -> TableSpec:
+        spec = TABLES[table]
+        if not spec.partition_by:
+            raise ValueError(f"{table} has no partition column")
+        return spec
 
     def table_versions(self, tables: Sequence[str]) -> dict[str, str]:
         """A token per table (a name in our dataset, or a qualified source table) that changes whenever the table's
