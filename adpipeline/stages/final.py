@@ -24,7 +24,7 @@ import pandas as pd
 from adpipeline.stages.context import StageContext, StageFailed, log, summary
 from adpipeline.tables import TABLES, FinalWatermark
 from adpipeline.warehouse import Warehouse
-from adpipeline.warehouse.base import sql_path
+from adpipeline.warehouse.base import MACROS_DIR, sql_path
 
 UPSTREAM_TABLES = (
     "creatives", "media_fetches", "duplicate_groups", "image_hashes", "video_metadata", "image_features",
@@ -105,6 +105,8 @@ def _recipe(ctx: StageContext, names: Mapping[str, str]) -> dict[str, str]:
     digest = hashlib.sha256()
     for name in RECIPE_FILES:
         digest.update(sql_path(name).read_bytes())
+    for macros in sorted(MACROS_DIR.glob("*.jinja")):  # what the files import
+        digest.update(macros.read_bytes())
     digest.update(json.dumps({k: v for k, v in names.items() if k != "source_ads"}, sort_keys=True).encode())
     for setting in RECIPE_SETTINGS:
         digest.update(f"{setting}={getattr(ctx.settings, setting)};".encode())

@@ -7,16 +7,25 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import jinja2.meta
 import pandas as pd
 
 from adpipeline.tables import BUCKET_KEYS, TABLES, Row, TableSpec
 from adpipeline.warehouse import schema
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # package data: found from a wheel install too
-_TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+MACROS_DIR = SQL_DIR / "macros"
+_JINJA = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(MACROS_DIR),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # noqa: S701 - SQL, not HTML; every value rendered is a table reference or a macro's text
+    keep_trailing_newline=True,
+)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUALIFIED = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_]+){0,2}")
 
@@ -26,6 +35,12 @@ def identifier(name: str) -> str:
     if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"bad column name {name!r}")
     return f"`{name}`"
+
+
+@lru_cache(maxsize=256)
+def _template(sql: str) -> tuple[jinja2.Template, frozenset[str]]:
+    """A SQL text compiled once, with the names its ``{{ x }}`` placeholders refer to."""
+    return _JINJA.from_string(sql), frozenset(jinja2.meta.find_undeclared_variables(_JINJA.parse(sql)))
 
 
 def sql_path(name: str) -> Path:
@@ -94,10 +109,12 @@ class Warehouse(ABC):
 
     # --- shared behaviour -----------------------------------------------------------------------
     def render(self, sql: str, names: Mapping[str, str] | None = None) -> str:
-        """Replace ``{{ x }}`` placeholders: ``names[x]`` if given (already a valid SQL reference), else the
-        backend's reference to table ``x``."""
+        """Render a Jinja-templated SQL text: each ``{{ x }}`` becomes ``names[x]`` if given (already a valid SQL
+        reference), else the backend's reference to table ``x``; ``{% from "stats.sql.jinja" import ... %}`` brings
+        the shared macros of ``sql/macros/``."""
         names = names or {}
-        return _TEMPLATE.sub(lambda m: names.get(m.group(1)) or self.table_ref(m.group(1)), sql)
+        template, variables = _template(sql)
+        return template.render({v: names.get(v) or self.table_ref(v) for v in variables})
 
     def source_ref(self, table: str) -> str:
         """Reference to a source table given by a setting: a bare name lives in our dataset; ``project.dataset.table``

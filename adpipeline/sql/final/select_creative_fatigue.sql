@@ -12,6 +12,7 @@
 -- tau^2; a slope with variance v moves v / (v + tau^2) of the way to the pooled mean): a creative with few impressions
 -- is pulled most of the way, so noise alone does not make it decay. Early and recent intervals are Wilson's on the
 -- same discounted impressions. Everything is a sum, so BigQuery computes it a pass per step.
+{% from "stats.sql.jinja" import wilson, normal_95 %}
 WITH daily AS (
   SELECT
     COALESCE(canonical_creative_id, creative_id) AS unit_id,
@@ -177,24 +178,10 @@ windows AS (
 intervals AS (
   SELECT
     *,
-    CASE WHEN w_early > 0 THEN
-      (p_early + 3.841459 / (2 * w_early)) / (1 + 3.841459 / w_early)
-      - 1.959964 * SQRT(p_early * (1 - p_early) / w_early + 3.841459 / (4 * w_early * w_early)) / (1 + 3.841459 / w_early)
-    END AS early_low,
-    CASE WHEN w_early > 0 THEN
-      (p_early + 3.841459 / (2 * w_early)) / (1 + 3.841459 / w_early)
-      + 1.959964 * SQRT(p_early * (1 - p_early) / w_early + 3.841459 / (4 * w_early * w_early)) / (1 + 3.841459 / w_early)
-    END AS early_high,
-    CASE WHEN w_recent > 0 THEN
-      (p_recent + 3.841459 / (2 * w_recent)) / (1 + 3.841459 / w_recent)
-      - 1.959964 * SQRT(p_recent * (1 - p_recent) / w_recent + 3.841459 / (4 * w_recent * w_recent))
-        / (1 + 3.841459 / w_recent)
-    END AS recent_low,
-    CASE WHEN w_recent > 0 THEN
-      (p_recent + 3.841459 / (2 * w_recent)) / (1 + 3.841459 / w_recent)
-      + 1.959964 * SQRT(p_recent * (1 - p_recent) / w_recent + 3.841459 / (4 * w_recent * w_recent))
-        / (1 + 3.841459 / w_recent)
-    END AS recent_high
+    {{ wilson('p_early', 'w_early', 'low') }} AS early_low,
+    {{ wilson('p_early', 'w_early', 'high') }} AS early_high,
+    {{ wilson('p_recent', 'w_recent', 'low') }} AS recent_low,
+    {{ wilson('p_recent', 'w_recent', 'high') }} AS recent_high
   FROM windows
 )
 SELECT
@@ -220,8 +207,8 @@ SELECT
   i.raw_b AS raw_decay,
   SQRT(i.v) AS raw_decay_se,
   i.decay,
-  i.decay - 1.959964 * i.decay_se AS decay_low,
-  i.decay + 1.959964 * i.decay_se AS decay_high,
+  {{ normal_95('i.decay', 'i.decay_se', 'low') }} AS decay_low,
+  {{ normal_95('i.decay', 'i.decay_se', 'high') }} AS decay_high,
   i.b_pool AS pool_decay,
   SQRT(i.tau2) AS pool_spread,
   IF(i.decay IS NULL, NULL, SAFE_DIVIDE(i.sy, i.sw) - i.decay * i.t_mean) AS fitted_intercept,

@@ -11,6 +11,8 @@
 -- w = n / (1 + (n - 1) rho) independent impressions, at most 1 / rho however big it is. ctr_estimate is the w-weighted
 -- mean of the creatives' CTRs, its interval Wilson's on sum(w) impressions, and the baseline the same estimate over all
 -- other creatives; so one big creative cannot decide a value. ctr is plain clicks / impressions, for reference.
+{% from "features.sql.jinja" import unit_feature_columns, feature_keys %}
+{% from "stats.sql.jinja" import wilson %}
 WITH ads AS (
   SELECT *
   FROM {{ ads_enriched }}
@@ -24,20 +26,7 @@ per_creative AS (
     CAST(SUM(clicks) AS FLOAT64) AS k,
     SUM(spend) AS spend,
     SUM(conversions) AS conversions,
-    ANY_VALUE(media_type) AS media_type,
-    ANY_VALUE(cta_kind) AS cta_kind,
-    ANY_VALUE(has_text) AS has_text,
-    ANY_VALUE(people_count) AS people_count,
-    ANY_VALUE(visual_style) AS visual_style,
-    ANY_VALUE(setting) AS setting,
-    ANY_VALUE(product_category) AS product_category,
-    ANY_VALUE(language) AS language,
-    ANY_VALUE(aspect_label) AS aspect_label,
-    ANY_VALUE(promotions) AS promotions,
-    ANY_VALUE(dominant_colors) AS dominant_colors,
-    ANY_VALUE(brands) AS brands,
-    ANY_VALUE(face_ids) AS face_ids,
-    ANY_VALUE(customer_ids) AS customer_ids
+    {{ unit_feature_columns() }}
   FROM ads
   GROUP BY unit_id
 ),
@@ -71,57 +60,10 @@ units AS (
     o.rho
   FROM per_creative AS pc CROSS JOIN overdispersion AS o
 ),
--- One row per creative and scalar feature, per_creative read once (a UNION of one SELECT per feature recomputed it
--- per branch on DuckDB: 9x the work), and the creatives' figures joined on once after the UNION.
-scalar_features AS (
-  SELECT name FROM UNNEST(
-    ['media_type', 'cta_kind', 'has_text', 'people', 'visual_style', 'setting', 'product_category', 'language',
-     'aspect']
-  ) AS name
-  WHERE @feature = '' OR name = @feature
-),
-scalar_values AS (
-  SELECT
-    u.unit_id,
-    f.name AS feature,
-    CASE f.name
-      WHEN 'media_type' THEN u.media_type
-      WHEN 'cta_kind' THEN u.cta_kind
-      WHEN 'has_text' THEN CASE WHEN u.has_text THEN 'yes' WHEN NOT u.has_text THEN 'no' END
-      WHEN 'people' THEN
-        CASE WHEN u.people_count = 0 THEN 'none' WHEN u.people_count = 1 THEN 'one' WHEN u.people_count > 1 THEN 'several' END
-      WHEN 'visual_style' THEN u.visual_style
-      WHEN 'setting' THEN u.setting
-      WHEN 'product_category' THEN u.product_category
-      WHEN 'language' THEN u.language
-      WHEN 'aspect' THEN u.aspect_label
-    END AS value
-  FROM per_creative AS u CROSS JOIN scalar_features AS f
-),
--- The list features of a creative are its canonical's (features) or its own (faces; videos are never grouped).
-array_values AS (
-  SELECT pc.unit_id, 'promotion' AS feature, v AS value FROM per_creative AS pc CROSS JOIN UNNEST(pc.promotions) AS v
-  WHERE @feature IN ('', 'promotion')
-  UNION ALL
-  SELECT pc.unit_id, 'color', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.dominant_colors) AS v
-  WHERE @feature IN ('', 'color')
-  UNION ALL
-  SELECT pc.unit_id, 'brand', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.brands) AS v
-  WHERE @feature IN ('', 'brand')
-  UNION ALL
-  SELECT pc.unit_id, 'face', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.face_ids) AS v
-  WHERE @feature IN ('', 'face')
-  UNION ALL
-  SELECT pc.unit_id, 'customer', v FROM per_creative AS pc CROSS JOIN UNNEST(pc.customer_ids) AS v
-  WHERE @feature IN ('', 'customer')
-),
+{{ feature_keys('per_creative', only_param='@feature') }},
 feature_values AS (
   SELECT fk.feature, fk.value, u.n_ads, u.n, u.k, u.spend, u.conversions, u.w, u.p, u.rho
-  FROM (
-    SELECT unit_id, feature, value FROM scalar_values WHERE value IS NOT NULL
-    UNION ALL
-    SELECT DISTINCT unit_id, feature, value FROM array_values WHERE value IS NOT NULL AND value != ''
-  ) AS fk
+  FROM feature_keys AS fk
   JOIN units AS u ON u.unit_id = fk.unit_id
 ),
 totals AS (
@@ -157,14 +99,8 @@ estimates AS (
 interval_95 AS (
   SELECT
     estimates.*,
-    CASE WHEN w > 0 THEN
-      (est + 3.841459 / (2 * w)) / (1 + 3.841459 / w)
-      - 1.959964 * SQRT(est * (1 - est) / w + 3.841459 / (4 * w * w)) / (1 + 3.841459 / w)
-    END AS ctr_low,
-    CASE WHEN w > 0 THEN
-      (est + 3.841459 / (2 * w)) / (1 + 3.841459 / w)
-      + 1.959964 * SQRT(est * (1 - est) / w + 3.841459 / (4 * w * w)) / (1 + 3.841459 / w)
-    END AS ctr_high
+    {{ wilson('est', 'w', 'low') }} AS ctr_low,
+    {{ wilson('est', 'w', 'high') }} AS ctr_high
   FROM estimates
 )
 SELECT
