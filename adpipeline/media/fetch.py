@@ -45,6 +45,7 @@ import httpx
 
 from adpipeline import tables
 from adpipeline.bucket import BlobWriter, Bucket
+from adpipeline.media.addresses import Allowlist, is_blocked_address, parse_ip_literal
 from adpipeline.media.images import ALLOWED_FORMATS, sniff_image_format, unsupported_reason
 from adpipeline.settings import Settings
 
@@ -248,7 +249,7 @@ class _Fetcher:
         # One client per (scheme, host): connections are pooled by the IP we connect to, and a pool must never hand
         # a connection opened for one name (SNI, certificate) to a request for another name on the same IP.
         self.clients: dict[tuple[str, str], httpx.AsyncClient] = {}
-        self.allow = _Allowlist(settings.fetch_allowlist)
+        self.allow = Allowlist(settings.fetch_allowlist)
 
     async def aclose(self) -> None:
         for client in self.clients.values():
@@ -500,7 +501,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 # --- addresses ------------------------------------------------------------------------------------
 async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    literal = _parse_ip_literal(host)
+    literal = parse_ip_literal(host)
     if literal is not None:
         return [literal]
     loop = asyncio.get_running_loop()
@@ -516,73 +517,6 @@ async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddre
     if not addresses:
         raise FetchError("connection_error", f"{host} has no address", transient=True)
     return addresses
-
-
-def _parse_ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An IP written in any spelling inet_aton accepts (decimal, hex, octal, short forms) or IPv6, else None."""
-    text = host.strip("[]")
-    try:
-        return ipaddress.ip_address(text.split("%")[0])
-    except ValueError:
-        pass
-    parts = text.split(".")
-    if not 1 <= len(parts) <= 4:
-        return None
-    numbers = []
-    for part in parts:
-        try:
-            if part.lower().startswith("0x"):
-                numbers.append(int(part, 16))
-            elif len(part) > 1 and part.startswith("0"):
-                numbers.append(int(part, 8))
-            else:
-                numbers.append(int(part, 10))
-        except ValueError:
-            return None
-    *head, last = numbers
-    if any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):
-        return None
-    value = 0
-    for n in head:
-        value = value * 256 + n
-    value = value * 256 ** (5 - len(numbers)) + last
-    return ipaddress.IPv4Address(value)
-
-
-def is_blocked_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for anything but a public unicast address, looking inside IPv6 forms that embed an IPv4 address."""
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
-    if isinstance(address, ipaddress.IPv6Address):
-        for embedded in (address.ipv4_mapped, address.sixtofour, address.teredo[1] if address.teredo else None):
-            if embedded is not None:
-                candidates.append(embedded)
-        if address in ipaddress.IPv6Network("64:ff9b::/96") or address in ipaddress.IPv6Network("::/96"):
-            candidates.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return any(not a.is_global or a.is_multicast or a.is_reserved for a in candidates)
-
-
-class _Allowlist:
-    """``fetch_allowlist`` entries: ``host``, ``host:port``, an IP, ``ip:port``, or a CIDR."""
-
-    def __init__(self, entries: Sequence[str]) -> None:
-        self.hosts: set[tuple[str, int | None]] = set()
-        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in entries:
-            entry = entry.strip().lower()
-            if "/" in entry:
-                self.networks.append(ipaddress.ip_network(entry, strict=False))
-                continue
-            host, port = entry, None
-            if entry.count(":") == 1 or (entry.startswith("[") and "]:" in entry):
-                host, _, port_text = entry.rpartition(":")
-                port = int(port_text)
-            self.hosts.add((host.strip("[]"), port))
-
-    def host_allowed(self, host: str, port: int) -> bool:
-        return (host, None) in self.hosts or (host, port) in self.hosts
-
-    def address_allowed(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
-        return self.host_allowed(str(address), port) or any(address in net for net in self.networks)
 
 
 # --- other sources --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adpipeline.bucket import Bucket
-from adpipeline.media import fetch
+from adpipeline.media import addresses, fetch
 from adpipeline.media.fetch import FetchRequest, fetch_all
 from adpipeline.settings import Settings
 
@@ -143,15 +143,15 @@ def test_refused_before_connecting(settings, bucket, url, status) -> None:
 
 
 def test_blocked_address_spellings() -> None:
-    parse = fetch._parse_ip_literal
+    parse = addresses.parse_ip_literal
     assert str(parse("0x7f000001")) == str(parse("2130706433")) == str(parse("0177.0.0.1")) == "127.0.0.1"
     assert str(parse("127.1")) == "127.0.0.1"
     assert parse("example.com") is None
     import ipaddress
 
     for text in ["127.0.0.1", "::1", "::ffff:10.0.0.1", "2002:a9fe:a9fe::1", "64:ff9b::a00:1", "fe80::1", "100.64.0.1"]:
-        assert fetch.is_blocked_address(ipaddress.ip_address(text)), text
-    assert not fetch.is_blocked_address(ipaddress.ip_address("8.8.8.8"))
+        assert addresses.is_blocked_address(ipaddress.ip_address(text)), text
+    assert not addresses.is_blocked_address(ipaddress.ip_address("8.8.8.8"))
 
 
 def test_loopback_needs_the_allowlist(server, settings, bucket) -> None:
