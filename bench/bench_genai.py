@@ -38,8 +38,9 @@ def _png(n: int) -> bytes:
 
 
 def throughput(n: int, rpm: float, latency: float, concurrency: int, sequential_n: int, model: str) -> None:
+    from adpipeline.features.budget import Budget
     from adpipeline.features.gemini import GeminiProvider
-    from adpipeline.features.llm import Budget, MediaItem, RateLimiter, Runner
+    from adpipeline.features.llm import MediaItem, RateLimiter, Runner
     from adpipeline.features.pricing import load_prices
     from adpipeline.settings import Settings
     from adpipeline.testing import GeminiStub

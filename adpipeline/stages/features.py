@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from adpipeline import tables
 from adpipeline.features import schema
+from adpipeline.features.budget import Budget, pending_estimate, split_budget, task_budget
 from adpipeline.features.llm import (
-    Budget,
     FeatureCache,
     LLMProvider,
     MediaItem,
@@ -28,9 +28,6 @@ from adpipeline.features.llm import (
     ProviderError,
     RateLimiter,
     Runner,
-    pending_estimate,
-    split_budget,
-    task_budget,
     task_share,
 )
 from adpipeline.features.pricing import load_prices
@@ -326,7 +323,7 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
 
 def _task_budget(ctx: StageContext, modality: Modality, provider: LLMProvider, prices: Any, todo: Any) -> Budget:
     """This task's budget: the image and video tasks of one run call at the same time, so each gets a share of the
-    run budget proportional to its pending work's estimate (see ``llm.split_budget`` and ``llm.task_budget``)."""
+    run budget proportional to its pending work's estimate (see ``budget.split_budget`` and ``budget.task_budget``)."""
     s = ctx.settings
     if ctx.chunk is not None and "share" in ctx.chunk:  # a mapped task: the share fixed by plan()
         return task_budget(

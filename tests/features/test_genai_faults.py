@@ -14,10 +14,10 @@ import pytest
 
 from adpipeline import tables
 from adpipeline.features import schema
+from adpipeline.features.budget import Budget, split_budget, task_budget
 from adpipeline.features.gemini import GeminiProvider
 from adpipeline.features.langchain_chat import LangChainProvider
 from adpipeline.features.llm import (
-    Budget,
     MediaItem,
     Permanent,
     RateLimited,
@@ -27,8 +27,6 @@ from adpipeline.features.llm import (
     UnreadableResponse,
     classify,
     retry_delay,
-    split_budget,
-    task_budget,
 )
 from adpipeline.features.pricing import load_prices
 from adpipeline.settings import Settings
@@ -286,7 +284,7 @@ def test_image_and_video_tasks_share_the_run_budget(gemini: GeminiStub, tmp_path
 def test_pending_estimate_reads_query_rows() -> None:
     import pandas as pd
 
-    from adpipeline.features.llm import estimate_cost, pending_estimate
+    from adpipeline.features.budget import estimate_cost, pending_estimate
 
     prices = load_prices()
     videos = pd.DataFrame(

@@ -12,9 +12,9 @@ import pytest
 
 from adpipeline.bucket import Bucket
 from adpipeline.features import pricing, schema
+from adpipeline.features.budget import Budget
 from adpipeline.features.llm import (
     Answer,
-    Budget,
     FeatureCache,
     MediaItem,
     Permanent,
