@@ -259,7 +259,7 @@ def forget(
     as the adp_forget_person DAG). One audit row per request in privacy_requests."""
     if bool(customer_id) == bool(face_id):
         raise typer.BadParameter("give exactly one of --customer-id and --face-id")
-    from adpipeline import privacy
+    from adpipeline.stages import privacy
     from adpipeline.stages.context import StageContext
     from adpipeline.window import Window
 

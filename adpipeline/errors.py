@@ -8,6 +8,12 @@ class ConfigurationError(RuntimeError):
     """A setting, a connection or an installation problem; the message says what to change."""
 
 
+class FaceEngineUnavailable(ConfigurationError):
+    """The configured face backend cannot run here (missing package or model files). The message says what to do.
+    Also importable from ``adpipeline.faces.engine``; defined here so the detector modules that engine loads can
+    raise it without importing engine back."""
+
+
 def is_configuration_error(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it was raised from) is a configuration error: ours, or invalid settings."""
     from pydantic import ValidationError

@@ -344,7 +344,7 @@ class Settings(BaseSettings):
     face_detector: Literal["blazeface", "hog"] = "blazeface"
     """dlib backend's face detector: blazeface (MediaPipe full-range; turned, covered, small faces) or hog."""
 
-    # --- privacy (adpipeline/privacy.py; README "Deleting a person") ----------------------------
+    # --- privacy (adpipeline/privacy/; README "Deleting a person") ----------------------------
     face_retention_days: int = Field(365, ge=0, le=36_500)
     """Days after a face's last ad before adp_privacy removes its crops and vectors (ids and counts stay); 0: off."""
     privacy_compact_duckdb: bool = True

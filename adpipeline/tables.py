@@ -7,10 +7,13 @@ DDL, the load schema and the MERGE statements are all derived from these models;
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from adpipeline.faces.crops import CROP_PREFIX
 
 COLUMN_DOCS: dict[str, str] = {
     "ad_id": "The ad's id in the source table.",
@@ -645,11 +648,12 @@ PERSON_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 """Which columns of each table hold person ids, biometric vectors and bucket objects (for deleting one person)."""
 
+_CROP_KEY = re.escape(CROP_PREFIX) + r"[^/]+$"
 BUCKET_KEYS: dict[str, dict[str, str]] = {
     # table: {column: the key's shape at the end of a full URL or path, a regular expression}
-    "face_detections": {"crop_path": r"faces/crops/[^/]+$"},
-    "faces": {"best_crop_path": r"faces/crops/[^/]+$"},
-    "face_performance": {"best_crop_path": r"faces/crops/[^/]+$"},
+    "face_detections": {"crop_path": _CROP_KEY},
+    "faces": {"best_crop_path": _CROP_KEY},
+    "face_performance": {"best_crop_path": _CROP_KEY},
     "gallery_video_records": {"record_url": r"[0-9]{8}/[^/]+\.json$"},
     "customer_appearances": {"copied_photo_urls": r"customers/[^/]+/[^/]+$"},
 }
@@ -658,7 +662,7 @@ bucket). Rows written before keys were stored hold absolute paths or URLs; ``War
 to the key these patterns find at their end, so a moved ADP_HOME or bucket keeps its objects."""
 
 
-# --- privacy (adpipeline/privacy.py) ---------------------------------------------------------------
+# --- privacy (adpipeline/privacy/) -----------------------------------------------------------------
 class PrivacyRequest(Row):
     """One audit row per privacy request: a forget (or its dry run), a withdrawal, a retention or enforcement run.
     Key: request_id. Holds no biometric data and no plain person id: the subject is a salted sha256 digest."""
@@ -666,7 +670,9 @@ class PrivacyRequest(Row):
     request_id: str
     action: str = Field(description="forget, withdraw, retention or enforce.")
     subject_kind: str | None = Field(None, description="customer_id or face_id (forget / withdraw).")
-    subject_digest: str | None = Field(None, description="privacy.subject_digest(kind, id); never the id itself.")
+    subject_digest: str | None = Field(
+        None, description="privacy.suppression.subject_digest(kind, id); never the id itself."
+    )
     dry_run: bool = False
     status: str = Field(description="started, done (dry_run: listed).")
     triggered_by: str = Field(description="Airflow: the triggering user and the run id; CLI: the OS user.")

@@ -27,7 +27,8 @@ with DAG(dag_id="adp_forget_person", schedule=None, **dag_defaults(__doc__, para
 
     @task
     def forget_person(**context):
-        from adpipeline import privacy
+        from adpipeline.privacy.audit import airflow_trigger
+        from adpipeline.stages import privacy
 
         params, run = context["params"], context["dag_run"]
         return run_stage(
@@ -37,7 +38,7 @@ with DAG(dag_id="adp_forget_person", schedule=None, **dag_defaults(__doc__, para
             face_id=params.get("face_id") or None,
             dry_run=bool(params.get("dry_run")),
             withdraw=bool(params.get("withdraw")),
-            triggered_by=privacy.airflow_trigger(getattr(run, "triggering_user_name", None), context["run_id"]),
+            triggered_by=airflow_trigger(getattr(run, "triggering_user_name", None), context["run_id"]),
             request_id=f"adp_forget_person:{context['run_id']}",
         )
 

@@ -17,16 +17,18 @@ with DAG(dag_id="adp_privacy", schedule=daily(), catchup=False, **dag_defaults(_
 
     @task
     def enforce_suppressions(**context):
-        from adpipeline import privacy
+        from adpipeline.privacy.audit import airflow_trigger
+        from adpipeline.stages import privacy
 
-        who = privacy.airflow_trigger(getattr(context["dag_run"], "triggering_user_name", None), context["run_id"])
+        who = airflow_trigger(getattr(context["dag_run"], "triggering_user_name", None), context["run_id"])
         return run_stage(privacy.enforce, context, triggered_by=who)
 
     @task
     def apply_retention(**context):
-        from adpipeline import privacy
+        from adpipeline.privacy.audit import airflow_trigger
+        from adpipeline.stages import privacy
 
-        who = privacy.airflow_trigger(getattr(context["dag_run"], "triggering_user_name", None), context["run_id"])
+        who = airflow_trigger(getattr(context["dag_run"], "triggering_user_name", None), context["run_id"])
         return run_stage(privacy.retention, context, triggered_by=who)
 
     enforce_suppressions() >> apply_retention()

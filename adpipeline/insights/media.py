@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from adpipeline.bucket import Bucket
+from adpipeline.faces.crops import CROP_PREFIX
 from adpipeline.media.images import ALLOWED_FORMATS, MediaError, decode_image, sniff_image_format
 from adpipeline.settings import Settings
 from adpipeline.tables import BUCKET_KEYS
@@ -23,7 +24,6 @@ from adpipeline.tables import BUCKET_KEYS
 SHA256 = re.compile(r"[0-9a-f]{64}")
 FACE_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 THUMB_SIDES = (96, 160, 320)
-CROP_PREFIX = "faces/crops/"
 # Container signatures of the video formats the face engine reads (PyAV decodes far more; we accept only these).
 _VIDEO_MAGIC = {
     "mp4": lambda d: d[4:8] == b"ftyp",  # MP4 / MOV / M4V / 3GP

@@ -6,18 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from adpipeline import privacy
+from adpipeline.faces.crops import crop_key
+from adpipeline.privacy import suppression
 from adpipeline.stages.context import Chunk, StageContext, check_failure_share, log, make_chunks, summary
 from adpipeline.stages.media import _blob_key
 from adpipeline.tables import Face, FaceDetection, FaceVideoStatus
 from adpipeline.warehouse.schema import rows_from_frame
 
 FACE_TABLES = ["creatives", "media_fetches", "video_metadata", "face_detections", "faces", "face_video_status"]
-
-
-def crop_key(track_id: str) -> str:
-    """Bucket key of a track's best face crop (deleted with the person)."""
-    return f"faces/crops/{track_id}.jpg"
 
 
 def _identity(ctx: StageContext) -> tuple[Any, dict[str, str]]:
@@ -54,7 +50,7 @@ def detect(ctx: StageContext) -> dict[str, Any]:
     settings = ctx.settings
     engine, ident = _identity(ctx)
     todo = ctx.only_chunk(_pending_videos(ctx, ident))
-    forgotten = privacy.forgotten_segments(ctx)
+    forgotten = suppression.forgotten_segments(ctx)
     videos = tracks = failed = 0
     for item in todo.itertuples(index=False):
         with ctx.bucket.local_file(_blob_key(ctx, item.blob_path)) as path:
@@ -117,7 +113,7 @@ def cluster(ctx: StageContext) -> dict[str, Any]:
     engine, ident = _identity(ctx)
     wh = ctx.warehouse
     wh.ensure_tables(FACE_TABLES)
-    frame = privacy.drop_forgotten_tracks(ctx, wh.query_file("faces/select_unassigned_tracks", ident))
+    frame = suppression.drop_forgotten_tracks(ctx, wh.query_file("faces/select_unassigned_tracks", ident))
     assert frame is not None  # given a frame, the hook returns one
     if frame.empty:
         return summary("faces.cluster", ctx.window, tracks=0, new_faces=0)

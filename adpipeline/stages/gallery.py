@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from adpipeline import privacy
 from adpipeline.bucket import Bucket
+from adpipeline.privacy import suppression
 from adpipeline.stages.context import StageContext, check_failure_share, summary
 from adpipeline.tables import CustomerAppearance, GalleryPhoto, GalleryTemplate, GalleryVideoRecord
 
@@ -70,7 +70,7 @@ def enrol(ctx: StageContext, source: str | None = None) -> dict[str, Any]:
     wh.ensure_tables(GALLERY_TABLES)
     engine = _engine(ctx)
     base = Bucket(source)
-    blocked = privacy.gallery_block(wh)  # forgotten customers and photos are never enrolled again
+    blocked = suppression.gallery_block(wh)  # forgotten customers and photos are never enrolled again
     entries = [e for e in gallery_entries(list(base.list())) if not blocked.customer(e.customer_id)]
     previous = wh.query_file("gallery/select_gallery_photos", {"model_id": engine.model_id})
     known = {(r.customer_id, r.photo_key): r for r in previous.itertuples(index=False)}

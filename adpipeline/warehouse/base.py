@@ -107,6 +107,11 @@ class Warehouse(ABC):
         with a shared server (BigQuery) need nothing; DuckDB opens the file here and releases it on exit."""
         return nullcontext()
 
+    def compact(self) -> bool:
+        """Rewrite the storage so the bytes of deleted rows are gone (after a privacy delete); whether anything was
+        rewritten. Backends that need nothing keep this no-op."""
+        return False
+
     # --- shared behaviour -----------------------------------------------------------------------
     def render(self, sql: str, names: Mapping[str, str] | None = None) -> str:
         """Render a Jinja-templated SQL text: each ``{{ x }}`` becomes ``names[x]`` if given (already a valid SQL

@@ -254,6 +254,11 @@ class BigQueryWarehouse(Warehouse):
             self.client.update_table(table, changed)
         return [c.name for c in missing]
 
+    def compact(self) -> bool:
+        """Nothing to rewrite: deleted rows leave BigQuery through time travel and fail-safe (see
+        adpipeline/faces/README.md, "Privacy")."""
+        return False
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import random
 import re
 import time
@@ -130,3 +131,22 @@ class DuckDBWarehouse(Warehouse):
 
     def _drop(self, table_ref: str) -> None:
         self._run(f"DROP TABLE IF EXISTS {table_ref}", None)
+
+    def compact(self) -> bool:
+        """Rewrite the file (after a privacy delete): DuckDB marks deleted rows and reuses their blocks later, so until
+        then their bytes stay in the file (measured: a deleted id is still found in the file after CHECKPOINT). The
+        tables are copied into a new file while this process holds the old one, which then replaces it."""
+        fresh = self.path.with_name(self.path.name + ".compact")
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        with self.session() as con:
+            con.execute("CHECKPOINT")
+            (db,) = con.execute("SELECT current_database()").fetchone()  # type: ignore[misc]
+            con.execute(f"ATTACH '{fresh}' AS adp_compact")
+            try:
+                con.execute(f'COPY FROM DATABASE "{db}" TO adp_compact')
+            finally:
+                con.execute("DETACH adp_compact")
+            # Replaced while this connection still holds the old file: a writer waiting for the lock opens the new one.
+            os.replace(fresh, self.path)
+        return True

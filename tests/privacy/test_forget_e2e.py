@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from adpipeline import privacy
 from adpipeline.bucket import Bucket
+from adpipeline.privacy.suppression import subject_digest
 from adpipeline.stages import faces as faces_stage
 from adpipeline.stages import final as final_stage
+from adpipeline.stages import privacy
 from adpipeline.stages.chain import run_direct
 from adpipeline.stages.context import StageContext
 from adpipeline.warehouse import get_warehouse
@@ -202,8 +203,8 @@ def test_forget_a_customer_and_a_face_everywhere_and_they_stay_forgotten(small_s
     assert audit["counts_json"].iloc[2] == audit["counts_json"].iloc[3]
     assert set(audit["triggered_by"]) == {"test"}
     assert list(audit["subject_digest"])[1::2] == [
-        privacy.subject_digest("customer_id", customer),
-        privacy.subject_digest("face_id", face_id),
+        subject_digest("customer_id", customer),
+        subject_digest("face_id", face_id),
     ]
     assert set(suppressions["kind"]) == {"customer", "photo", "face", "track"}
     assert json.loads(audit["counts_json"].iloc[1])

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from adpipeline import privacy
 from adpipeline.errors import ConfigurationError
+from adpipeline.privacy import apply, suppression
+from adpipeline.privacy.retention import expired_faces
+from adpipeline.stages import privacy
 from adpipeline.stages.context import StageContext
 from adpipeline.tables import (
     TABLES,
@@ -106,8 +108,8 @@ def test_privacy_tables_hold_no_vectors_and_no_plain_ids() -> None:
     for name in ("privacy_requests", "privacy_suppressions"):
         for fname, info in TABLES[name].model.model_fields.items():
             assert "float]" not in str(info.annotation), (name, fname)
-    assert privacy.subject_digest("face_id", "fa") != privacy.subject_digest("customer_id", "fa")
-    assert len(privacy.subject_digest("face_id", "fa")) == 64
+    assert suppression.subject_digest("face_id", "fa") != suppression.subject_digest("customer_id", "fa")
+    assert len(suppression.subject_digest("face_id", "fa")) == 64
 
 
 def test_exactly_one_subject(ctx) -> None:
@@ -139,7 +141,7 @@ def test_forget_face_deletes_its_rows_and_crops_only(ctx) -> None:
 def test_detect_hook_drops_tracks_in_forgotten_segments(ctx) -> None:
     _seed(ctx)
     privacy.forget_person(ctx, face_id="fa", triggered_by="unit")
-    segments = privacy.forgotten_segments(ctx)
+    segments = suppression.forgotten_segments(ctx)
 
     @dataclass
     class T:
@@ -173,7 +175,7 @@ def test_cluster_hook_deletes_unassigned_tracks_of_forgotten_people(ctx) -> None
         t.crop_path = ctx.bucket.put_bytes(f"faces/crops/{t.track_id}.jpg", b"x")
     wh.merge_rows("face_detections", late)
     frame = wh.query("SELECT track_id FROM {{ face_detections }} WHERE face_id IS NULL ORDER BY track_id")
-    kept = privacy.drop_forgotten_tracks(ctx, frame)
+    kept = suppression.drop_forgotten_tracks(ctx, frame)
     assert list(kept["track_id"]) == ["c3_t5"]
     assert sorted(wh.read_table("face_detections")["track_id"]) == ["c1_t1", "c3_t5"]
     assert not ctx.bucket.exists("faces/crops/c2_t0.jpg") and ctx.bucket.exists("faces/crops/c3_t5.jpg")
@@ -210,7 +212,7 @@ def test_dry_run_counts_equal_the_deletion_and_the_audit(ctx) -> None:
 def test_a_retry_after_a_crash_finishes_the_request(ctx, monkeypatch) -> None:
     _seed(ctx)
     calls = {"n": 0}
-    real_apply = privacy._apply
+    real_apply = apply.apply_change
 
     def crash_on_second(context, change):
         calls["n"] += 1
@@ -218,10 +220,10 @@ def test_a_retry_after_a_crash_finishes_the_request(ctx, monkeypatch) -> None:
             raise RuntimeError("worker killed")
         real_apply(context, change)
 
-    monkeypatch.setattr(privacy, "_apply", crash_on_second)
+    monkeypatch.setattr(apply, "apply_change", crash_on_second)
     with pytest.raises(RuntimeError):
         privacy.forget_person(ctx, face_id="fa", triggered_by="unit", request_id="r1")
-    monkeypatch.setattr(privacy, "_apply", real_apply)
+    monkeypatch.setattr(apply, "apply_change", real_apply)
     out = privacy.forget_person(ctx, face_id="fa", triggered_by="unit", request_id="r1")
     assert out["counts"]["bucket:faces/crops/ (delete)"] == 0, "the first attempt deleted the crops"
     assert out["counts"]["table:face_detections (delete)"] == 2
@@ -242,7 +244,7 @@ def test_retention_removes_crops_and_vectors_of_faces_in_no_recent_ad(ctx) -> No
     _seed(ctx)
     ctx.settings = Settings(**{**ctx.settings.model_dump(), "face_retention_days": 30})
     # fb is only in c1 (last ad 2026-01-05): expired; fa is also in c3 (an ad on DAY): kept.
-    assert privacy.expired_faces(ctx) == ["fb"]
+    assert expired_faces(ctx) == ["fb"]
     out = privacy.retention(ctx, triggered_by="unit")
     assert out["counts"] == {
         "bucket:faces/crops/ (delete)": 1,
@@ -282,7 +284,7 @@ def test_forget_leaves_no_bytes_in_the_duckdb_file(ctx) -> None:
     with wh.session() as con:
         con.execute("CHECKPOINT")
     assert gone.encode() in path.read_bytes(), "DuckDB keeps deleted bytes until the file is rewritten"
-    assert privacy.compact(ctx)
+    assert apply.compact(ctx)
     data = path.read_bytes()
     assert gone.encode() not in data and digests[43].encode() in data
     assert sorted(wh.read_table("faces")["face_id"]) == ["fa", "fb"], "the rewrite keeps every table"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from adpipeline import privacy
+from adpipeline.privacy import apply, suppression
 from adpipeline.settings import Settings
+from adpipeline.stages import privacy
 from adpipeline.stages.context import StageContext
 from adpipeline.window import Window
 from tests.integration.conftest import BQ_PROJECT, unique_dataset
@@ -50,7 +51,7 @@ def test_forget_and_retention_on_bigquery(bq_emulator, tmp_path) -> None:
         enriched = wh.read_table("ads_enriched", order_by="ad_id")
         assert [list(f) for f in enriched["face_ids"]] == [["fb"], ["fb"]] and list(enriched["n_faces"]) == [1, 1]
         assert sorted(wh.read_table("privacy_suppressions")["kind"]) == ["face", "track", "track"]
-        assert not privacy.compact(ctx), "nothing to rewrite on BigQuery"
+        assert not apply.compact(ctx), "nothing to rewrite on BigQuery"
         # fb (only in c1, last ad 2026-01-05) is past the 30-day retention.
         out = privacy.retention(ctx, triggered_by="unit")
         assert out["counts"]["table:faces (update)"] == 1
@@ -59,8 +60,8 @@ def test_forget_and_retention_on_bigquery(bq_emulator, tmp_path) -> None:
         from tests.privacy.test_privacy import _track
 
         wh.merge_rows("face_detections", [_track("c2_t0", "c2", 3.0, 5.0, None)])
-        assert privacy.forgotten_tracks(ctx) == ["c2_t0"]
-        privacy.drop_forgotten_tracks(ctx)
+        assert suppression.forgotten_tracks(ctx) == ["c2_t0"]
+        suppression.drop_forgotten_tracks(ctx)
         assert sorted(wh.read_table("face_detections")["track_id"]) == ["c1_t1"]
         audit = wh.read_table("privacy_requests")
         assert sorted(audit["status"]) == ["done", "done", "listed"]
