@@ -170,3 +170,17 @@ def test_derived_paths_span_domains(tmp_path: Path) -> None:
     assert s.resolved_duckdb_path == tmp_path / "warehouse.duckdb"
     assert s.resolved_bucket_url == str((tmp_path / "bucket").resolve())
     assert s.resolved_local_media_roots == [(tmp_path / "sample").resolve()]
+
+
+def test_domain_readme_settings_tables_name_real_settings() -> None:
+    """The hand-written settings tables of the domain READMEs (units, backend defaults) name settings that exist."""
+    root = ENV_SAMPLE.parent
+    named: dict[str, list[str]] = {}
+    for readme in sorted(root.glob("adpipeline/*/README.md")):
+        for section in re.split(r"^#+ ", readme.read_text(), flags=re.MULTILINE):
+            if section.startswith("Settings"):
+                rows = re.findall(r"^\| `([a-z0-9_]+)` \|", section, flags=re.MULTILINE)
+                named[str(readme.relative_to(root))] = rows
+    assert len(named) >= 3 and all(named.values()), named
+    unknown = {path: [n for n in rows if n not in Settings.model_fields] for path, rows in named.items()}
+    assert {path: rows for path, rows in unknown.items() if rows} == {}
