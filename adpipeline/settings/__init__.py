@@ -48,18 +48,20 @@ DOMAINS: tuple[type[Domain], ...] = (
 )
 
 
+# pydantic collects fields from the last base first: the domains are listed in reverse so that model_fields (and
+# model_dump, repr, error order) run in DOMAINS order, as .env.sample does.
 class Settings(
-    StorageSettings,
-    RunSettings,
-    SourceSettings,
-    FetchSettings,
-    DedupeSettings,
-    GenAISettings,
-    OfflineSettings,
-    FaceSettings,
-    IdentitySettings,
-    PrivacySettings,
     InsightsSettings,
+    PrivacySettings,
+    IdentitySettings,
+    FaceSettings,
+    OfflineSettings,
+    GenAISettings,
+    DedupeSettings,
+    FetchSettings,
+    SourceSettings,
+    RunSettings,
+    StorageSettings,
     BaseSettings,
 ):
     """adpipeline settings: every domain's fields, read from the environment. Each is listed in ``.env.sample``."""

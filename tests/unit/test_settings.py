@@ -118,8 +118,9 @@ def test_every_field_belongs_to_exactly_one_domain() -> None:
             owners.setdefault(name, []).append(domain.__name__)
     assert {name: where for name, where in owners.items() if len(where) > 1} == {}
     assert set(owners) == set(Settings.model_fields), "Settings declares a field outside the domain classes"
-    composed = {cls for cls in Settings.__mro__[1:] if issubclass(cls, Domain) and cls is not Domain}
-    assert composed == set(DOMAINS), "a domain class composed into Settings is missing from DOMAINS (or the reverse)"
+    composed = [cls for cls in Settings.__mro__[1:] if issubclass(cls, Domain) and cls is not Domain]
+    assert composed[::-1] == list(DOMAINS), "Settings' bases must be DOMAINS in reverse (fields then run in order)"
+    assert list(Settings.model_fields) == [name for domain in DOMAINS for name in domain.model_fields]
 
 
 def test_domain_fields_read_as_settings_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
