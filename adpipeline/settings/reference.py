@@ -101,7 +101,8 @@ def _allowed(field: FieldInfo) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ") or "—"
+    """A Markdown table cell: pipes escaped, and ``<`` so that ``<home>`` shows instead of vanishing as HTML."""
+    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ") or "—"
 
 
 def _link(path: str) -> str:
@@ -123,7 +124,7 @@ def _doc_lines(domain: type[Domain]) -> list[str]:
         default = _default(field)
         shown = "secret" if _is_secret(field) else "none" if default is None else f"`{_value(default)}`"
         meaning = _cell(_description(domain, name, field))
-        lines.append(f"| `{env_name(name)}` | {shown} | {_cell(_allowed(field))} | {meaning} |")
+        lines.append(f"| `{env_name(name)}` | {shown} | {_allowed(field) or '—'} | {meaning} |")
     return [*lines, ""]
 
 
