@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -187,8 +187,9 @@ class VideoMetadata(Row):
 
 
 # --- features -------------------------------------------------------------------------------------
-class ImageFeatureRow(Row):
-    """Features of one canonical image. Key: creative_id.
+class FeatureRow(Row):
+    """The columns both feature tables share, in their order: who extracted the row, then the features asked of
+    images and videos alike. Not a table: :class:`ImageFeatureRow` and :class:`VideoFeatureRow` add their own.
 
     Columns mirror ``adpipeline.features.schema.FEATURES`` (a test keeps them in step). Null means "not known by
     this provider", never a guess; list columns are empty when unknown or absent.
@@ -224,44 +225,23 @@ class ImageFeatureRow(Row):
     colorfulness: float | None = None
     orientation: str | None = None
     ocr_confidence: float | None = None
+
+
+class ImageFeatureRow(FeatureRow):
+    """Features of one canonical image. Key: creative_id.
+
+    Columns mirror ``adpipeline.features.schema.FEATURES`` (a test keeps them in step). Null means "not known by
+    this provider", never a guess; list columns are empty when unknown or absent.
+    """
+
     face_count: int | None = None
     text_area_share: float | None = None
     text_position: str | None = None
 
 
-class VideoFeatureRow(Row):
+class VideoFeatureRow(FeatureRow):
     """Features of one video. Key: creative_id. Columns mirror ``adpipeline.features.schema.FEATURES``."""
 
-    creative_id: str
-    provider: str
-    model: str
-    prompt_version: str
-    status: str
-    reason: str | None = None
-    raw_response: str | None = Field(None, description="Model output kept when it failed validation.")
-    product_type: str | None = None
-    product_category: str | None = None
-    brands: list[str] = Field(default_factory=list)
-    has_logo: bool | None = None
-    automotive_brand: str | None = None
-    has_text: bool | None = None
-    text: str | None = None
-    language: str | None = None
-    promotions: list[str] = Field(default_factory=list, description="Promotion kinds, in order of appearance.")
-    discount_percent: float | None = None
-    discount_amount: float | None = None
-    promotion_texts: list[str] = Field(default_factory=list)
-    call_to_action: str | None = None
-    cta_kind: str | None = None
-    visual_style: str | None = None
-    people_count: int | None = None
-    setting: str | None = None
-    dominant_colors: list[str] = Field(default_factory=list)
-    dominant_colors_hex: list[str] = Field(default_factory=list)
-    brightness: float | None = None
-    colorfulness: float | None = None
-    orientation: str | None = None
-    ocr_confidence: float | None = None
     first_3s_summary: str | None = None
     brand_first_seen_s: float | None = None
     product_on_screen: bool | None = None
@@ -273,8 +253,8 @@ class VideoFeatureRow(Row):
     has_audio: bool | None = None
 
 
-class GenAIUsage(Row):
-    """One row per model call (offline calls too, at zero cost). Key: call_id."""
+class ModelCall(Row):
+    """Which model call a ``genai_usage`` row is: the first columns of :class:`GenAIUsage`. Not a table."""
 
     call_id: str
     creative_id: str
@@ -283,6 +263,12 @@ class GenAIUsage(Row):
     model: str = Field(description="The model that answered (as the provider reports it), never empty.")
     mode: str = Field(description="online, batch, or offline (no model API).")
     prompt_version: str
+
+
+class TokenUsage(Row):
+    """Tokens of one model call, by kind: the token columns of :class:`GenAIUsage`, and what the providers report and
+    the price table bills (``features.pricing``). Not a table."""
+
     input_text_tokens: int = 0
     input_image_tokens: int = 0
     input_video_tokens: int = 0
@@ -290,6 +276,23 @@ class GenAIUsage(Row):
     cached_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+
+    @property
+    def input_tokens(self) -> int:
+        return self.input_text_tokens + self.input_image_tokens + self.input_video_tokens + self.input_audio_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(**{name: getattr(self, name) + getattr(other, name) for name in TokenUsage.model_fields})
+
+    def as_columns(self) -> dict[str, Any]:
+        """The token columns of a ``genai_usage`` row."""
+        return {name: getattr(self, name) for name in TokenUsage.model_fields}
+
+
+# Pydantic puts inherited columns first, from the last base to the first: ModelCall's, then TokenUsage's, then these.
+class GenAIUsage(TokenUsage, ModelCall):
+    """One row per model call (offline calls too, at zero cost). Key: call_id."""
+
     cost_usd: float = 0.0
     latency_ms: int | None = None
     attempts: int = Field(1, description="HTTP attempts this call took (retries on 429/5xx included).")

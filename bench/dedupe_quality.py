@@ -57,8 +57,7 @@ def _source_digest() -> str:
     """What the analysed set depends on: the analyser, the OCR call (not the text comparison) and the generator."""
     import inspect
 
-    from adpipeline.features.offline import run_ocr
-    from adpipeline.media.text import read_text
+    from adpipeline.text_reader import read_text, run_ocr
 
     files = [
         ROOT / "adpipeline/media/images.py",

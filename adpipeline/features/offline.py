@@ -13,132 +13,24 @@ from __future__ import annotations
 import io
 import math
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from adpipeline import tables
+from adpipeline import geometry, tables, text_reader
 from adpipeline.features import schema
 from adpipeline.settings import Settings, get_settings
 
-if TYPE_CHECKING:
-    from rapidocr_onnxruntime import RapidOCR
-
-OFFLINE_VERSION = "offline-v3"  # v2: face_count from the face engine; v3: images read once, at media.text.READ_MAX_SIDE
+OFFLINE_VERSION = (
+    "offline-v3"  # v2: face_count from the face engine; v3: images read once, at text_reader.READ_MAX_SIDE
+)
 """Bump when a rule or threshold here changes: it is part of ``model`` and so of the features cache key."""
 
 FaceCounter = Callable[[np.ndarray], int]
 """Counts faces in an RGB ``uint8`` array (H, W, 3); passed in so this module does not depend on the face backend."""
-
-
-# --- OCR ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OcrLine:
-    """One detected text box: its text, confidence and axis-aligned box (x0, y0, x1, y1) in pixels."""
-
-    text: str
-    score: float
-    box: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class OcrResult:
-    lines: tuple[OcrLine, ...]
-    width: int
-    height: int
-
-    @property
-    def text(self) -> str:
-        """Lines in reading order: boxes on one row joined by spaces, rows by newlines."""
-        rows: list[list[OcrLine]] = []
-        for line in sorted(self.lines, key=lambda ln: (ln.box[1] + ln.box[3]) / 2):
-            centre = (line.box[1] + line.box[3]) / 2
-            if rows:
-                last = rows[-1][0]
-                last_centre, last_height = (last.box[1] + last.box[3]) / 2, last.box[3] - last.box[1]
-                if abs(centre - last_centre) < last_height / 2:
-                    rows[-1].append(line)
-                    continue
-            rows.append([line])
-        return "\n".join(" ".join(ln.text for ln in sorted(row, key=lambda ln: ln.box[0])) for row in rows)
-
-    @property
-    def confidence(self) -> float | None:
-        return round(float(np.mean([ln.score for ln in self.lines])), 4) if self.lines else None
-
-    @property
-    def area_share(self) -> float:
-        if not self.lines:
-            return 0.0
-        mask = np.zeros((self.height, self.width), dtype=bool)
-        for x0, y0, x1, y1 in (ln.box for ln in self.lines):
-            mask[max(int(y0), 0) : max(int(math.ceil(y1)), 0), max(int(x0), 0) : max(int(math.ceil(x1)), 0)] = True
-        return round(float(mask.mean()), 4)
-
-    @property
-    def position(self) -> str | None:
-        """Vertical position of the text mass (area-weighted centre), or ``spread`` when it covers top and bottom."""
-        if not self.lines:
-            return None
-        tops = [ln.box[1] / self.height for ln in self.lines]
-        bottoms = [ln.box[3] / self.height for ln in self.lines]
-        if min(tops) < 0.33 and max(bottoms) > 0.67 and len(self.lines) > 1:
-            return "spread"
-        weights = [(ln.box[2] - ln.box[0]) * (ln.box[3] - ln.box[1]) for ln in self.lines]
-        centre = sum(w * (t + b) / 2 for w, t, b in zip(weights, tops, bottoms, strict=True)) / max(sum(weights), 1e-9)
-        return "top" if centre < 1 / 3 else "middle" if centre < 2 / 3 else "bottom"
-
-
-_ENGINES: dict[int, RapidOCR] = {}
-_ENGINE_LOCK = threading.Lock()
-ENGINE_BUILDS = 0  # engines built by this process (each loads the ONNX models, 3-4 s): the tests check it stays 1
-
-
-def ocr_engine(threads: int = 0) -> RapidOCR:
-    """The process-wide rapidocr engine (created on first use; its models load from the installed wheel)."""
-    with _ENGINE_LOCK:
-        engine = _ENGINES.get(threads)
-        if engine is None:
-            try:
-                from rapidocr_onnxruntime import RapidOCR
-            except ImportError as exc:  # pragma: no cover - a core dependency; the message says what to install
-                raise ImportError("the offline extractor needs `pip install rapidocr-onnxruntime`") from exc
-            kwargs: dict[str, Any] = {"print_verbose": False}
-            if threads > 0:
-                kwargs["intra_op_num_threads"] = threads
-            engine = _ENGINES[threads] = RapidOCR(**kwargs)
-            global ENGINE_BUILDS
-            ENGINE_BUILDS += 1
-        return engine
-
-
-def run_ocr(rgb: np.ndarray, *, max_side: int = 1280, threads: int = 0) -> OcrResult:
-    """OCR one RGB image; boxes are reported in the input's pixel coordinates."""
-    import cv2
-
-    height, width = rgb.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    image = (
-        rgb
-        if scale == 1.0
-        else cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-    )
-    # rapidocr expects OpenCV's BGR order for arrays.
-    result, _elapsed = ocr_engine(threads)(np.ascontiguousarray(image[:, :, ::-1]))
-    lines = []
-    for points, text, score in result or ():
-        text = " ".join(str(text).split())
-        if not text:
-            continue
-        xs = [p[0] / scale for p in points]
-        ys = [p[1] / scale for p in points]
-        box = (max(min(xs), 0.0), max(min(ys), 0.0), min(max(xs), float(width)), min(max(ys), float(height)))
-        lines.append(OcrLine(text, float(score), box))
-    return OcrResult(tuple(lines), width, height)
 
 
 # --- rules on text: promotions, call to action, language ------------------------------------------------------
@@ -522,11 +414,6 @@ def colorfulness(rgb: np.ndarray) -> float:
     return round(value, 2)
 
 
-def orientation(width: int, height: int) -> str:
-    ratio = width / height
-    return "square" if abs(ratio - 1) <= 0.05 else "landscape" if ratio > 1 else "portrait"
-
-
 def _thumbnail(rgb: np.ndarray, side: int = 96) -> np.ndarray:
     import cv2
 
@@ -635,28 +522,28 @@ class OfflineExtractor:
         """Features of one image from its bytes; a ``corrupt``/``failed`` status row instead of raising.
 
         ``ocr_text``: the image's stored text record (``image_hashes.ocr_text``, read by grouping), used instead of
-        reading again; without it the image is read at ``media.text.READ_MAX_SIDE`` (the one resolution of a stored
+        reading again; without it the image is read at ``text_reader.READ_MAX_SIDE`` (the one resolution of a stored
         whole-image read) and the record is kept in :attr:`texts_read` for the caller to store."""
         try:
             rgb = self._decode_image(data)
         except MediaError as exc:
             return schema.status_row("image", status=exc.status, reason=exc.reason, **self._meta(creative_id))
         height, width = rgb.shape[:2]
-        values: dict[str, Any] = {"orientation": orientation(width, height), **_color_values(_thumbnail(rgb))}
+        values: dict[str, Any] = {"orientation": geometry.orientation(width, height), **_color_values(_thumbnail(rgb))}
         if self.settings.ocr_enabled:
-            from adpipeline.media.text import READ_MAX_SIDE, ocr_record, ocr_result
-
             if ocr_text is not None:
-                ocr = ocr_result(ocr_text, width, height)
+                ocr = text_reader.ocr_result(ocr_text, width, height)
             else:
                 try:
-                    ocr = run_ocr(rgb, max_side=READ_MAX_SIDE, threads=self.settings.ocr_threads)
+                    ocr = text_reader.run_ocr(
+                        rgb, max_side=text_reader.READ_MAX_SIDE, threads=self.settings.ocr_threads
+                    )
                 except (RuntimeError, ValueError, MemoryError) as exc:  # onnxruntime errors subclass RuntimeError
                     reason = f"ocr: {type(exc).__name__}: {exc}"
                     return schema.status_row("image", status="failed", reason=reason, **self._meta(creative_id))
-                ocr_text = self.texts_read[creative_id] = ocr_record(ocr)
+                ocr_text = self.texts_read[creative_id] = text_reader.ocr_record(ocr)
                 # features from the stored form, whoever read it first: the same row either way (boxes are rounded)
-                ocr = ocr_result(ocr_text, width, height)
+                ocr = text_reader.ocr_result(ocr_text, width, height)
             values.update(_text_values(ocr.text, ocr.confidence))
             values["text_area_share"] = ocr.area_share
             values["text_position"] = ocr.position
@@ -696,7 +583,7 @@ class OfflineExtractor:
         small = [f.small for f in frames]
         height, width = small[0].shape[:2]
         values: dict[str, Any] = {
-            "orientation": orientation(width, height),
+            "orientation": geometry.orientation(width, height),
             "scene_count": _scene_count(small),
             "has_audio": has_audio,
             **_color_values(np.concatenate([s.reshape(-1, 3) for s in small])),
@@ -716,7 +603,9 @@ class OfflineExtractor:
         for frame in frames:
             if frame.full is None:
                 continue
-            ocr = run_ocr(frame.full, max_side=self.settings.ocr_max_side_px, threads=self.settings.ocr_threads)
+            ocr = text_reader.run_ocr(
+                frame.full, max_side=self.settings.ocr_max_side_px, threads=self.settings.ocr_threads
+            )
             scores.extend(ln.score for ln in ocr.lines)
             text = ocr.text
             if text and (not timeline or timeline[-1]["text"] != text):

@@ -1,4 +1,5 @@
-"""What a model call costs: token usage, the versioned price table (``prices.toml``) and pre-call estimates.
+"""What a model call costs: the versioned price table (``prices.toml``) and pre-call estimates, in the token counts of
+:class:`adpipeline.tables.TokenUsage` (``genai_usage``'s token columns; imported from here by the providers).
 
 Costs are computed from the token counts a provider reports, never from the provider's own bill; the price table's
 ``version`` goes into every ledger row's ``price_version`` so a bill can be recomputed after a price change.
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+
+from adpipeline.tables import TokenUsage
 
 Mode = Literal["online", "batch"]
 
@@ -30,29 +33,6 @@ OUTPUT_TOKENS_ESTIMATE = 700
 
 class PriceTableError(ValueError):
     """The price table is missing, malformed, or has no entry for a model: raised before any call is made."""
-
-
-@dataclass
-class TokenUsage:
-    """Tokens of one model call, by kind (what a ``genai_usage`` row records)."""
-
-    input_text_tokens: int = 0
-    input_image_tokens: int = 0
-    input_video_tokens: int = 0
-    input_audio_tokens: int = 0
-    cached_tokens: int = 0
-    output_tokens: int = 0
-    thinking_tokens: int = 0
-
-    @property
-    def input_tokens(self) -> int:
-        return self.input_text_tokens + self.input_image_tokens + self.input_video_tokens + self.input_audio_tokens
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
-
-    def as_columns(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from adpipeline import tables
+from adpipeline import geometry, tables
 
 FeatureType = Literal["string", "boolean", "integer", "number", "enum", "string_list", "enum_list", "object_list"]
 Modality = Literal["image", "video"]
@@ -148,7 +148,7 @@ SETTINGS: tuple[str, ...] = (
     "vehicle_interior",
     "abstract_background",
 )
-ORIENTATIONS: tuple[str, ...] = ("landscape", "portrait", "square")
+ORIENTATIONS: tuple[str, ...] = geometry.ORIENTATIONS
 TEXT_POSITIONS: tuple[str, ...] = ("top", "middle", "bottom", "spread")
 
 

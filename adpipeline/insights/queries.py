@@ -12,9 +12,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from adpipeline.tables import TABLES, CreativeFatigue, FeatureEffect, FeaturePerformance
+from adpipeline.tables import TABLES, CreativeFatigue, FacePerformance, FeatureEffect, FeaturePerformance
 from adpipeline.warehouse import Warehouse
 from adpipeline.warehouse.base import sql_path
 from adpipeline.warehouse.schema import _plain, columns
@@ -66,19 +66,12 @@ class Page(BaseModel):
         return (self.number - 1) * self.size
 
 
-class FaceRow(BaseModel):
-    face_id: str
-    n_videos: int
-    n_ads: int
-    impressions: int
-    clicks: int
-    spend: float
-    conversions: int
-    ctr: float | None = None
-    avg_ad_ctr: float | None = None
-    median_ad_ctr: float | None = None
-    stddev_ad_ctr: float | None = None
-    cpa: float | None = None
+class FaceRow(FacePerformance):
+    """One face on the faces page: its ``face_performance`` row (the bucket key of its crop left out of the JSON: the
+    crop is served by face id) with the cost ratios, the ``feature_performance`` interval and flag, and the
+    customers it was matched to."""
+
+    best_crop_path: str | None = Field(None, exclude=True)
     cpc: float | None = None
     cpm: float | None = None
     ctr_estimate: float | None = None
@@ -87,8 +80,12 @@ class FaceRow(BaseModel):
     spend_weighted_ctr: float | None = None
     lift: float | None = None
     flag: str | None = None
-    has_crop: bool = False
     customers: list[str] = []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def has_crop(self) -> bool:
+        return self.best_crop_path is not None
 
 
 class FaceBaseline(BaseModel):
@@ -153,31 +150,29 @@ class FatigueSummary(BaseModel):
     overdispersion: float | None = None
 
 
-class SpendDayRow(BaseModel):
+class SpendTotals(BaseModel):
+    """Calls, cost and tokens summed over some ``genai_usage`` rows (the spend page's groups)."""
+
+    calls: int
+    cost_usd: float
+    text_tokens: int
+    image_tokens: int
+    video_tokens: int
+    audio_tokens: int
+    output_tokens: int
+
+
+class SpendDayRow(SpendTotals):
     day: dt.date
     provider: str
     model: str
-    calls: int
     failed_calls: int
-    cost_usd: float
-    text_tokens: int
-    image_tokens: int
-    video_tokens: int
-    audio_tokens: int
-    output_tokens: int
 
 
-class SpendModalityRow(BaseModel):
+class SpendModalityRow(SpendTotals):
     modality: str
     mode: str
-    calls: int
-    cost_usd: float
-    text_tokens: int
-    image_tokens: int
-    video_tokens: int
-    audio_tokens: int
     cached_tokens: int
-    output_tokens: int
 
 
 class SpendRunRow(BaseModel):

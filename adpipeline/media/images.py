@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from adpipeline import tables
+from adpipeline import geometry, tables, text_reader
 from adpipeline.settings import Settings
 
 _log = logging.getLogger("adpipeline")
@@ -54,7 +54,6 @@ _HEIF_BRANDS |= {b"avif": "AVIF", b"avis": "AVIF"}
 # Named ad ratios (width / height). A ratio within 3 % of one of these gets its name.
 AD_RATIOS: dict[str, float] = {"1:1": 1.0, "4:5": 0.8, "9:16": 9 / 16, "16:9": 16 / 9, "1.91:1": 1.91}
 _RATIO_TOLERANCE = 0.03
-_SQUARE_TOLERANCE = 0.02
 
 FINE_SIZE = 128  # luma thumbnail side; chroma is stored at half that
 _BORDER_MAX_SHARE = 0.05  # a frame takes at most this share of a dimension per side
@@ -122,7 +121,7 @@ def analyse_image(data: bytes, settings: Settings) -> ImageFacts:
         width=width,
         height=height,
         aspect_ratio=round(ratio, 4),
-        orientation=orientation_of(width, height),
+        orientation=geometry.orientation(width, height),
         aspect_label=aspect_label_of(width, height),
         image_format=image_format,
         fine_thumb=fine_thumb_b64(image),
@@ -131,18 +130,16 @@ def analyse_image(data: bytes, settings: Settings) -> ImageFacts:
 
 
 def read_image_text(data: bytes, settings: Settings) -> str | None:
-    """The whole image's text record (:func:`adpipeline.media.text.read_text`, at ``text.READ_MAX_SIDE``), read when a
+    """The whole image's text record (:func:`adpipeline.text_reader.read_text`, at its ``READ_MAX_SIDE``), read when a
     candidate pair needs it or by the offline extractor, and stored in ``image_hashes.ocr_text`` so no image is read
     twice. An unusable image or an OCR failure gives ``None`` (no text evidence) rather than failing a grouping run."""
-    from adpipeline.media.text import read_text
-
     try:
         image, _, _ = decode_image(data, settings.max_image_pixels)
     except MediaError as exc:
         _log.warning("no text for the duplicate check: %s", exc.status)
         return None
     try:
-        return read_text(np.asarray(image), threads=settings.ocr_threads)
+        return text_reader.read_text(np.asarray(image), threads=settings.ocr_threads)
     except Exception as exc:  # noqa: BLE001 - the OCR engine's errors are not ours to classify; the image stays usable
         _log.warning("OCR failed, no text for the duplicate check: %s", type(exc).__name__)
         return None
@@ -313,13 +310,6 @@ def to_signed64(value: int) -> int:
 
 def to_unsigned64(value: int) -> int:
     return value & 0xFFFF_FFFF_FFFF_FFFF
-
-
-def orientation_of(width: int, height: int) -> str:
-    ratio = width / height
-    if abs(ratio - 1.0) <= _SQUARE_TOLERANCE:
-        return "square"
-    return "landscape" if ratio > 1.0 else "portrait"
 
 
 def aspect_label_of(width: int, height: int) -> str | None:

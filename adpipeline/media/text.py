@@ -1,10 +1,10 @@
-"""The text of an image for the near-duplicate check: OCR lines with their places, and whether two images say the same.
+"""Whether two images say the same, for the near-duplicate check: their stored OCR records compared line by line.
 
 Template siblings (another price, headline, offer or call to action) differ from each other in a few glyphs, which
-at thumbnail size are as small as recompression noise; their text tells them apart at once. :func:`read_text` runs
-the OCR engine the offline extractor uses (rapidocr, models in its wheel) on the image scaled to ``max_side`` and
-keeps each line's text, confidence and box (shares of the image's width and height) as compact JSON; it is stored
-with the image's hashes (``image_hashes.ocr_text``) and read back only for candidate pairs.
+at thumbnail size are as small as recompression noise; their text tells them apart at once. The record is what
+:func:`adpipeline.text_reader.read_text` reads (the one text reader, shared with the offline extractor): each line's
+text, confidence and box (shares of the image's width and height) as compact JSON; it is stored with the image's
+hashes (``image_hashes.ocr_text``) and read back only for candidate pairs.
 
 :func:`texts_differ` compares two such records: lines are paired by place (boxes overlapping after allowing the shift
 a crop or frame makes); a pair whose texts differ (any digit, or more letters than OCR noise changes) is evidence of
@@ -17,20 +17,13 @@ import hashlib
 import json
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from adpipeline.features.offline import OcrResult
-
 __all__ = [
-    "READ_MAX_SIDE",
     "TextLine",
-    "ocr_record",
-    "ocr_result",
     "parse_text",
-    "read_text",
     "text_key",
     "texts_differ",
 ]
@@ -48,53 +41,6 @@ class TextLine(NamedTuple):
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 as shares of the image's width and height
 
 
-READ_MAX_SIDE = 640
-"""The one resolution a whole image is read at (longest side, px), for grouping and the offline extractor alike: one
-stored record per image serves both (media README, "What is read, when")."""
-
-
-def read_text(rgb: np.ndarray, *, max_side: int = READ_MAX_SIDE, threads: int = 0) -> str:
-    """OCR ``rgb`` (H x W x 3, uint8) scaled to ``max_side``: ``[[text, confidence, x0, y0, x1, y1], ...]`` as JSON,
-    boxes as shares of the image (3 decimals). ``"[]"`` when there is no text. ``threads``: the process-wide engine's
-    onnxruntime threads (``ocr_threads``; the offline extractor passes the same, so one engine serves both)."""
-    from adpipeline.features.offline import run_ocr
-
-    return ocr_record(run_ocr(rgb, max_side=max_side, threads=threads))
-
-
-def ocr_record(result: OcrResult) -> str:
-    """An OCR result as the stored record (:func:`read_text`'s format)."""
-    width, height = max(result.width, 1), max(result.height, 1)
-    lines = [
-        [
-            line.text,
-            round(line.score, 3),
-            round(line.box[0] / width, 3),
-            round(line.box[1] / height, 3),
-            round(line.box[2] / width, 3),
-            round(line.box[3] / height, 3),
-        ]
-        for line in result.lines
-    ]
-    return json.dumps(lines, ensure_ascii=False, separators=(",", ":"))
-
-
-def ocr_result(record: str, width: int, height: int) -> OcrResult:
-    """A stored record back as the offline extractor's OCR result for a ``width`` x ``height`` image (boxes in
-    pixels): every line, whatever its confidence, as :func:`read_text` stored it. A record that does not parse reads as
-    no lines."""
-    from adpipeline.features.offline import OcrLine, OcrResult
-
-    lines = []
-    try:
-        for text, score, x0, y0, x1, y1 in json.loads(record):
-            box = (float(x0) * width, float(y0) * height, float(x1) * width, float(y1) * height)
-            lines.append(OcrLine(str(text), float(score), box))
-    except (ValueError, TypeError):
-        lines = []
-    return OcrResult(tuple(lines), width, height)
-
-
 _KEEP = re.compile(r"[^0-9a-z$%€£¥]+")
 
 
@@ -110,8 +56,8 @@ def parse_text(record: str | None) -> tuple[TextLine, ...] | None:
 
 @lru_cache(maxsize=4096)
 def _parse(record: str) -> tuple[TextLine, ...]:
-    """A record that is not what :func:`read_text` writes (a hand-edited or truncated cell) reads as no text: no
-    evidence either way, never a failed grouping run."""
+    """A record that is not what :func:`adpipeline.text_reader.read_text` writes (a hand-edited or truncated cell)
+    reads as no text: no evidence either way, never a failed grouping run."""
     lines = []
     try:
         for text, confidence, x0, y0, x1, y1 in json.loads(record):

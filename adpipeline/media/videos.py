@@ -12,8 +12,8 @@ import io
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from adpipeline import tables
-from adpipeline.media.images import aspect_label_of, orientation_of
+from adpipeline import geometry, tables
+from adpipeline.media.images import aspect_label_of
 from adpipeline.settings import Settings
 
 
@@ -152,7 +152,7 @@ def _facts(container: av.container.InputContainer) -> VideoFacts:  # type: ignor
         width=display_w,
         height=display_h,
         aspect_ratio=round(display_w / display_h, 4) if ok else None,
-        orientation=orientation_of(display_w, display_h) if ok else None,
+        orientation=geometry.orientation(display_w, display_h) if ok else None,
         aspect_label=aspect_label_of(display_w, display_h) if ok else None,
         codec=video.codec_context.name,
         bit_rate=int(bit_rate) if bit_rate else None,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from adpipeline import tables
+from adpipeline import tables, text_reader
 from adpipeline.features import offline, schema
 from adpipeline.settings import Settings
 
@@ -178,10 +178,10 @@ def test_ocr_models_load_from_the_wheel_without_network(no_network: None) -> Non
 
     models = sorted(p.name for p in (Path(rapidocr_onnxruntime.__file__).parent / "models").glob("*.onnx"))
     assert len(models) == 3  # detection, direction, recognition: shipped in the wheel
-    engine = offline.ocr_engine(threads=1)  # a second engine, built here with sockets refused
+    engine = text_reader.ocr_engine(threads=1)  # a second engine, built here with sockets refused
     rgb = np.asarray(Image.open(io.BytesIO(render([("Learn more", 60)], size=(500, 200)))))
-    assert "learn more" in offline.run_ocr(rgb, threads=1).text.lower()
-    assert offline.ocr_engine(threads=1) is engine  # created once per process
+    assert "learn more" in text_reader.run_ocr(rgb, threads=1).text.lower()
+    assert text_reader.ocr_engine(threads=1) is engine  # created once per process
 
 
 # --- videos -----------------------------------------------------------------------------------------------

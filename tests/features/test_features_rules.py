@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from adpipeline import geometry
 from adpipeline.features import offline, schema
 
 
@@ -98,11 +99,17 @@ def test_pixel_measures() -> None:
     stripes[::2] = (255, 0, 0)
     stripes[1::2] = (0, 0, 255)
     assert offline.colorfulness(stripes) > 80
-    assert [offline.orientation(*wh) for wh in ((1200, 628), (1080, 1920), (1080, 1080), (1000, 1040))] == [
+    assert [geometry.orientation(*wh) for wh in ((1200, 628), (1080, 1920), (1080, 1080), (1000, 1040))] == [
         "landscape",
         "portrait",
         "square",
         "square",
+    ]
+    assert [geometry.orientation(*wh) for wh in ((104, 100), (100, 104), (106, 100), (100, 106))] == [
+        "square",
+        "square",
+        "landscape",
+        "portrait",
     ]
 
 

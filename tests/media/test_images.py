@@ -53,6 +53,18 @@ def test_geometry_labels(plain: Settings) -> None:
     assert images.aspect_label_of(1080, 1350) == "4:5" and images.aspect_label_of(1000, 700) is None
 
 
+def test_orientation_is_the_features_rule(plain: Settings) -> None:
+    """Media and the offline extractor store the same orientation: square within 5 % (a 4 % wide image is square)."""
+    from adpipeline.features.offline import OfflineExtractor
+    from tests.media.conftest import jpeg_bytes
+
+    extractor = OfflineExtractor(Settings(_env_file=None, ocr_enabled=False))  # type: ignore[call-arg]
+    for size, expected in (((104, 100), "square"), ((100, 104), "square"), ((106, 100), "landscape")):
+        data = jpeg_bytes(size)
+        assert analyse_image(data, plain).orientation == expected
+        assert extractor.extract_image(data, "c").orientation == expected
+
+
 def test_webp_and_animated_gif_first_frame(plain: Settings) -> None:
     assert analyse_image((FIXTURES / "portrait.webp").read_bytes(), plain).image_format == "WEBP"
     frames = [Image.new("RGB", (40, 30), colour) for colour in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]

@@ -11,8 +11,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from adpipeline.media import dedupe
 from adpipeline.media.images import analyse_image
-from adpipeline.media.text import lines_differ, normalise, parse_text, read_text, text_key, texts_differ
+from adpipeline.media.text import lines_differ, normalise, parse_text, text_key, texts_differ
 from adpipeline.settings import Settings
+from adpipeline.text_reader import read_text
 from tests.media.conftest import with_text
 
 
@@ -153,12 +154,12 @@ def test_text_keeps_cta_siblings_apart_and_copies_together() -> None:
 
 def test_analysis_reads_no_text(monkeypatch: pytest.MonkeyPatch) -> None:
     """Text is read only when grouping needs it (or by the offline extractor), never at analysis."""
-    import adpipeline.features.offline as offline
+    import adpipeline.text_reader as text_reader
 
     def no_ocr(*args: object, **kwargs: object) -> None:
         raise AssertionError("analysis ran OCR")
 
-    monkeypatch.setattr(offline, "run_ocr", no_ocr)
+    monkeypatch.setattr(text_reader, "run_ocr", no_ocr)
     facts = analyse_image(_banner("$45.99"), Settings(_env_file=None))  # type: ignore[call-arg]
     assert facts.ocr_text is None and facts.to_row("c", "s").ocr_text is None and facts.fine_thumb
 
@@ -170,13 +171,13 @@ def test_a_malformed_record_is_no_evidence(bad: str) -> None:
 
 
 def test_an_ocr_failure_is_no_text_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adpipeline.media.text as text
+    import adpipeline.text_reader as text_reader
     from adpipeline.media.images import read_image_text
 
     def broken(rgb: np.ndarray, **kwargs: object) -> str:
         raise RuntimeError("onnxruntime session failed")
 
-    monkeypatch.setattr(text, "read_text", broken)
+    monkeypatch.setattr(text_reader, "read_text", broken)
     assert read_image_text(_banner("$45.99"), Settings(_env_file=None)) is None  # type: ignore[call-arg]
     assert read_image_text(b"not an image", Settings(_env_file=None)) is None  # type: ignore[call-arg]
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adpipeline import tables
+from adpipeline import tables, text_reader
 from adpipeline.features import offline
 from adpipeline.settings import Settings
 from adpipeline.stages import features, media
@@ -57,13 +57,13 @@ def test_text_is_read_only_for_candidates_and_once_per_image(tmp_path: Path, mon
         feature_provider="offline",
     )
     reads: Counter[str] = Counter()
-    real_run_ocr = offline.run_ocr
+    real_run_ocr = text_reader.run_ocr
 
     def counted(rgb: np.ndarray, **kwargs: Any) -> Any:
         reads[_pixels_key(rgb)] += 1
         return real_run_ocr(rgb, **kwargs)
 
-    monkeypatch.setattr(offline, "run_ocr", counted)
+    monkeypatch.setattr(text_reader, "run_ocr", counted)
     monkeypatch.setattr(features, "_face_counter", lambda settings: None)  # faces are not what is counted here
     ids = {name: creative_id(str(root / f"{name}.img"), "image") for name in files}
     window = Window(DAY, DAY)
@@ -84,7 +84,7 @@ def test_text_is_read_only_for_candidates_and_once_per_image(tmp_path: Path, mon
         )
         media.fetch_and_analyse(ctx)
         assert not reads  # analysis reads no text
-        builds_before = offline.ENGINE_BUILDS
+        builds_before = text_reader.ENGINE_BUILDS
         grouped = media.group(ctx)
         assert grouped["passes"] >= 3
         after_group = Counter(reads)
@@ -92,7 +92,7 @@ def test_text_is_read_only_for_candidates_and_once_per_image(tmp_path: Path, mon
         stored = ctx.warehouse.read_table("image_hashes").set_index("creative_id")["ocr_text"]
         groups = ctx.warehouse.read_table("duplicate_groups").set_index("creative_id")
         assert media.group(ctx)["texts_read"] == 0  # nothing pending: nothing read
-    assert offline.ENGINE_BUILDS - builds_before <= 1  # one engine for every pass and the extractor
+    assert text_reader.ENGINE_BUILDS - builds_before <= 1  # one engine for every pass and the extractor
 
     from PIL import Image
 
@@ -117,19 +117,18 @@ def test_text_is_read_only_for_candidates_and_once_per_image(tmp_path: Path, mon
 
 def test_the_extractor_reuses_a_stored_record(monkeypatch: pytest.MonkeyPatch) -> None:
     """Given the stored record, the extractor reads nothing and derives the same text features from it."""
-    from adpipeline.media.text import ocr_record
     from tests.media.test_text_check import _banner
 
     data = _banner("$45.99")
     extractor = offline.OfflineExtractor(Settings(_env_file=None))  # type: ignore[call-arg]
     fresh = extractor.extract_image(data, "a")
     record = extractor.texts_read["a"]
-    assert record == ocr_record(offline.run_ocr(extractor._decode_image(data), max_side=640))
+    assert record == text_reader.ocr_record(text_reader.run_ocr(extractor._decode_image(data), max_side=640))
 
     def no_ocr(*args: object, **kwargs: object) -> None:
         raise AssertionError("read again")
 
-    monkeypatch.setattr(offline, "run_ocr", no_ocr)
+    monkeypatch.setattr(text_reader, "run_ocr", no_ocr)
     again = offline.OfflineExtractor(Settings(_env_file=None))  # type: ignore[call-arg]
     reused = again.extract_image(data, "a", ocr_text=record)
     assert not again.texts_read
