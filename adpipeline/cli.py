@@ -1,4 +1,5 @@
-"""``adpipeline`` command line: demo, run, load-csv, query, summary, forget, enroll, identify, verify."""
+"""``adpipeline`` command line: demo, run, load-csv, query, summary, forget, migrate-thumbs, enroll, identify,
+verify."""
 
 from __future__ import annotations
 
@@ -274,6 +275,30 @@ def forget(
         console.print(f"  suppression rows written (no vectors): {out['suppressions']}")
     if out["note"]:
         console.print(f"  note: {out['note']}")
+
+
+@app.command("migrate-thumbs")
+def migrate_thumbs(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the rows by stored format.")] = False,
+) -> None:
+    """Bring every image_hashes thumbnail to the one stored format (format 3): rows in an earlier format are
+    re-analysed from their bytes in the bucket; groups do not move. Run once after upgrading; safe to run again."""
+    from adpipeline.stages.context import StageContext
+    from adpipeline.stages.media_thumbs import migrate_thumbs as migrate
+    from adpipeline.window import Window
+
+    today = dt.date.today()
+    with StageContext(_settings(), Window(today, today), run_id="cli-migrate-thumbs") as ctx:
+        out = migrate(ctx, dry_run=dry_run)
+    console.print(
+        f"thumbnail format {out['format']}{' (dry run)' if dry_run else ''}: "
+        + ", ".join(f"{k}={v}" for k, v in out.items() if k not in ("stage", "window", "format", "dry_run")),
+        highlight=False,
+    )
+    if out.get("blob_missing") or out.get("unusable"):
+        console.print(
+            "  rows left in an earlier format: grouping refuses them until they are fetched and analysed again"
+        )
 
 
 @app.command()

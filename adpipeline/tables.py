@@ -130,13 +130,18 @@ class ImageHash(Row):
     fine_thumb: str | None = Field(
         None,
         description="Finer near-duplicate check: image inside any border as 128x128 luma + 64x64 Cb/Cr, zlib, base64 "
-        "(about 4.5 KB on average; older rows hold 64x64 luma + 32x32 Cb/Cr or 32x32 grey).",
+        "(about 4.5 KB on average; format thumb_format).",
     )
     is_animated: bool | None = None
     ocr_text: str | None = Field(
         None,
         description="Text lines for the near-duplicate check: JSON [[text, confidence, x0, y0, x1, y1], ...], boxes as "
         "shares of the image; null when the text check is off or for rows analysed before it existed.",
+    )
+    thumb_format: int | None = Field(
+        None,
+        description="Format of fine_thumb (media.dedupe.thumbnails.THUMB_FORMAT, now 3); null: written before the "
+        "format was recorded (`adpipeline migrate-thumbs` checks those and re-analyses rows in an earlier format).",
     )
 
 

@@ -134,7 +134,7 @@ def quality(templates: int, seed: int, settings_grid: list[tuple[int, float | No
     print("|---|---|---|---|---|---|")
     defaults = (settings.dhash_threshold, settings.duplicate_detail_threshold)
     for threshold, fine in settings_grid:
-        rows = dedupe.group_duplicates(images, threshold, fine_threshold=fine)
+        rows = dedupe.group_duplicates(images, threshold, detail_threshold=fine)
         group = np.empty(len(banners), dtype=object)
         for row in rows:
             group[index[row.creative_id]] = row.group_id

@@ -244,7 +244,7 @@ def ours(threshold: int, fine: float | None, **kwargs: object) -> Grouper:
         rows = dedupe.group_duplicates(
             to_images(items),
             threshold,
-            fine_threshold=fine,
+            detail_threshold=fine,
             read_texts=text_reader(items),
             **kwargs,  # type: ignore[arg-type]
         )
@@ -306,7 +306,7 @@ def number_rule_before(threshold: int, fine: float, **kwargs: object) -> Grouper
 
 def phash_alone(threshold: int) -> Grouper:
     def run(items: Sequence[Analysed]) -> dict[str, str]:
-        rows = dedupe.group_duplicates(to_images(items, use_phash=True), threshold, fine_threshold=None)
+        rows = dedupe.group_duplicates(to_images(items, use_phash=True), threshold, detail_threshold=None)
         return {r.creative_id: r.group_id for r in rows}
 
     return run

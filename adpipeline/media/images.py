@@ -23,6 +23,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adpipeline import geometry, tables, text_reader
+from adpipeline.media.dedupe.thumbnails import DETAIL as FINE_SIZE
+from adpipeline.media.dedupe.thumbnails import THUMB_FORMAT
 from adpipeline.settings import Settings
 
 _log = logging.getLogger("adpipeline")
@@ -55,7 +57,6 @@ _HEIF_BRANDS |= {b"avif": "AVIF", b"avis": "AVIF"}
 AD_RATIOS: dict[str, float] = {"1:1": 1.0, "4:5": 0.8, "9:16": 9 / 16, "16:9": 16 / 9, "1.91:1": 1.91}
 _RATIO_TOLERANCE = 0.03
 
-FINE_SIZE = 128  # luma thumbnail side; chroma is stored at half that
 _BORDER_MAX_SHARE = 0.05  # a frame takes at most this share of a dimension per side
 _BORDER_TOLERANCE = 24  # per-channel grey levels from the frame colour (JPEG ringing, resize blur)
 _BORDER_FILL = 0.9  # share of a line that must be frame-coloured
@@ -105,6 +106,7 @@ class ImageFacts:
             fine_thumb=self.fine_thumb,
             is_animated=self.is_animated,
             ocr_text=self.ocr_text,
+            thumb_format=THUMB_FORMAT,
         )
 
 

@@ -218,7 +218,7 @@ def group(ctx: StageContext) -> dict[str, Any]:
             clustering,
             load_thumbs=lambda ids: _group_thumbs(ctx, ids),
             load_members=lambda components: _group_members(ctx, components),
-            read_texts=reader if clustering.text_check and clustering.fine_threshold is not None else None,
+            read_texts=reader if clustering.text_check and clustering.detail_threshold is not None else None,
         )
         reader.flush()  # the texts first: a grouped image's text is stored whenever its pair needed it
         wh.merge_rows("duplicate_groups", rows)
@@ -299,7 +299,7 @@ def _clustering(settings: Any) -> Any:
 
     return Clustering(
         threshold=settings.dhash_threshold,
-        fine_threshold=settings.duplicate_detail_threshold if settings.duplicate_fine_check else None,
+        detail_threshold=settings.duplicate_detail_threshold if settings.duplicate_fine_check else None,
         coarse_reject=settings.duplicate_coarse_reject,
         link_share=settings.duplicate_link_share,
         all_pairs_within=settings.duplicate_all_pairs_within,

@@ -195,12 +195,12 @@ def fixture_rows() -> dict[str, list[Row]]:
             make(ImageHash, creative_id="img_a", sha256="sha_img_a", dhash=-6148914691236517206,
                       dhash_hex="aaaaaaaaaaaaaaaa",
                       width=1080, height=1080, aspect_ratio=1.0, orientation="square", aspect_label="1:1",
-                      image_format="PNG"),
+                      image_format="PNG", thumb_format=3),
             make(ImageHash, creative_id="img_b", sha256="sha_img_b", dhash=-6148914691236517205,
                       dhash_hex="aaaaaaaaaaaaaaab",
                       width=1080, height=1350, aspect_ratio=0.8, orientation="portrait", aspect_label="4:5"),
             make(ImageHash, creative_id="img_c", sha256="sha_img_c", dhash=1234567890123, dhash_hex="0000011f71fb04cb",
-                      width=1920, height=1080, aspect_ratio=1920 / 1080, orientation="landscape"),
+                      width=1920, height=1080, aspect_ratio=1920 / 1080, orientation="landscape", thumb_format=2),
         ],
         "duplicate_groups": [
             make(DuplicateGroup, creative_id="img_a", group_id="g1", canonical_creative_id="img_a",
@@ -399,13 +399,18 @@ def test_old_table_gains_the_models_new_nullable_columns(
 
     bq = new_bq_warehouse()
     bq.ensure_dataset()
-    old = [f for f in schema_fields(TABLES["image_hashes"].model) if f.name not in ("ocr_text", "is_animated")]
+    old = [
+        f
+        for f in schema_fields(TABLES["image_hashes"].model)
+        if f.name not in ("ocr_text", "is_animated", "thumb_format")
+    ]
     bq.client.create_table(bigquery.Table(f"{bq.dataset_id}.image_hashes", schema=old))
     fresh = BigQueryWarehouse(project=bq.project, dataset=bq.dataset)  # a later version's warehouse object
     try:
         fresh.ensure_tables(["image_hashes"])
         fields = {f.name: f.mode for f in bq.client.get_table(f"{bq.dataset_id}.image_hashes").schema}
         assert fields["ocr_text"] == "NULLABLE" and fields["is_animated"] == "NULLABLE"
+        assert fields["thumb_format"] == "NULLABLE"
         assert fresh.add_missing_columns(TABLES["image_hashes"]) == []
     finally:
         fresh.close()

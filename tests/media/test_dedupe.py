@@ -109,7 +109,7 @@ def banners():
     return out
 
 
-def _sibling_merges_and_resize_recall(banners, fine_threshold):
+def _sibling_merges_and_resize_recall(banners, detail_threshold):
     images = [HashedImage(b.name, str(i), facts.dhash, DAY, facts.fine_thumb) for i, (b, facts) in enumerate(banners)]
     data = {b.name: b.data for b, _ in banners}
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -122,7 +122,9 @@ def _sibling_merges_and_resize_recall(banners, fine_threshold):
                 _TEXTS[i] = read_image_text(data[i], settings)
         return {i: _TEXTS[i] for i in ids}
 
-    rows = {r.creative_id: r for r in group_duplicates(images, 8, fine_threshold=fine_threshold, read_texts=read_texts)}
+    rows = {
+        r.creative_id: r for r in group_duplicates(images, 8, detail_threshold=detail_threshold, read_texts=read_texts)
+    }
     assert len(read) == len(set(read))  # no image read twice in one grouping
     label = {b.name: b.label for b, _ in banners}
     names = sorted(rows)
@@ -141,7 +143,7 @@ def test_finer_check_cuts_sibling_merges(banners) -> None:
     """The measured behaviour (README table): the finer check (text and pixels) removes the template-sibling merges
     that dHash alone makes, while resized copies still join their original."""
     merged_without, _ = _sibling_merges_and_resize_recall(banners, None)
-    merged_with, resize_recall = _sibling_merges_and_resize_recall(banners, dedupe.DEFAULT_FINE_DIFF)
+    merged_with, resize_recall = _sibling_merges_and_resize_recall(banners, dedupe.DEFAULT_DETAIL_THRESHOLD)
     assert merged_without > 0 and merged_with == 0
     assert resize_recall >= 0.9
 
@@ -155,7 +157,7 @@ def _pair_grouped(first, second, *, text_check: bool = True) -> bool:
         HashedImage(b.name, str(k), f.dhash, DAY, f.fine_thumb, ocr_text=f.ocr_text)
         for k, (b, f) in enumerate((first, second))
     ]
-    rows = group_duplicates(images, 12, fine_threshold=dedupe.DEFAULT_FINE_DIFF, text_check=text_check)
+    rows = group_duplicates(images, 12, detail_threshold=dedupe.DEFAULT_DETAIL_THRESHOLD, text_check=text_check)
     return rows[0].group_id == rows[1].group_id
 
 
@@ -225,7 +227,7 @@ def test_low_contrast_digit_change_stays_apart() -> None:
     ta, tb = dedupe.load_thumb(a.fine_thumb), dedupe.load_thumb(b.fine_thumb)
     assert ta is not None and tb is not None
     coarse, detail = dedupe.pair_difference(ta, tb)
-    assert coarse <= dedupe.LEGACY_FINE_DIFF  # the 64-px check alone would merge them
+    assert coarse <= 10.0  # the 64-px check alone (its limit before the detail stage existed) would merge them
     assert detail is not None and detail > 0.55  # the detail stage sees the glyph ...
     assert _pair_grouped((_Named("a"), a), (_Named("b"), b), text_check=False)  # ... but lets it through alone
     assert _pair_grouped((_Named("a"), a), (_Named("b"), b)) is False
@@ -240,33 +242,33 @@ def test_low_contrast_digit_change_stays_apart() -> None:
     assert _pair_grouped((_Named("a"), a), (_Named("copy"), copy))
 
 
-def test_older_thumbnail_formats_are_handled() -> None:
-    """A 64-px thumbnail (before the detail stage) is confirmed by the coarse check alone; the oldest 32 x 32 grey
-    one (or none) leaves the dHash candidate standing."""
+def test_only_the_current_thumbnail_format_decodes() -> None:
+    """One stored format: the thumbnail analysis writes decodes (coarse planes 64 px, detail planes 128 px); the two
+    earlier formats are recognised (``thumb_format``) and refused with the migration command named; an image with no
+    thumbnail leaves the dHash candidate standing."""
     import base64
     import zlib
 
-    original = _banner()
-    facts = _analysed(original)
+    facts = _analysed(_banner())
     thumb = dedupe.load_thumb(facts.fine_thumb)
-    assert thumb is not None and thumb.detail is not None and thumb.coarse.shape == (3, 64, 64)
+    assert thumb.detail is not None and thumb.coarse.shape == (3, 64, 64) and thumb.detail.shape == (3, 128, 128)
+    assert dedupe.thumb_format(facts.fine_thumb) == dedupe.THUMB_FORMAT
+    assert facts.to_row("a", "1").thumb_format == dedupe.THUMB_FORMAT
     raw = zlib.decompress(base64.b64decode(facts.fine_thumb))
     luma = np.frombuffer(raw[: 128 * 128], np.uint8).reshape(64, 2, 64, 2).mean(axis=(1, 3)).round()
     chroma = np.frombuffer(raw[128 * 128 :], np.uint8).reshape(2, 32, 2, 32, 2).mean(axis=(2, 4)).round()
-    old = base64.b64encode(zlib.compress(luma.astype(np.uint8).tobytes() + chroma.astype(np.uint8).tobytes())).decode()
-    legacy = dedupe.load_thumb(old)
-    assert legacy is not None and legacy.detail is None
-    assert dedupe.fine_difference(legacy.coarse, thumb.coarse) < 1.0
-    oldest = base64.b64encode(bytes(32 * 32)).decode()
-    assert dedupe.load_thumb(oldest) is None
+    format_2 = base64.b64encode(zlib.compress(luma.astype(np.uint8).tobytes() + chroma.astype(np.uint8).tobytes()))
+    format_1 = base64.b64encode(bytes(32 * 32))
+    for old, version in ((format_2.decode(), 2), (format_1.decode(), 1)):
+        assert dedupe.thumb_format(old) == version
+        for read in (dedupe.load_thumb, dedupe.inner_hash, dedupe.layout_vector):
+            with pytest.raises(dedupe.OldThumbFormat, match="migrate-thumbs"):
+                read(old)
+    assert dedupe.thumb_format(None) is None
     other = _analysed(_banner("$47.99"))
-    for old_thumb, grouped in ((old, False), (oldest, True), (None, True)):
-        images = [
-            HashedImage("a", "1", other.dhash, DAY, other.fine_thumb),
-            HashedImage("b", "2", facts.dhash, DAY, old_thumb),
-        ]
-        rows = group_duplicates(images, 12, fine_threshold=dedupe.DEFAULT_FINE_DIFF)
-        assert (rows[0].group_id == rows[1].group_id) is grouped
+    images = [HashedImage("a", "1", other.dhash, DAY, other.fine_thumb), HashedImage("b", "2", facts.dhash, DAY)]
+    rows = group_duplicates(images, 12, detail_threshold=dedupe.DEFAULT_DETAIL_THRESHOLD)
+    assert rows[0].group_id == rows[1].group_id  # no thumbnail: the dHash candidate stands
 
 
 class _Named(NamedTuple):

@@ -13,7 +13,16 @@ import pytest
 
 from adpipeline import tables
 from adpipeline.media import dedupe
-from adpipeline.media.dedupe import Clustering, HashedImage, Known, Member, Stored, group_duplicates, regroup
+from adpipeline.media.dedupe import (
+    Clustering,
+    HashedImage,
+    Known,
+    Member,
+    Stored,
+    candidates,
+    group_duplicates,
+    regroup,
+)
 from adpipeline.settings import Settings
 from tests.media.conftest import with_text
 
@@ -31,8 +40,8 @@ class MemoryIndex:
         inner = [r.inner_dhash for r in rows]
         return Known(
             creative_ids=np.array([r.creative_id for r in rows], dtype=object),
-            dhash=np.array([self.images[r.creative_id].dhash & dedupe._MASK64 for r in rows], dtype=np.uint64),
-            inner=np.array([(v or 0) & dedupe._MASK64 for v in inner], dtype=np.uint64),
+            dhash=np.array([self.images[r.creative_id].dhash & dedupe.MASK64 for r in rows], dtype=np.uint64),
+            inner=np.array([(v or 0) & dedupe.MASK64 for v in inner], dtype=np.uint64),
             has_inner=np.array([v is not None for v in inner], dtype=bool),
             component_ids=np.array([r.component_id for r in rows], dtype=object),
             text_keys=np.array([r.text_key or 0 for r in rows], dtype=np.int64),
@@ -156,7 +165,7 @@ def test_a_pass_changes_only_rows_that_move(banners: list[HashedImage]) -> None:
 
 
 def test_fine_check_off_is_dhash_alone(banners: list[HashedImage]) -> None:
-    off = group_duplicates(banners, 10, fine_threshold=None)
+    off = group_duplicates(banners, 10, detail_threshold=None)
     stripped = group_duplicates([im._replace(fine_thumb=None, ocr_text=None) for im in banners], 10)
     assert [(r.creative_id, r.group_id) for r in off] == [(r.creative_id, r.group_id) for r in stripped]
 
@@ -178,8 +187,8 @@ def test_media_group_stage_is_incremental_on_the_warehouse(tmp_path: Path, banne
         tables.ImageHash(
             creative_id=im.creative_id,
             sha256=im.sha256,
-            dhash=dedupe._signed(im.dhash & dedupe._MASK64),
-            dhash_hex=f"{im.dhash & dedupe._MASK64:016x}",
+            dhash=dedupe.signed64(im.dhash & dedupe.MASK64),
+            dhash_hex=f"{im.dhash & dedupe.MASK64:016x}",
             width=im.width,
             height=im.height,
             aspect_ratio=1.0,
@@ -206,31 +215,31 @@ def test_text_pairs_are_every_same_key_pair_within_the_bits(monkeypatch: pytest.
     """The same-text route against a brute-force scan, read in slices of a few pairs (as a headline shared by many
     images is), pending against the index and pending among themselves."""
     rng = np.random.default_rng(7)
-    monkeypatch.setattr(dedupe, "_TEXT_PAIR_CHUNK", 5)
+    monkeypatch.setattr(candidates, "_TEXT_PAIR_CHUNK", 5)
 
-    def hashes(n: int) -> dedupe._Hashes:
+    def hashes(n: int) -> candidates.Hashes:
         base = rng.integers(0, 2**64, 4, dtype=np.uint64)
         dhash = base[rng.integers(0, 4, n)] ^ rng.integers(0, 2**64, n, dtype=np.uint64) & np.uint64(0xFFFFFF)
         inner = dhash ^ rng.integers(0, 2**64, n, dtype=np.uint64) & np.uint64(0xFFFFFFF)
         keys = rng.integers(0, 5, n).astype(np.int64)
-        return dedupe._Hashes(dhash, inner, rng.random(n) < 0.7, keys, rng.random(n) < 0.8)
+        return candidates.Hashes(dhash, inner, rng.random(n) < 0.7, keys, rng.random(n) < 0.8)
 
     clustering = Clustering(text_candidate_bits=20)
     queries, index = hashes(60), hashes(90)
 
-    def near(a: dedupe._Hashes, i: int, b: dedupe._Hashes, j: int) -> bool:
+    def near(a: candidates.Hashes, i: int, b: candidates.Hashes, j: int) -> bool:
         if not (a.has_key[i] and b.has_key[j] and a.keys[i] == b.keys[j]):
             return False
         on_inner = a.has_inner[i] and b.has_inner[j] and bin(int(a.inner[i] ^ b.inner[j])).count("1") <= 20
         return on_inner or bin(int(a.dhash[i] ^ b.dhash[j])).count("1") <= 20
 
     rows_q, rows_i = np.arange(60), np.arange(90)
-    got = {tuple(p) for p in dedupe._text_pairs(queries, rows_q, index, rows_i, clustering).tolist()}
+    got = {tuple(p) for p in candidates.text_pairs(queries, rows_q, index, rows_i, clustering).tolist()}
     assert got == {(i, j) for i in range(60) for j in range(90) if near(queries, i, index, j)} and got
-    among = {tuple(p) for p in dedupe._text_pairs(queries, rows_q, queries, rows_q, clustering).tolist()}
+    among = {tuple(p) for p in candidates.text_pairs(queries, rows_q, queries, rows_q, clustering).tolist()}
     assert among == {(i, j) for i in range(60) for j in range(i + 1, 60) if near(queries, i, queries, j)} and among
     off = Clustering(text_candidate_bits=12)  # at the dHash threshold: the route adds nothing, so it is off
-    assert not len(dedupe._text_pairs(queries, rows_q, index, rows_i, off))
+    assert not len(candidates.text_pairs(queries, rows_q, index, rows_i, off))
 
 
 def test_a_crop_in_a_frame_beyond_the_threshold_joins_by_its_text(tmp_path: Path) -> None:
@@ -261,7 +270,7 @@ def test_a_crop_in_a_frame_beyond_the_threshold_joins_by_its_text(tmp_path: Path
             HashedImage(name, name, facts.dhash, None, facts.fine_thumb, facts.width, facts.height, facts.ocr_text)
         )
     first, second = images
-    assert bin((first.dhash ^ second.dhash) & dedupe._MASK64).count("1") > 12
+    assert bin((first.dhash ^ second.dhash) & dedupe.MASK64).count("1") > 12
     assert bin(dedupe.inner_hash(first.fine_thumb) ^ dedupe.inner_hash(second.fine_thumb)).count("1") > 12
 
     rows = group_duplicates(images)

@@ -148,7 +148,7 @@ def test_text_keeps_cta_siblings_apart_and_copies_together() -> None:
     assert groups["base"] == groups["base-copy"]
     assert len({groups["base"], groups["cta"], groups["price"]}) == 3
     # the check can be turned off: the text is then no evidence
-    loose = dedupe.group_duplicates(images, fine_threshold=10.0, coarse_reject=255.0, text_check=False)
+    loose = dedupe.group_duplicates(images, detail_threshold=10.0, coarse_reject=255.0, text_check=False)
     assert len({row.group_id for row in loose}) < 3
 
 
