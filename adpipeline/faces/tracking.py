@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from itertools import permutations
 
 import cv2
 import numpy as np
@@ -96,26 +95,6 @@ def face_quality(chip: np.ndarray, size_px: int, score: float, score_scale: floa
     return float(size_term * sharp_term * score_term)
 
 
-def _assign(cost: np.ndarray) -> tuple[list[int], list[int]]:
-    """Minimum-cost assignment (``scipy.optimize.linear_sum_assignment``). A handful of faces per frame is the usual
-    case: those are solved exhaustively, which spares every worker process importing scipy.optimize (~0.5 s)."""
-    n_rows, n_cols = cost.shape
-    if min(n_rows, n_cols) > 4 or max(n_rows, n_cols) > 6:
-        from scipy.optimize import linear_sum_assignment
-
-        rows, cols = linear_sum_assignment(cost)
-        return [int(r) for r in rows], [int(c) for c in cols]
-    matrix = cost if n_rows <= n_cols else cost.T
-    best: tuple[int, ...] = ()
-    best_cost = np.inf
-    for choice in permutations(range(matrix.shape[1]), matrix.shape[0]):
-        total = float(sum(matrix[i, j] for i, j in enumerate(choice)))
-        if total < best_cost:
-            best, best_cost = choice, total
-    pairs = [(i, j) for i, j in enumerate(best)] if n_rows <= n_cols else sorted((j, i) for i, j in enumerate(best))
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
 @dataclass
 class _Tracklet:
     detections: list[Detection] = field(default_factory=list)
@@ -157,8 +136,10 @@ class Tracker:
                     corr = float(last.signature @ det.signature)
                     if shift <= MAX_CENTRE_SHIFT and ratio <= MAX_SIZE_RATIO and corr >= MIN_CHIP_CORRELATION:
                         cost[i, j] = shift + (1.0 - corr)
-            finite = np.where(np.isfinite(cost), cost, 1e6)
-            rows, cols = _assign(finite)
+            # Imported here, at the first frame with both open tracks and detections: once per process (~0.5 s).
+            from scipy.optimize import linear_sum_assignment
+
+            rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
             for i, j in zip(rows, cols, strict=True):
                 if np.isfinite(cost[i, j]):
                     self._active[i].detections.append(detections[j])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -134,3 +135,73 @@ def test_insightface_adapter_wiring_with_tiny_models(tmp_path, face_settings):
     assert red.shape == (512,) and red.dtype == np.float32 and abs(float(np.linalg.norm(red)) - 1) < 1e-5
     assert float(np.linalg.norm(red - purple)) > 0.05
     assert engine.align(image, faces[0]).shape == (112, 112, 3)
+
+
+# --- InsightFace's NMS and alignment are OpenCV calls: equal to the numpy code they replaced --------------------------
+def _numpy_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """The adapter's former NMS (insightface's own: inclusive box ends, a box goes when its IoU > the threshold)."""
+    order = scores.argsort()[::-1]
+    keep: list[int] = []
+    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        xx0 = np.maximum(boxes[i, 0], boxes[order[1:], 0])
+        yy0 = np.maximum(boxes[i, 1], boxes[order[1:], 1])
+        xx1 = np.minimum(boxes[i, 2], boxes[order[1:], 2])
+        yy1 = np.minimum(boxes[i, 3], boxes[order[1:], 3])
+        inter = np.maximum(0.0, xx1 - xx0 + 1) * np.maximum(0.0, yy1 - yy0 + 1)
+        order = order[1:][inter / (areas[i] + areas[order[1:]] - inter) <= iou_threshold]
+    return keep
+
+
+def _umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The adapter's former alignment: Umeyama's closed-form least-squares similarity (scikit-image's estimate)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    src_c, dst_c = src - src.mean(0), dst - dst.mean(0)
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.array([1.0, -1.0 if np.linalg.det(cov) < 0 else 1.0])
+    rotation = u @ np.diag(d) @ vt
+    scale = (s * d).sum() / ((src_c**2).sum() / len(src))
+    return np.c_[scale * rotation, dst.mean(0) - scale * rotation @ src.mean(0)]
+
+
+def test_insightface_nms_equals_the_numpy_nms_it_replaced():
+    rng = np.random.default_rng(11)
+    kept = 0
+    for k in range(600):
+        n = int(rng.integers(1, 30))
+        corner = rng.uniform(0, 600, (n, 2))
+        boxes = np.c_[corner, corner + rng.uniform(4, 150, (n, 2))].astype(np.float32)
+        if k % 2:  # near-duplicates around one face, as neighbouring anchors give
+            boxes[1:] = boxes[0] + rng.normal(0, 6, (n - 1, 4)).astype(np.float32)
+            boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 4)
+        scores = rng.uniform(0.25, 1.0, n).astype(np.float32)
+        iou = (0.3, 0.4, 0.5)[k % 3]
+        assert engine_mod._nms(boxes, scores, iou) == _numpy_nms(boxes, scores, iou)
+        kept += len(_numpy_nms(boxes, scores, iou))
+    assert 600 < kept < 600 * 15  # suppression happened, and not everywhere
+    assert engine_mod._nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.4) == []
+
+
+def test_insightface_alignment_equals_the_umeyama_estimate_it_replaced():
+    dst = engine_mod._ARCFACE_DST
+    chip_grid = np.c_[np.mgrid[0:112, 0:112].reshape(2, -1).T, np.ones(112 * 112)]
+    rng = np.random.default_rng(12)
+    for k in range(300):
+        angle, scale = rng.uniform(-np.pi, np.pi), rng.uniform(0.3, 5.0)
+        turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        src = dst @ turn.T * scale + rng.uniform(0, 1500, 2) + rng.normal(0, 0.1 * 36 * scale, (5, 2))
+        mirrored = k % 5 == 0
+        if mirrored:  # left and right swapped (no detector gives that): the fit is poor, OpenCV's refinement looser
+            src[:, 0] = 2000 - src[:, 0]
+        src = src.astype(np.float32)
+        new, old = engine_mod._similarity_transform(src, dst), _umeyama(src, dst)
+        # where each chip pixel is read from in the frame, new vs old
+        shift = np.abs(chip_grid @ cv2.invertAffineTransform(new).T - chip_grid @ cv2.invertAffineTransform(old).T)
+        assert shift.max() < (1e-2 if mirrored else 1e-4)  # measured: 6e-3 and 2e-5 px
+    same = np.full((5, 2), 40.0, np.float32)  # coinciding points: a pure shift
+    assert engine_mod._similarity_transform(same, dst) == pytest.approx(
+        np.c_[np.eye(2), dst.mean(0) - same.mean(0)], abs=1e-5
+    )
