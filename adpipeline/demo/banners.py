@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from functools import cache
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -197,34 +198,34 @@ def draw_flat_banner(size: tuple[int, int], spec: dict[str, object]) -> Image.Im
     ``cta`` button, ``ink`` and ``accent`` colours."""
     width, height = size
     unit = min(width, height)
-    top, bottom = spec["bg_top"], spec["bg_bottom"]
-    image = gradient(width, height, top, bottom, rounding="floor")  # type: ignore[arg-type]
+    top, bottom = cast(RGB, spec["bg_top"]), cast(RGB, spec["bg_bottom"])
+    product, ink, accent = cast(RGB, spec["product"]), cast(RGB, spec["ink"]), cast(RGB, spec["accent"])
+    product_x = float(cast(float, spec["product_x"]))
+    image = gradient(width, height, top, bottom, rounding="floor")
     draw = ImageDraw.Draw(image)
     # the product: a shape in the product colour
-    cx, cy = int(width * spec["product_x"]), int(height * 0.55)  # type: ignore[operator]
+    cx, cy = int(width * product_x), int(height * 0.55)
     r = int(unit * 0.22)
     box = [cx - r, cy - r, cx + r, cy + r]
     if spec["shape"] == "circle":
-        draw.ellipse(box, fill=spec["product"], outline=(20, 20, 20), width=max(2, unit // 200))
+        draw.ellipse(box, fill=product, outline=(20, 20, 20), width=max(2, unit // 200))
     else:
-        draw.rounded_rectangle(
-            box, radius=r // 4, fill=spec["product"], outline=(20, 20, 20), width=max(2, unit // 200)
-        )
-    text_x = int(width * (0.06 if spec["product_x"] > 0.5 else 0.52))  # type: ignore[operator]
-    draw.text((text_x, int(height * 0.08)), str(spec["headline"]), font=default_font(unit // 11), fill=spec["ink"])
-    draw.text((text_x, int(height * 0.30)), str(spec["offer"]), font=default_font(unit // 9), fill=spec["accent"])
-    price_ink, price_size = spec["ink"], unit // 8
+        draw.rounded_rectangle(box, radius=r // 4, fill=product, outline=(20, 20, 20), width=max(2, unit // 200))
+    text_x = int(width * (0.06 if product_x > 0.5 else 0.52))
+    draw.text((text_x, int(height * 0.08)), str(spec["headline"]), font=default_font(unit // 11), fill=ink)
+    draw.text((text_x, int(height * 0.30)), str(spec["offer"]), font=default_font(unit // 9), fill=accent)
+    price_ink, price_size = ink, unit // 8
     if spec.get("price_style") == "small":  # a small price (a footnote-sized tag)
-        price_size = unit // int(spec.get("price_small_div", 24))  # type: ignore[call-overload]
+        price_size = unit // int(cast(int, spec.get("price_small_div", 24)))
     elif spec.get("price_style") == "low":  # a low-contrast price: its ink most of the way to the background
         y = int(height * 0.55)
         t = y / max(1, height - 1)
-        behind = [a + (b - a) * t for a, b in zip(top, bottom, strict=True)]  # type: ignore[call-overload]
-        keep = float(spec.get("price_contrast", 0.3))  # type: ignore[arg-type]
-        price_ink = tuple(int(g + (i - g) * keep) for i, g in zip(spec["ink"], behind, strict=True))  # type: ignore[call-overload]
+        behind = [a + (b - a) * t for a, b in zip(top, bottom, strict=True)]
+        keep = float(cast(float, spec.get("price_contrast", 0.3)))
+        price_ink = cast(RGB, tuple(int(g + (i - g) * keep) for i, g in zip(ink, behind, strict=True)))
     draw.text((text_x, int(height * 0.52)), str(spec["price"]), font=default_font(price_size), fill=price_ink)
     bx, by = text_x, int(height * 0.78)
-    draw.rounded_rectangle([bx, by, bx + unit * 0.36, by + unit * 0.1], radius=unit // 40, fill=spec["accent"])
+    draw.rounded_rectangle([bx, by, bx + unit * 0.36, by + unit * 0.1], radius=unit // 40, fill=accent)
     draw.text(
         (bx + unit * 0.03, by + unit * 0.015), str(spec["cta"]), font=default_font(unit // 16), fill=(255, 255, 255)
     )

@@ -18,7 +18,11 @@ URLs in the CSV are absolute paths of the files; keys in labels.json are paths r
 labels do not depend on where the sample was written.
 
 The metrics carry planted effects an analysis should find: videos showing Grace Hopper get about twice the CTR,
-videos without a face about 0.6 times, and creatives with a discount convert about twice as often.
+videos without a face about 0.6 times, and creatives with a discount convert about twice as often. One duplicate group
+in three wears out (CTR falls about 7 % a day live: the Fatigue tab); retargeting ads get twice the CTR and the
+4:5 banners mostly run there, so that format lifts unadjusted but not once the campaign is accounted for (the Features
+tab, adjusted beside unadjusted). The planting leaves the images, the videos and every ad's dates as they were
+(``performance.generate_ads`` says why).
 """
 
 from __future__ import annotations
@@ -31,18 +35,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from adpipeline.demo.images import IMAGES_SUBDIR, ImageRecord, generate_images
+from adpipeline.demo.images import IMAGES_SUBDIR, TEMPLATES, ImageRecord, generate_images
 from adpipeline.demo.performance import (
     BASE_CTR,
     BASE_CVR,
+    CONFOUNDED_ASPECT,
+    CONFOUNDED_SHARE,
     CSV_COLUMNS,
     CTR_RANGE,
     DISCOUNT_CTR_MULTIPLIER,
     DISCOUNT_CVR_MULTIPLIER,
+    FATIGUE_DECAY_PER_DAY,
     IMPRESSIONS_RANGE,
     NO_FACE_VIDEO_CTR_MULTIPLIER,
     PERSON_CTR_MULTIPLIER,
+    STRONG_CAMPAIGN,
+    STRONG_CAMPAIGN_CTR_MULTIPLIER,
     Creative,
+    decays,
     generate_ads,
     write_csv,
 )
@@ -163,8 +173,34 @@ def _labels(
             "ctr_range": list(CTR_RANGE),
             "impressions_range": list(IMPRESSIONS_RANGE),
             "favoured_person": max(PERSON_CTR_MULTIPLIER, key=PERSON_CTR_MULTIPLIER.__getitem__),
+            "fatigue": {
+                "description": "CTR x exp(decay_per_day x days since the group was first served) for the creatives "
+                "of these duplicate groups (an image's creative_id in these labels, a video's file); the rest keep "
+                "their CTR",
+                "decay_per_day": FATIGUE_DECAY_PER_DAY,
+                "decaying_groups": sorted(
+                    {r.creative_id for r in images if decays(r.creative_id)} | {f for f in videos if decays(f)}
+                ),
+            },
+            "confounder": {
+                "description": "ads in the strong campaign get its CTR multiplier; ads of images of this aspect "
+                "ratio are put there mostly (share), though the aspect ratio itself has no effect",
+                "strong_campaign": STRONG_CAMPAIGN,
+                "strong_campaign_ctr_multiplier": STRONG_CAMPAIGN_CTR_MULTIPLIER,
+                "aspect": CONFOUNDED_ASPECT,
+                "share": CONFOUNDED_SHARE,
+                "templates": sorted(t.template_id for t in TEMPLATES if _confounded(t.template_id)),
+            },
         },
     }
+
+
+def _confounded(template_id: str) -> bool:
+    """Whether a template's banners carry the confounded feature (its size in the pipeline's aspect ratio names)."""
+    from adpipeline.media.images import aspect_label_of
+
+    size = next(t.size for t in TEMPLATES if t.template_id == template_id)
+    return aspect_label_of(*size) == CONFOUNDED_ASPECT
 
 
 # --- entry points ------------------------------------------------------------------------------------------------
@@ -208,9 +244,11 @@ def generate_sample(
     _remove_stale(out_dir / IMAGES_SUBDIR, {Path(r.file).name for r in images})
     _remove_stale(out_dir / VIDEOS_SUBDIR, {Path(f).name for f in videos})
 
-    creatives = [Creative(r.file, "image", bool(r.discount), ()) for r in images]
+    creatives = [
+        Creative(r.file, "image", bool(r.discount), (), r.creative_id, _confounded(r.template_id)) for r in images
+    ]
     creatives += [
-        Creative(f, "video", bool(p.discount), tuple(sorted({FACE_PHOTOS[a.photo].person for a in p.cast})))
+        Creative(f, "video", bool(p.discount), tuple(sorted({FACE_PHOTOS[a.photo].person for a in p.cast})), f)
         for f, (p, _) in videos.items()
     ]
     rows, n_ads = generate_ads(out_dir, creatives, start, days, seed)
