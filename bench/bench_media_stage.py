@@ -45,16 +45,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 # --- the day ---------------------------------------------------------------------------------------------------------
 def _one(job: tuple[int, int, float, bool]) -> list[tuple[str, bytes]]:
     """One template's originals (base, maybe a sibling) and their copies."""
-    from labelled_banners import (
-        FAMILIES,
-        SIZES,
-        VARIED_SIBLING_KINDS,
-        _draw_banner,
-        _encode,
-        _sibling,
-        _varied_spec,
-        apply_families,
-    )
+    from labelled_banners import FAMILIES, SIZES, VARIED_SIBLING_KINDS, _sibling, _varied_spec, apply_families
+
+    from adpipeline.demo.banners import draw_flat_banner, encode
 
     t, seed, copies, siblings = job
     rng = random.Random(seed * 1_000_003 + t)
@@ -66,9 +59,9 @@ def _one(job: tuple[int, int, float, bool]) -> list[tuple[str, bytes]]:
         specs.append((kind, _sibling(base, kind, rng)))
     out = []
     for kind, spec in specs:
-        image = _draw_banner(size, spec)
+        image = draw_flat_banner(size, spec)
         fmt = rng.choice(["PNG", "JPEG"])
-        out.append((f"t{t:05d}-{kind}-orig", _encode(image, fmt)))
+        out.append((f"t{t:05d}-{kind}-orig", encode(image, fmt)))
         # copies per original so that about `copies` of all images are copies
         n = int(copies / (1 - copies)) + (rng.random() < (copies / (1 - copies)) % 1) if copies < 1 else 0
         for c in range(n):

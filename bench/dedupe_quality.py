@@ -61,6 +61,8 @@ def _source_digest() -> str:
 
     files = [
         ROOT / "adpipeline/media/images.py",
+        ROOT / "adpipeline/demo/banners.py",
+        ROOT / "adpipeline/demo/copies.py",
         ROOT / "bench/labelled_banners.py",
         ROOT / "bench/labelled_photo_banners.py",
     ]

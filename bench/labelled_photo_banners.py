@@ -10,30 +10,25 @@ and a framed photo card on a flat colour with a price sticker.
 Siblings (different creatives): ``price`` (another price), ``digit`` (one digit of the price), ``percent`` (one digit
 of the percentage), ``headline``, ``offer``, ``cta``, ``colour`` (the product's colour: the photo's hue turned and
 the accent recoloured) and ``mirrored`` (the layout flipped). The price is drawn normal, small or in low contrast
-per template. Copies use the same transform families as the first set (``apply_families``), the first two of each
-sibling being a crop in a frame and a brightness change recompressed. Deterministic for a seed; even templates are
-the tuning part, odd ones held out.
+per template. Copies use the same transform families as the first set (``adpipeline.demo.copies.apply_families``),
+the first two of each sibling being a crop in a frame and a brightness change recompressed. Deterministic for a
+seed; even templates are the tuning part, odd ones held out.
 """
 
 from __future__ import annotations
 
 import colorsys
-import io
 import random
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from labelled_banners import (
-    CTAS,
-    PERCENT_OFFERS,
-    VariedBanner,
-    apply_families,
-    change_one_digit,
-    copy_families,
-)
+from labelled_banners import CTAS, PERCENT_OFFERS, VariedBanner, change_one_digit
 from PIL import Image, ImageDraw, ImageFont
+
+from adpipeline.demo.banners import encode
+from adpipeline.demo.copies import apply_families, copy_families
 
 PHOTO_SIBLING_KINDS = ("price", "digit", "percent", "headline", "offer", "cta", "colour", "mirrored")
 LAYOUTS = ("panel", "split", "band", "card")
@@ -225,9 +220,7 @@ def generate_photo(
             original = draw_photo_banner(size, spec)
             fmt = rng.choice(["PNG", "JPEG"])
             if split in parts:
-                out = io.BytesIO()
-                original.save(out, fmt, **({"quality": 92} if fmt == "JPEG" else {}))
-                yield VariedBanner(f"{label}-orig", label, (), sibling_kind, split, out.getvalue())
+                yield VariedBanner(f"{label}-orig", label, (), sibling_kind, split, encode(original, fmt))
             for c in range(copies_per_sibling):
                 families = copy_families(c, rng, numbers=True)
                 data, _ = apply_families(original.copy(), families, fmt, rng)

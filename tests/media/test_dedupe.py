@@ -170,8 +170,7 @@ def _analysed(image, settings=None):
 
 
 def _banner(price: str = "$49.99", size: tuple[int, int] = (1080, 1080), **changes: object):
-    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
-    from labelled_banners import _draw_banner
+    from adpipeline.demo.banners import draw_flat_banner
 
     spec = {
         "bg_top": (52, 73, 94),
@@ -187,7 +186,7 @@ def _banner(price: str = "$49.99", size: tuple[int, int] = (1080, 1080), **chang
         "accent": (241, 196, 15),
     }
     spec.update(changes)
-    return _draw_banner(size, spec)
+    return draw_flat_banner(size, spec)
 
 
 def test_border_copy_groups_with_its_original() -> None:
