@@ -13,7 +13,6 @@ from pathlib import Path
 
 import annotated_types
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from adpipeline.settings import DOMAINS, ENV_PREFIX, Domain
 
@@ -40,10 +39,9 @@ def _description(domain: type[Domain], name: str, field: FieldInfo) -> str:
 
 
 def _default(field: FieldInfo) -> object:
-    default = field.default
-    if default is PydanticUndefined and field.default_factory is not None:
-        default = field.default_factory()  # type: ignore[call-arg]
-    return default
+    if field.default_factory is not None:  # then ``default`` is pydantic's "undefined" marker
+        return field.default_factory()  # type: ignore[call-arg]
+    return field.default
 
 
 def _is_secret(field: FieldInfo) -> bool:

@@ -32,12 +32,7 @@ import adpipeline
 
 PACKAGE_DIR = Path(adpipeline.__file__).resolve().parent
 
-ALLOWED: dict[frozenset[str], str] = {
-    # media.text annotates with features.offline's OcrResult (TYPE_CHECKING) while features.offline calls
-    # media.text inside a function: OCR lives in features, images in media. Issue 24, deliverable 3 (one text
-    # reader below both media and features) removes it; delete this entry then.
-    frozenset({"adpipeline.features.offline", "adpipeline.media.text"}): "issue 24 (3): OCR below media and features",
-}
+ALLOWED: dict[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True)
