@@ -18,16 +18,16 @@ Comparisons:
 - verify pair = (photo, video): same person when the photo's person is planted in the video, impostor otherwise. The
   decision is verify's: the best track's distance against ``decision_threshold(1 - (1 - far)^(1/k), floor)`` (Sidak
   over the video's k tracks). Also scored: the Sidak threshold without the confidence floor (what the FAR claim alone
-  gives), a single-comparison threshold (no correction), and a threshold fitted here on the tuning part's best-of-video
-  impostor distances.
+  gives), a single-comparison threshold (no correction), Sidak on per-track thresholds fitted on the tuning part's
+  photo-vs-track impostor distances, and one threshold fitted on the tuning part's best-of-video impostor distances.
 - gallery comparison = (stage track, template): templates are each person's first photo, enrolled as the bench's
   identity part does; impostor = a template of another person. Open set per track: with its own person left out of
   the gallery (a non-enrolled person), is it matched to anyone?
 
 Honest limit: 4 people. However many pairs, the impostors come from 12 ordered identity pairs (6 unordered); the
-held-out part holds out augmentation seeds, not identities. Prints one JSON object. Cached per split in
-``$TMPDIR/adp_face_bench`` by the digest of the code that makes the data (not of this file: delete the cache after
-changing ``video_split`` or ``photo_split``).
+held-out part holds out augmentation seeds, not identities. Prints one JSON object. Cached per video and per photo
+split in ``$TMPDIR/adp_face_bench`` by the digest of the code that makes the data (not of this file: delete the cache
+after changing ``one_video`` or ``photo_split``). Results: ``bench/results/2026-12-08-face-decision.md``.
 """
 
 from __future__ import annotations
