@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from adpipeline.cli import app
 from adpipeline.media import dedupe
 from adpipeline.media.images import analyse_image
 from adpipeline.settings import Settings
@@ -129,3 +131,8 @@ def test_migration_brings_old_rows_to_the_current_format_and_keeps_the_groups(
         assert again["checked"] == 1 and again["reanalysed"] == 0 and again["blob_missing"] == 1
         assert _image_hashes(ctx) == after and _groups(ctx) == regrouped
         assert media.group(ctx)["rows_changed"] == 0  # nothing became pending
+
+    # The command line runs the same function (here: only the row whose bytes are gone is left).
+    result = CliRunner().invoke(app, ["migrate-thumbs"], env={"ADP_HOME": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert "checked=1" in result.output and "reanalysed=0" in result.output and "blob_missing=1" in result.output
