@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from adpipeline.demo.sample import CSV_COLUMNS, SampleManifest, generate_sample
@@ -181,3 +182,106 @@ def test_deterministic_and_idempotent(tmp_path: Path) -> None:
     c = tmp_path / "c"
     generate_sample(c, n_images=14, n_videos=1, days=5, seed=8)
     assert (c / "raw_ads.csv").read_text().replace(str(c.resolve()), "ROOT") != csv_a
+
+
+def _ads_enriched(sample: SampleManifest, rows: list[dict[str, str]], labels: dict) -> pd.DataFrame:
+    """The rows as the chain's ``ads_enriched`` would hold them for the fatigue and effects analyses: a duplicate
+    group's creatives share its unit, an image's aspect ratio is named as the media stage names it, and a discounted
+    creative has the promotion (the chain reads these from the pixels; the labels hold the truth)."""
+    from adpipeline.media.images import aspect_label_of
+
+    def hex_id(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    records = []
+    for r in rows:
+        file = _relative(r["image_url"] or r["video_url"], sample)
+        label = labels["images" if r["image_url"] else "videos"][file]
+        group = label["creative_id"] if r["image_url"] else file
+        records.append(
+            {
+                "ad_id": r["ad_id"],
+                "date": dt.date.fromisoformat(r["date"]),
+                "campaign": r["campaign"],
+                "media_type": "image" if r["image_url"] else "video",
+                "creative_id": hex_id(file),
+                "canonical_creative_id": hex_id(group),
+                "duplicate_group_id": hex_id(group),
+                "impressions": int(r["impressions"]),
+                "clicks": int(r["clicks"]),
+                "ctr": int(r["clicks"]) / int(r["impressions"]),
+                "spend": float(r["spend"]),
+                "conversions": int(r["conversions"]),
+                "n_faces": 0,
+                "n_customers": 0,
+                "aspect_label": aspect_label_of(label["width"], label["height"]) if r["image_url"] else None,
+                "promotions": ["discount"] if label["discount_pct"] else [],
+                "group": group,
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def test_planted_fatigue_and_confounder_show_in_the_analyses(
+    sample: SampleManifest, rows: list[dict[str, str]], labels: dict, tmp_path: Path
+) -> None:
+    """What the Fatigue tab and the adjusted effects show on the demo: the final stage's own SQL and model, on the
+    sample's rows."""
+    from adpipeline.settings import Settings
+    from adpipeline.stages.final import rebuild_creative_fatigue, rebuild_feature_effects, rebuild_feature_performance
+    from adpipeline.testing.planted import load_ads_enriched
+    from adpipeline.warehouse.duckdb import DuckDBWarehouse
+
+    ads = _ads_enriched(sample, rows, labels)
+    group_of = dict(zip(ads["canonical_creative_id"], ads["group"], strict=False))
+    wh = DuckDBWarehouse(tmp_path / "demo.duckdb")
+    load_ads_enriched(wh, ads.drop(columns=["group"]))
+    defaults = Settings()
+    rebuild_creative_fatigue(wh, defaults.fatigue_min_drop, defaults.fatigue_min_impressions)
+    fatigue = wh.read_table("creative_fatigue")
+    decaying = set(labels["effects"]["fatigue"]["decaying_groups"])
+    assert set(fatigue["unit_id"].map(group_of)) == set(group_of.values())
+    worn = fatigue[fatigue["unit_id"].map(group_of).isin(decaying)]
+    fresh = fatigue[~fatigue["unit_id"].map(group_of).isin(decaying)]
+    assert len(worn) >= 5 and len(fresh) >= 20
+    assert worn["fatigued"].sum() >= 1  # a creative wearing out is flagged
+    assert not fresh["fatigued"].any()  # and none that keeps its CTR
+    # the planted loss shows in the fitted decay: every decaying group's estimate below every flat group's median
+    assert (worn["decay"] < fresh["decay"].median()).all()
+
+    rebuild_feature_performance(wh, 1000)
+    rebuild_feature_effects(wh, min_impressions=1000, max_cells=1_000_000, max_values=40)
+    effects = wh.read_table("feature_effects")
+    confounder = labels["effects"]["confounder"]
+    row = effects[(effects["feature"] == "aspect") & (effects["value"] == confounder["aspect"])].iloc[0]
+    # lifted unadjusted (it rides on the strong campaign), not significant once the campaign is in the model
+    assert row["unadjusted_flag"] == "above" and row["unadjusted_lift"] > 0.2
+    assert row["odds_ratio_low"] <= 1 <= row["odds_ratio_high"] and pd.isna(row["adjusted_flag"])
+    assert row["disagreement"] == "significance"
+
+
+def test_planting_moves_no_ad_dates_or_impressions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The day-by-day chain imports the creatives a day's rows name, so the planted fatigue and confounder may change
+    clicks, conversions and a confounded ad's campaign, never which ads run on which day or their impressions (a
+    duplicate group's features depend on which member is served first; tests/e2e compares a backfill with one run)."""
+    from adpipeline.demo import performance
+    from adpipeline.demo.performance import Creative, decays, generate_ads
+
+    creatives = [
+        Creative(f"media/images/img_{i:03d}.jpg", "image", i % 4 == 0, (), f"g{i // 2}", i % 3 == 0) for i in range(30)
+    ]
+    creatives += [Creative(f"media/videos/vid_{i:02d}.mp4", "video", False, (), f"v{i}") for i in range(4)]
+    assert any(decays(c.group) for c in creatives) and any(c.confounded for c in creatives)
+    planted, _ = generate_ads(Path("out"), creatives, dt.date(2026, 10, 1), 14, 7)
+    monkeypatch.setattr(performance, "FATIGUE_DECAY_PER_DAY", 0.0)
+    monkeypatch.setattr(performance, "STRONG_CAMPAIGN_CTR_MULTIPLIER", 1.0)
+    monkeypatch.setattr(performance, "CONFOUNDED_SHARE", 0.0)
+    plain, _ = generate_ads(Path("out"), creatives, dt.date(2026, 10, 1), 14, 7)
+
+    def schedule(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
+        return [(r["ad_id"], r["date"], r["image_url"], r["video_url"], r["impressions"], r["spend"]) for r in rows]
+
+    assert schedule(planted) == schedule(plain)
+    assert [r["clicks"] for r in planted] != [r["clicks"] for r in plain]
+    moved = {r["ad_id"] for r, p in zip(planted, plain, strict=True) if r["campaign"] != p["campaign"]}
+    assert moved and all(r["campaign"] == performance.STRONG_CAMPAIGN for r in planted if r["ad_id"] in moved)
