@@ -23,6 +23,10 @@ in three wears out (CTR falls about 7 % a day live: the Fatigue tab); retargetin
 4:5 banners mostly run there, so that format lifts unadjusted but not once the campaign is accounted for (the Features
 tab, adjusted beside unadjusted). The planting leaves the images, the videos and every ad's dates as they were
 (``performance.generate_ads`` says why).
+
+The parts: ``images`` (the banner catalogue, its siblings, near-duplicates and copies), ``videos`` (clips with faces),
+``performance`` (ads, metrics and the planted effects); ``banners`` and ``copies`` are the banner generator and copy
+transforms this sample shares with the benches' labelled sets.
 """
 
 from __future__ import annotations
