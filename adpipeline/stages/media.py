@@ -193,6 +193,7 @@ def group(ctx: StageContext) -> dict[str, Any]:
 
     wh = ctx.warehouse
     wh.ensure_tables(MEDIA_TABLES)
+    migrated = _migrate_old_thumbs(ctx)
     clustering = _clustering(ctx.settings)
     passes = images = changed = texts_read = 0
     while True:
@@ -231,7 +232,15 @@ def group(ctx: StageContext) -> dict[str, Any]:
             len(known.dhash),
             len(rows),
         )
-    return summary("media.group", ctx.window, passes=passes, images=images, rows_changed=changed, texts_read=texts_read)
+    return summary(
+        "media.group",
+        ctx.window,
+        passes=passes,
+        images=images,
+        rows_changed=changed,
+        texts_read=texts_read,
+        thumbs_migrated=migrated,
+    )
 
 
 READ_SLICE = 32  # images whose blobs a text reader holds at once
@@ -280,6 +289,20 @@ class TextReader:
         if self.pending:
             store_texts(self.ctx, self.pending)
         self.pending = {}
+
+
+def _migrate_old_thumbs(ctx: StageContext) -> int:
+    """Rows an older release stored with another thumbnail format are migrated before grouping compares them (what
+    ``adpipeline migrate-thumbs`` does; idempotent, so a killed task resumes); one count query when there are none.
+    Returns the rows re-analysed."""
+    from adpipeline.media.dedupe import THUMB_FORMAT
+    from adpipeline.stages.media_thumbs import migrate_thumbs
+
+    count = ctx.warehouse.query_file("media/count_thumbs_to_migrate", {"format": THUMB_FORMAT})
+    if count.empty or int(count.iloc[0]["n"]) == 0:
+        return 0
+    log.info("%d image_hashes rows hold an older thumbnail format: migrating them first", int(count.iloc[0]["n"]))
+    return int(migrate_thumbs(ctx)["reanalysed"])
 
 
 def store_texts(ctx: StageContext, texts: dict[str, str]) -> None:

@@ -136,3 +136,42 @@ def test_migration_brings_old_rows_to_the_current_format_and_keeps_the_groups(
     result = CliRunner().invoke(app, ["migrate-thumbs"], env={"ADP_HOME": str(tmp_path)})
     assert result.exit_code == 0, result.output
     assert "checked=1" in result.output and "reanalysed=0" in result.output and "blob_missing=1" in result.output
+
+
+def test_the_group_task_migrates_old_rows_before_it_groups(
+    tmp_path: Path, day_of_banners: list[tuple[str, bytes]]
+) -> None:
+    """An upgrade needs no manual step: the media group task finds rows in an older format (one count query) and
+    migrates them before comparing thumbnails; new images group against them as before."""
+    settings = Settings(_env_file=None, home=tmp_path, duplicate_text_check=False)  # type: ignore[call-arg]
+    half = len(day_of_banners) // 2
+    with StageContext(settings, Window(DAY, DAY)) as ctx:
+        ctx.warehouse.ensure_tables(media.MEDIA_TABLES)
+        rows = []
+        for name, data in day_of_banners:
+            sha256, _ = ctx.bucket.put_blob(data)
+            rows.append(analyse_image(data, settings).to_row(name, sha256))
+        ctx.warehouse.merge_rows("image_hashes", rows[:half])
+        assert media.group(ctx)["thumbs_migrated"] == 0  # nothing old: one count query
+        current = _image_hashes(ctx)
+        ctx.warehouse.merge_rows(  # as an earlier release stored them
+            "image_hashes",
+            [
+                r.model_copy(update={"fine_thumb": _format_2(r.fine_thumb or ""), "thumb_format": None})
+                for r in current.values()
+            ],
+        )
+        ctx.warehouse.merge_rows("image_hashes", rows[half:])  # a new day's images
+        out = media.group(ctx)
+        assert out["thumbs_migrated"] == half and out["images"] == len(rows) - half
+        after = _image_hashes(ctx)
+        assert all(r.thumb_format == dedupe.THUMB_FORMAT for r in after.values())
+        assert {n: after[n] for n in current} == current
+        all_at_once = tmp_path / "once"
+        once = Settings(_env_file=None, home=all_at_once, duplicate_text_check=False)  # type: ignore[call-arg]
+        with StageContext(once, Window(DAY, DAY)) as fresh:
+            fresh.warehouse.ensure_tables(media.MEDIA_TABLES)
+            fresh.warehouse.merge_rows("image_hashes", rows)
+            media.group(fresh)
+            expected = {n: g.group_id for n, g in _groups(fresh).items()}
+        assert {n: g.group_id for n, g in _groups(ctx).items()} == expected
