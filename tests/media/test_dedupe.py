@@ -296,3 +296,22 @@ def test_layout_prefilter_rejects_unrelated_images_and_keeps_copies() -> None:
     assert float(a @ b) > 0.8
     assert float(a @ c) < dedupe.LAYOUT_MIN_CORRELATION
     assert dedupe.layout_vector(None) is None
+
+
+def test_average_linkage_ties_go_to_the_best_ranked_groups() -> None:
+    """Every starting share is 0 or 1, so ties are the rule and the tie order decides groups: a chain a-b-c-d of
+    confirmed pairs at link share 0.6 merges a+b first (the best-ranked of the equal shares), then c+d (share 1 beats
+    a+b with c at 0.5), and stops (1 of 4 cross pairs). Merging b+c first would leave three groups. This rule is why
+    the linkage is ours and not scipy's (its nearest-neighbour chain orders ties its own way; media README)."""
+    from adpipeline.media.dedupe.grouping import _average_linkage
+    from adpipeline.media.dedupe.model import Clustering
+
+    chain = {(0, 1), (1, 2), (2, 3)}
+    pairs = [[i, j] for i in range(4) for j in range(i + 1, 4)]
+    leader = _average_linkage(4, pairs, [], lambda i, j: (i, j) in chain, Clustering(link_share=0.6))
+    assert leader.tolist() == [0, 0, 2, 2]
+    # byte-identical images start as one group (b = c in bytes): a and d tie at share 1/2 with it, a (best ranked)
+    # joins, and d is left at 1/3. scipy's average linkage (b-c at distance 0) answers {a, b}, {c, d} here: it parts
+    # two copies of the same bytes.
+    leader = _average_linkage(4, pairs, [(1, 2)], lambda i, j: (i, j) in chain, Clustering(link_share=0.5))
+    assert leader.tolist() == [0, 0, 0, 3]
