@@ -9,6 +9,7 @@ Results are written in chunks while the calls go on, so a killed task keeps what
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import logging
 import time
@@ -160,16 +161,27 @@ def _reuse_group_features(ctx: StageContext, todo: Any, params: dict[str, str]) 
     return todo[~todo["creative_id"].isin(set(found["for_creative_id"]))]
 
 
-class _Writer:
-    """Buffers feature rows and ledger rows and MERGEs them every ``FLUSH_EVERY`` outcomes."""
+LEDGER_JOURNAL = "genai_ledger_journal"
+"""Bucket prefix of paid calls' ledger rows not yet MERGEd into ``genai_usage`` (one object per call id)."""
 
-    def __init__(self, ctx: StageContext, modality: Modality) -> None:
-        self.ctx, self.table = ctx, f"{modality}_features"
+
+class _Writer:
+    """Buffers feature rows and ledger rows and MERGEs them every ``FLUSH_EVERY`` outcomes.
+
+    With ``journal``, each ledger row of a paid call is first written to the bucket (``LEDGER_JOURNAL/<call_id>``)
+    and removed once MERGEd: a task killed between a paid answer and its flush leaves the row there, and the next
+    features task MERGEs it (:func:`recover_ledger`), so a paid call always reaches the ledger at its real cost."""
+
+    def __init__(self, ctx: StageContext, modality: Modality, *, journal: bool = False) -> None:
+        self.ctx, self.table, self.journal = ctx, f"{modality}_features", journal
         self.rows: list[Any] = []
         self.usage: list[tables.GenAIUsage] = []
         self.counts: dict[str, int] = {}
 
     def add(self, row: Any, usage: Sequence[tables.GenAIUsage] = ()) -> None:
+        if self.journal:
+            for call in usage:
+                self.ctx.bucket.put_bytes(_journal_key(call.call_id), call.model_dump_json().encode())
         self.rows.append(row)
         self.usage.extend(usage)
         self.counts[row.status] = self.counts.get(row.status, 0) + 1
@@ -181,7 +193,37 @@ class _Writer:
             self.ctx.warehouse.merge_rows("genai_usage", self.usage)
         if self.rows:
             self.ctx.warehouse.merge_rows(self.table, self.rows)
+        if self.journal:
+            for call in self.usage:
+                self.ctx.bucket.delete(_journal_key(call.call_id))
         self.rows, self.usage = [], []
+
+
+def _journal_key(call_id: str) -> str:
+    return f"{LEDGER_JOURNAL}/{hashlib.sha256(call_id.encode()).hexdigest()}.json"
+
+
+def recover_ledger(ctx: StageContext) -> int:
+    """MERGE the ledger rows an earlier features task journaled and never flushed (it was killed), then remove them.
+    MERGE on ``call_id`` makes this safe beside a live task whose rows are journaled too: its flush MERGEs the same
+    rows again. Returns the rows recovered."""
+    keys = list(ctx.bucket.list(LEDGER_JOURNAL))
+    if not keys:
+        return 0
+    rows: list[tables.GenAIUsage] = []
+    for key in keys:
+        try:
+            rows.append(tables.GenAIUsage.model_validate_json(ctx.bucket.get_bytes(key)))
+        except FileNotFoundError:  # its task flushed it meanwhile
+            continue
+        except ValueError as exc:  # cut short by a kill mid-write: the call's row cannot be read back
+            log.warning("ledger journal %s unreadable (%s); removed", key, type(exc).__name__)
+    if rows:
+        ctx.warehouse.merge_rows("genai_usage", rows)
+        log.info("recovered %d ledger rows of paid calls an earlier task did not write", len(rows))
+    for key in keys:
+        ctx.bucket.delete(key)
+    return len(rows)
 
 
 # --- offline ------------------------------------------------------------------------------------------------------
@@ -261,6 +303,7 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
     s = ctx.settings
     prices = load_prices(s.price_table)
     prices.price(provider.model)  # an unknown model is an error before any call
+    recovered = recover_ledger(ctx)  # before the budget: what a killed task paid counts against this run
     todo = _pending(ctx, modality, provider.name, provider.model, schema.PROMPT_VERSION, reuse=True)
     budget = _task_budget(ctx, modality, provider, prices, todo)
     runner = Runner(
@@ -275,7 +318,7 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
         concurrency=s.genai_concurrency,
         thinking_budget=s.genai_thinking_budget,
     )
-    writer = _Writer(ctx, modality)
+    writer = _Writer(ctx, modality, journal=True)
     with ExitStack() as stack:
         items = [_media_item(ctx, stack, modality, row) for row in todo.itertuples(index=False)]
         to_call: list[MediaItem] = []
@@ -318,6 +361,7 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
         batched=batched,
         cached=cached,
         estimated_usd=round(estimated, 6),
+        ledger_rows_recovered=recovered,
     )
 
 
