@@ -226,6 +226,27 @@ class AirflowCluster:
         while self.leftover_processes() and time.monotonic() < deadline:
             time.sleep(0.2)
 
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout_s: float = 30.0) -> None:
+        """Send ``sig`` to component ``name``'s whole process group (a worker: its pool and task processes too) and
+        reap it; :meth:`check_alive` no longer counts it until it is started again."""
+        proc = self._procs.pop(name)
+        _signal_group(proc, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        raise ClusterError(f"{name}'s process group {proc.pid} outlived {signal.Signals(sig).name}")
+
+    def restart_scheduler(self) -> None:
+        """Kill the scheduler with SIGKILL (no clean shutdown) and start a new one."""
+        self.kill("scheduler")
+        self._spawn("scheduler", ["scheduler", "--skip-serve-logs"])
+
     def leftover_processes(self) -> list[int]:
         """Process groups this cluster started that still exist (empty after :meth:`stop`)."""
         alive = []
@@ -340,11 +361,14 @@ class AirflowCluster:
                 return events
 
     # --- waiting ------------------------------------------------------------------------------
-    def wait_quiet(self, dag_ids: Iterable[str], timeout_s: float, settle_s: float = 10.0) -> None:
+    def wait_quiet(
+        self, dag_ids: Iterable[str], timeout_s: float, settle_s: float = 10.0, retries_allowed: bool = False
+    ) -> None:
         """Wait until no run of ``dag_ids`` is queued or running and no asset event is queued for them, twice in a
         row ``settle_s`` apart (an asset-triggered run appears a scheduler loop after its event). Fails fast when a
-        task failed or waits for a retry."""
+        task failed or waits for a retry; with ``retries_allowed`` (a fault drill) only when a task failed for good."""
         dag_ids = list(dag_ids)
+        failed_states = {"failed", "upstream_failed"} if retries_allowed else FAILED_TASK_STATES
 
         def busy() -> list[str]:
             self.check_alive()
@@ -354,9 +378,7 @@ class AirflowCluster:
                     if run["state"] in UNFINISHED_RUN_STATES:
                         why.append(f"{dag_id} {run['dag_run_id']} {run['state']}")
                         bad = [
-                            ti
-                            for ti in self.task_instances(dag_id, run["dag_run_id"])
-                            if ti["state"] in FAILED_TASK_STATES
+                            ti for ti in self.task_instances(dag_id, run["dag_run_id"]) if ti["state"] in failed_states
                         ]
                         if bad:
                             names = ", ".join(f"{t['task_id']}[{t.get('map_index', -1)}]={t['state']}" for t in bad)
