@@ -176,6 +176,8 @@ def test_celery_workers_trigger_and_backfill(index, sched_sample, google_service
 DRILL = os.environ.get("CELERY_TEST_DRILL", "1") != "0"
 DRILL_WAIT_S = float(os.environ.get("CELERY_TEST_DRILL_WAIT_S", "420"))
 """How long the drill waits for a task to reach an armed hold point (generous: 2 shared cores)."""
+DRILL_EXTRA_S = 300.0
+"""What the drill may take beyond :data:`MAX_WALL_S`: the holds, the heartbeat timeout and the retry delays."""
 HEARTBEAT_TIMEOUT_S = 60
 """[scheduler] task_instance_heartbeat_timeout in the drill (default 300): how soon a task whose worker died is
 failed (and retried)."""
@@ -260,7 +262,7 @@ def _run_drill(root: Path, sample, services_env: dict[str, str], stub) -> dict[s
             cluster.restart_scheduler()
             dag_ids = [d for d in cluster.dag_ids_seen() if d.startswith("adp_")]
             try:
-                cluster.wait_quiet(dag_ids, timeout_s=MAX_WALL_S, retries_allowed=True)
+                cluster.wait_quiet(dag_ids, timeout_s=MAX_WALL_S + DRILL_EXTRA_S, retries_allowed=True)
             except Exception as exc:  # noqa: BLE001 - reported by the test with the diagnostics
                 out["error"] = f"{type(exc).__name__}: {exc}"
             out["wall_s"] = time.monotonic() - started
@@ -365,4 +367,4 @@ def test_celery_fault_drill(sched_sample, google_services, tmp_path_factory) -> 
     # The killed tasks ran again: the two held on worker-1 and the one that killed itself.
     assert got["retried"].get("fetch_and_analyse") and got["retried"].get("extract_features"), got["retried"]
     assert got.get("final_check") is None, f"{got.get('final_check')}\n{context}"
-    assert got["wall_s"] < MAX_WALL_S
+    assert got["wall_s"] < MAX_WALL_S + DRILL_EXTRA_S
