@@ -29,6 +29,10 @@ LOCAL_ONLY = (
 """Compose settings that name container paths, hosts or secret files: the tier sets its own values for these. The
 database, result backend and broker URLs are taken from the compose file (driver, database, user) with only the
 service's host and port replaced (:data:`COMPOSE_HOSTS`)."""
+TEST_MACHINE = {"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30"}
+"""Timing the tier sets beside the compose file's settings: a task's supervisor gives each Execution API call 5 s by
+default, 5 tries; on a loaded 2-core CI machine with one api-server worker a task's first call (``run``) timed out
+all five times (ReadTimeout in the worker log, the task failed before it started, then retried)."""
 COMPOSE_HOSTS = {"postgres": 5432, "redis": 6379}
 """The compose services the URLs name, with their ports."""
 
@@ -97,6 +101,7 @@ class CeleryCluster(AirflowCluster):
         env.update(
             {
                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.scheduler.worker_hostname.hostname",
+                **TEST_MACHINE,
                 **self.adp_env,
             }
         )
