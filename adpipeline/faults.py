@@ -1,12 +1,13 @@
 """Fault points for the Celery tier's fault drill (tests/scheduler/test_celery_tier.py): a no-op in production.
 
 A stage calls :func:`fault_point` at a place where a crash matters (rows written, not yet marked done). Nothing
-happens unless the environment names a fault folder, ``ADP_TEST_FAULT_DIR``, and the test has armed the point
-there by creating ``<dir>/<name>.armed``; the armed file's text is the action:
+happens unless the environment names a fault folder, ``ADPTEST_FAULT_DIR`` (not ``ADP_``: the settings reject
+unknown ``ADP_`` names), and the test has armed the point there by creating ``<dir>/<name>.armed``; the armed file's
+text is the action:
 
 * ``kill``: the task process kills itself with SIGKILL (no ``finally``, no flush: what a crash or an OOM kill does);
 * ``hold`` (optionally ``hold worker-1``, only in the worker whose ``CELERY_TIER_WORKER_NAME`` matches): the task
-  waits, at most ``ADP_TEST_FAULT_HOLD_S`` seconds (default 600), until ``<dir>/<name>.release`` exists, so the
+  waits, at most ``ADPTEST_FAULT_HOLD_S`` seconds (default 600), until ``<dir>/<name>.release`` exists, so the
   test can kill its worker while it is known to be in the middle of its work.
 
 A point fires once: the first task to reach it creates ``<dir>/<name>.fired`` (exclusively, holding the pid and the
@@ -24,8 +25,8 @@ from pathlib import Path
 
 log = logging.getLogger("adpipeline")
 
-FAULT_DIR_ENV = "ADP_TEST_FAULT_DIR"
-HOLD_S_ENV = "ADP_TEST_FAULT_HOLD_S"
+FAULT_DIR_ENV = "ADPTEST_FAULT_DIR"
+HOLD_S_ENV = "ADPTEST_FAULT_HOLD_S"
 WORKER_ENV = "CELERY_TIER_WORKER_NAME"
 
 

@@ -191,8 +191,8 @@ def _drill_env(settings, services_env: dict[str, str], faults: Path, stub_url: s
         "ADP_GEMINI_BASE_URL": stub_url,
         "ADP_MEDIA_CHUNK_SIZE": str(settings.media_chunk_size),
         "ADP_FEATURES_CHUNK_SIZE": str(settings.features_chunk_size),
-        "ADP_TEST_FAULT_DIR": str(faults),
-        "ADP_TEST_FAULT_HOLD_S": str(int(DRILL_WAIT_S + 120)),
+        "ADPTEST_FAULT_DIR": str(faults),
+        "ADPTEST_FAULT_HOLD_S": str(int(DRILL_WAIT_S + 120)),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
         # Tasks a killed scheduler had queued are adopted (or reset) by the next one after this (default 300 s).
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
