@@ -127,6 +127,28 @@ class CeleryCluster(AirflowCluster):
             extra_env={"CELERY_TIER_WORKER_NAME": f"worker-{index}"},
         )  # fmt: skip
 
+    def consume(self, index: int, on: bool) -> None:
+        """Make worker ``index`` stop (``on=False``) or start again taking tasks from its queues (Celery remote
+        control through the broker), e.g. so that the next task goes to the other worker."""
+        import socket
+
+        from celery import Celery
+
+        if self._redis is None:
+            raise RuntimeError("start the cluster first")
+        destination = [f"worker{index}@{socket.gethostname()}"]
+        app = Celery(broker=self.env()["AIRFLOW__CELERY__BROKER_URL"])
+        try:
+            for queue in compose_worker_queues().split(","):
+                if on:
+                    replies = app.control.add_consumer(queue, destination=destination, reply=True, timeout=30)
+                else:
+                    replies = app.control.cancel_consumer(queue, destination=destination, reply=True, timeout=30)
+                if not replies:
+                    raise RuntimeError(f"{destination[0]} did not answer the {'add' if on else 'cancel'}_consumer")
+        finally:
+            app.close()
+
     def stop(self, grace_s: float = 20.0) -> None:
         try:
             super().stop(grace_s)

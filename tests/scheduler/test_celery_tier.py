@@ -253,14 +253,19 @@ def _run_drill(root: Path, sample, services_env: dict[str, str], stub) -> dict[s
             cluster.trigger("adp_import", {"start": START.isoformat(), "end": (START + DAY).isoformat()})
             worker = _wait_fired(cluster, faults, "features.calling", DRILL_WAIT_S)["worker"]
             note(f"extract_features held on {worker}")
-            # The backfill's creatives make a new adp_media run; its first chunk on that worker (the slot left) stops
-            # after writing its fetch rows, before the analysis.
+            # The backfill's creatives make a new adp_media run; its first chunk stops on that worker (the other
+            # worker takes no new task meanwhile, so it lands in the slot left) after writing its fetch rows, before
+            # the analysis.
+            index = int(worker.rsplit("-", 1)[1])
+            other = 3 - index
             arm("media.fetched", f"hold {worker}")
+            cluster.consume(other, on=False)
             cluster.backfill("adp_import", START + 2 * DAY, START + (DAYS - 1) * DAY)
             _wait_fired(cluster, faults, "media.fetched", DRILL_WAIT_S)
-            note(f"fetch_and_analyse held on {worker} too: kill -9 its process group")
+            cluster.consume(other, on=True)
+            note(f"fetch_and_analyse held on {worker} too: kill -9 it with every process below it")
             cluster.kill(worker)
-            cluster.start_worker(int(worker.rsplit("-", 1)[1]))
+            cluster.start_worker(index)
             note(f"{worker} started again; kill -9 the scheduler and start a new one")
             time.sleep(5)
             cluster.restart_scheduler()
