@@ -24,8 +24,8 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 # The Celery tier (tests/scheduler/test_celery_tier.py, with its fault drill) runs PostgreSQL and Redis from the system
 # packages. Still opt-in (ADP_TEST_CELERY=1): it has not yet passed twice in a row since three harness faults were
-# fixed (issue 22 note: fake-gcs-server's undrained stderr, a 5 s Execution API timeout under load, task processes outliving their worker); without it the
-# run leaves the `celery` marker out.
+# fixed (issue 22 note: fake-gcs-server's undrained stderr, a 5 s Execution API timeout under load, task processes
+# outliving their worker); without it the run leaves the `celery` marker out.
 CELERY_TIER="${ADP_TEST_CELERY:-0}"
 if [ "$CELERY_TIER" = 1 ] && { ! command -v redis-server >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
