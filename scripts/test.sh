@@ -22,10 +22,11 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     chromium_missing "no chromium and no apt-get/root to install it: tests/insights/test_live_ui.py will skip its browser test"
   fi
 fi
-# The Celery tier (tests/scheduler/test_celery_tier.py) runs PostgreSQL and Redis from the system packages. It is
-# opt-in (ADP_TEST_CELERY=1) until its one flaky comparison (feature_performance, one row in one of two runs) is
-# settled; without it the run leaves the `celery` marker out.
-CELERY_TIER="${ADP_TEST_CELERY:-0}"
+# The Celery tier (tests/scheduler/test_celery_tier.py) runs PostgreSQL and Redis from the system packages. It runs by
+# default; ADP_TEST_CELERY=0 leaves the `celery` marker out (e.g. locally). Its fault drill (test_celery_fault_drill)
+# is opt-in here (CELERY_TEST_DRILL=1) until it has passed twice in a row (issue 22 note: once so far).
+CELERY_TIER="${ADP_TEST_CELERY:-1}"
+export CELERY_TEST_DRILL="${CELERY_TEST_DRILL:-0}"
 if [ "$CELERY_TIER" = 1 ] && { ! command -v redis-server >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
   if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then

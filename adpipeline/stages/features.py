@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from typing import Any, Literal
 
 from adpipeline import tables
+from adpipeline.faults import fault_point
 from adpipeline.features import schema
 from adpipeline.features.budget import Budget, pending_estimate, split_budget, task_budget
 from adpipeline.features.llm import (
@@ -191,6 +192,8 @@ class _Writer:
     def flush(self) -> None:
         if self.usage:
             self.ctx.warehouse.merge_rows("genai_usage", self.usage)
+            if self.rows:
+                fault_point("features.usage_written")  # the calls are in the ledger, their rows not written yet
         if self.rows:
             self.ctx.warehouse.merge_rows(self.table, self.rows)
         if self.journal:
@@ -349,6 +352,7 @@ def _with_model(ctx: StageContext, modality: Modality, provider: LLMProvider) ->
         def done(outcome: Outcome) -> None:
             writer.add(outcome.row, outcome.usage)
 
+        fault_point("features.calling")  # items read, cache checked, calls about to start
         runner.run(to_call, on_done=done, cache_checked=True)
         writer.flush()
     cached = len(items) - len(to_call) - batched

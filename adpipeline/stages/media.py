@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from adpipeline.faults import fault_point
 from adpipeline.stages.context import (
     Chunk,
     StageContext,
@@ -46,7 +47,9 @@ def plan(ctx: StageContext) -> list[Chunk]:
 
 def fetch_and_analyse(ctx: StageContext) -> dict[str, Any]:
     """A mapped task: fetch, then analyse, the creatives of one chunk (each step writes its own rows)."""
-    return {"fetch": fetch(ctx), "analyse": analyse(ctx)}
+    fetched = fetch(ctx)
+    fault_point("media.fetched")  # fetch rows written, bytes not analysed yet
+    return {"fetch": fetched, "analyse": analyse(ctx)}
 
 
 def fetch(ctx: StageContext) -> dict[str, Any]:

@@ -29,6 +29,10 @@ LOCAL_ONLY = (
 """Compose settings that name container paths, hosts or secret files: the tier sets its own values for these. The
 database, result backend and broker URLs are taken from the compose file (driver, database, user) with only the
 service's host and port replaced (:data:`COMPOSE_HOSTS`)."""
+TEST_MACHINE = {"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30"}
+"""Timing the tier sets beside the compose file's settings: a task's supervisor gives each Execution API call 5 s by
+default, 5 tries; on a loaded 2-core CI machine with one api-server worker a task's first call (``run``) timed out
+all five times (ReadTimeout in the worker log, the task failed before it started, then retried)."""
 COMPOSE_HOSTS = {"postgres": 5432, "redis": 6379}
 """The compose services the URLs name, with their ports."""
 
@@ -97,6 +101,7 @@ class CeleryCluster(AirflowCluster):
         env.update(
             {
                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.scheduler.worker_hostname.hostname",
+                **TEST_MACHINE,
                 **self.adp_env,
             }
         )
@@ -121,6 +126,28 @@ class CeleryCluster(AirflowCluster):
             ],
             extra_env={"CELERY_TIER_WORKER_NAME": f"worker-{index}"},
         )  # fmt: skip
+
+    def consume(self, index: int, on: bool) -> None:
+        """Make worker ``index`` stop (``on=False``) or start again taking tasks from its queues (Celery remote
+        control through the broker), e.g. so that the next task goes to the other worker."""
+        import socket
+
+        from celery import Celery
+
+        if self._redis is None:
+            raise RuntimeError("start the cluster first")
+        destination = [f"worker{index}@{socket.gethostname()}"]
+        app = Celery(broker=self.env()["AIRFLOW__CELERY__BROKER_URL"])
+        try:
+            for queue in compose_worker_queues().split(","):
+                if on:
+                    replies = app.control.add_consumer(queue, destination=destination, reply=True, timeout=30)
+                else:
+                    replies = app.control.cancel_consumer(queue, destination=destination, reply=True, timeout=30)
+                if not replies:
+                    raise RuntimeError(f"{destination[0]} did not answer the {'add' if on else 'cancel'}_consumer")
+        finally:
+            app.close()
 
     def stop(self, grace_s: float = 20.0) -> None:
         try:

@@ -211,6 +211,9 @@ class AirflowCluster:
             self._client.close()
             self._client = None
         procs = [p for p in self._procs.values()]
+        # Task processes run in sessions of their own (the supervisor's setsid): end them with their component.
+        below = [pid for proc in procs for pid in descendants(proc.pid)]
+        self._started_groups += [pid for pid in below if pid not in self._started_groups and _is_group_leader(pid)]
         for proc in procs:
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
@@ -219,12 +222,42 @@ class AirflowCluster:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         for proc in procs:
             _signal_group(proc, signal.SIGKILL)  # also ends what the component left behind in its group
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL) if _is_group_leader(pid) else os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
         self._procs.clear()
         deadline = time.monotonic() + 15  # killed group members take a moment to be reaped
         while self.leftover_processes() and time.monotonic() < deadline:
             time.sleep(0.2)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout_s: float = 30.0) -> None:
+        """Send ``sig`` to component ``name``'s process group and to every process below it (a worker: its pool, the
+        task supervisors and the task processes, which Airflow starts in sessions of their own: killing the group
+        alone leaves them running, holding their work) and reap it; :meth:`check_alive` no longer counts it until
+        it is started again."""
+        proc = self._procs.pop(name)
+        below = descendants(proc.pid)
+        _signal_group(proc, sig)
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        raise ClusterError(f"{name}'s process group {proc.pid} outlived {signal.Signals(sig).name}")
+
+    def restart_scheduler(self) -> None:
+        """Kill the scheduler with SIGKILL (no clean shutdown) and start a new one."""
+        self.kill("scheduler")
+        self._spawn("scheduler", ["scheduler", "--skip-serve-logs"])
 
     def leftover_processes(self) -> list[int]:
         """Process groups this cluster started that still exist (empty after :meth:`stop`)."""
@@ -340,11 +373,14 @@ class AirflowCluster:
                 return events
 
     # --- waiting ------------------------------------------------------------------------------
-    def wait_quiet(self, dag_ids: Iterable[str], timeout_s: float, settle_s: float = 10.0) -> None:
+    def wait_quiet(
+        self, dag_ids: Iterable[str], timeout_s: float, settle_s: float = 10.0, retries_allowed: bool = False
+    ) -> None:
         """Wait until no run of ``dag_ids`` is queued or running and no asset event is queued for them, twice in a
         row ``settle_s`` apart (an asset-triggered run appears a scheduler loop after its event). Fails fast when a
-        task failed or waits for a retry."""
+        task failed or waits for a retry; with ``retries_allowed`` (a fault drill) only when a task failed for good."""
         dag_ids = list(dag_ids)
+        failed_states = {"failed", "upstream_failed"} if retries_allowed else FAILED_TASK_STATES
 
         def busy() -> list[str]:
             self.check_alive()
@@ -354,9 +390,7 @@ class AirflowCluster:
                     if run["state"] in UNFINISHED_RUN_STATES:
                         why.append(f"{dag_id} {run['dag_run_id']} {run['state']}")
                         bad = [
-                            ti
-                            for ti in self.task_instances(dag_id, run["dag_run_id"])
-                            if ti["state"] in FAILED_TASK_STATES
+                            ti for ti in self.task_instances(dag_id, run["dag_run_id"]) if ti["state"] in failed_states
                         ]
                         if bad:
                             names = ", ".join(f"{t['task_id']}[{t.get('map_index', -1)}]={t['state']}" for t in bad)
@@ -425,6 +459,30 @@ class AirflowCluster:
         shutil.copytree(self.log_dir, dest / "components", dirs_exist_ok=True)
         if (self.airflow_home / "logs").exists():
             shutil.copytree(self.airflow_home / "logs", dest / "tasks", dirs_exist_ok=True)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...), from /proc; empty where there is none."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

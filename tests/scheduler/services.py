@@ -14,10 +14,12 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tests.scheduler.cluster import free_port
 
@@ -188,3 +190,20 @@ def redis(root: Path, timeout_s: float = 30) -> Generator[Redis, None, None]:
         yield Redis(port=port, log=log)
     finally:
         _stop(proc)
+
+
+def drain(stream: IO[bytes] | None, path: Path) -> threading.Thread | None:
+    """Copy a child's output pipe to ``path`` in a daemon thread until it closes (a pipe nobody reads blocks the
+    child's writes once full)."""
+    if stream is None:
+        return None
+
+    def copy() -> None:
+        with path.open("ab") as out, contextlib.suppress(OSError, ValueError):
+            for line in iter(stream.readline, b""):
+                out.write(line)
+                out.flush()
+
+    thread = threading.Thread(target=copy, name=f"drain {path.name}", daemon=True)
+    thread.start()
+    return thread

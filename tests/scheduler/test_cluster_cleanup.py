@@ -61,3 +61,20 @@ def test_free_port_is_free() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_a_drained_pipe_never_blocks_the_child(tmp_path) -> None:
+    """fake-gcs-server's wrapper pipes its stderr and never reads it: a child writing more than a pipe holds blocks
+    until someone reads. services.drain copies the pipe to a file, so the child finishes."""
+    import subprocess
+    import sys
+
+    from tests.scheduler.services import drain
+
+    code = "import sys; [sys.stderr.write('x' * 999 + '\\n') for _ in range(300)]"  # 300 kB, a pipe holds 64 kB
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    thread = drain(proc.stderr, tmp_path / "child.log")
+    assert proc.wait(timeout=60) == 0
+    assert thread is not None
+    thread.join(timeout=10)
+    assert (tmp_path / "child.log").stat().st_size == 300_000
