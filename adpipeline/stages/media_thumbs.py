@@ -29,11 +29,10 @@ def migrate_thumbs(ctx: StageContext, *, dry_run: bool = False, page: int = PAGE
 
     from adpipeline.media.dedupe import THUMB_FORMAT, OldThumbFormat, inner_hash, signed64, thumb_format
     from adpipeline.media.images import MediaError, analyse_image
-    from adpipeline.stages.media import MEDIA_TABLES
     from adpipeline.tables import DuplicateGroup, ImageHash
 
     wh = ctx.warehouse
-    wh.ensure_tables(MEDIA_TABLES)
+    wh.ensure_tables(["image_hashes", "duplicate_groups"])  # the two tables it reads and writes
     counts = {"checked": 0, "already_current": 0, "reanalysed": 0, "blob_missing": 0, "unusable": 0}
     by_format: dict[str, int] = {}
     after = ""
