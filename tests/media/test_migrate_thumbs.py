@@ -53,6 +53,15 @@ def _groups(ctx: StageContext) -> dict[str, DuplicateGroup]:
     return {r.creative_id: r for r in rows_from_frame(DuplicateGroup, frame)}
 
 
+def _analysed(ctx: StageContext, banners: list[tuple[str, bytes]]) -> list[ImageHash]:
+    """Each banner's bytes in the bucket and its ``image_hashes`` row, as the media stage writes them."""
+    rows = []
+    for name, data in banners:
+        sha256, _ = ctx.bucket.put_blob(data)
+        rows.append(analyse_image(data, ctx.settings).to_row(name, sha256))
+    return rows
+
+
 @pytest.fixture(scope="module")
 def day_of_banners() -> list[tuple[str, bytes]]:
     sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
@@ -67,10 +76,7 @@ def test_migration_brings_old_rows_to_the_current_format_and_keeps_the_groups(
     settings = Settings(_env_file=None, home=tmp_path, duplicate_text_check=False)  # type: ignore[call-arg]
     with StageContext(settings, Window(DAY, DAY)) as ctx:
         ctx.warehouse.ensure_tables(media.MEDIA_TABLES)
-        rows = []
-        for name, data in day_of_banners:
-            sha256, _ = ctx.bucket.put_blob(data)
-            rows.append(analyse_image(data, settings).to_row(name, sha256))
+        rows = _analysed(ctx, day_of_banners)
         ctx.warehouse.merge_rows("image_hashes", rows)
         media.group(ctx)
         current = _image_hashes(ctx)
@@ -147,10 +153,7 @@ def test_the_group_task_migrates_old_rows_before_it_groups(
     half = len(day_of_banners) // 2
     with StageContext(settings, Window(DAY, DAY)) as ctx:
         ctx.warehouse.ensure_tables(media.MEDIA_TABLES)
-        rows = []
-        for name, data in day_of_banners:
-            sha256, _ = ctx.bucket.put_blob(data)
-            rows.append(analyse_image(data, settings).to_row(name, sha256))
+        rows = _analysed(ctx, day_of_banners)
         ctx.warehouse.merge_rows("image_hashes", rows[:half])
         assert media.group(ctx)["thumbs_migrated"] == 0  # nothing old: one count query
         current = _image_hashes(ctx)
